@@ -1,0 +1,120 @@
+/**
+ * Portico under test: writes the bench config to a temp file, starts
+ * `node dist/cli/main.js start --config FILE` from the repo root (pinned to
+ * CPU 1), waits for the admin /health endpoint, and stops it with SIGTERM.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { makeTempDir, SMALL_BODY } from './nginx.js';
+import { Managed, REPO_ROOT, httpGet, pinned, waitUntil } from './util.js';
+
+export const PORTICO_MAIN = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
+export const PROFILE_DIR = path.join(REPO_ROOT, '.bench', 'profiles');
+
+export interface PorticoOptions {
+  port: number;
+  adminPort: number;
+  upstreamPort: number;
+  accessLog: boolean;
+  cpuProf: boolean;
+  cpu: number | undefined;
+}
+
+/** The config document, in exactly the shape the gateway validates. */
+export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog'>): string {
+  return `admin: { listen: 127.0.0.1:${o.adminPort} }
+listeners:
+  - { name: web, protocol: http, listen: 127.0.0.1:${o.port}, accessLog: ${o.accessLog} }
+upstreams:
+  - name: users
+    balancer: weighted-round-robin
+    targets: [{ address: "127.0.0.1:${o.upstreamPort}", weight: 1 }]
+    timeouts: { connect: 2s, response: 30s, idle: 60s }
+routes:
+  - name: users-api
+    listener: web
+    match: { host: "*.example.com", pathPrefix: /users, methods: [GET, POST] }
+    stripPrefix: true
+    rewrite: [{ pattern: "^/v1/(.*)$", replacement: "/v2/$1" }]
+    requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
+    responseHeaders: { set: { X-Served-By: portico } }
+    upstream: users
+`;
+}
+
+export interface RunningPortico {
+  proc: Managed;
+  port: number;
+  adminPort: number;
+  /** Things the sanity request noticed (wrong status, missing header, ...). */
+  warnings: string[];
+  /** Stop with SIGTERM and wait; returns notes (non-zero exit, profile files written). */
+  stop(): Promise<string[]>;
+}
+
+export async function startPortico(name: string, o: PorticoOptions): Promise<RunningPortico> {
+  if (!existsSync(PORTICO_MAIN)) {
+    throw new Error(`${name}: ${path.relative(REPO_ROOT, PORTICO_MAIN)} not found (run \`npm run build\`, or pass --no-portico)`);
+  }
+  const dir = await makeTempDir('portico');
+  const configPath = path.join(dir, 'portico.yaml');
+  await writeFile(configPath, porticoConfig(o));
+
+  const nodeArgs: string[] = [];
+  let profilesBefore = new Set<string>();
+  if (o.cpuProf) {
+    await mkdir(PROFILE_DIR, { recursive: true });
+    profilesBefore = new Set(await readdir(PROFILE_DIR));
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROFILE_DIR);
+  }
+  const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, PORTICO_MAIN, 'start', '--config', configPath]);
+  // With the access log on, stdout carries one line per request: discard it
+  // (it is still produced and written), keep stderr for diagnostics.
+  const proc = new Managed(name, cmd, args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', o.accessLog ? 'ignore' : 'pipe', 'pipe'],
+    stopSignal: 'SIGTERM',
+  });
+
+  await waitUntil(`${name} admin /health`, async () => (await httpGet(o.adminPort, '/health', {}, 1000)).status === 200, {
+    intervalMs: 50,
+    timeoutMs: 10_000,
+    abort: () => proc.exitReason(),
+  });
+
+  // One request through the route, to catch a broken route before measuring.
+  const warnings: string[] = [];
+  try {
+    const r = await httpGet(o.port, '/users/small', { host: 'api.example.com', 'x-debug': '1' });
+    if (r.status !== 200) warnings.push(`GET /users/small through ${name} returned ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+    else {
+      if (r.body.toString('utf8') !== SMALL_BODY) warnings.push(`GET /users/small through ${name}: unexpected body ${JSON.stringify(r.body.toString('utf8').slice(0, 80))}`);
+      if (r.headers['x-served-by'] !== 'portico') warnings.push(`GET /users/small through ${name}: response lacks X-Served-By: portico`);
+    }
+  } catch (err) {
+    warnings.push(`GET /users/small through ${name} failed: ${(err as Error).message}`);
+  }
+
+  return {
+    proc,
+    port: o.port,
+    adminPort: o.adminPort,
+    warnings,
+    async stop(): Promise<string[]> {
+      const notes: string[] = [];
+      await proc.stop(15_000);
+      if (proc.exitSignal !== null) notes.push(`${name} ended by signal ${proc.exitSignal} after SIGTERM (not a graceful exit)`);
+      else if (proc.exitCode !== 0) notes.push(`${name} exited with code ${String(proc.exitCode)} after SIGTERM:\n${proc.output.toString().trim().slice(-2000)}`);
+      if (o.cpuProf) {
+        const after = (await readdir(PROFILE_DIR).catch(() => [] as string[])).filter((f) => !profilesBefore.has(f) && f.endsWith('.cpuprofile'));
+        notes.push(
+          after.length > 0
+            ? `${name} CPU profile: ${after.map((f) => path.relative(REPO_ROOT, path.join(PROFILE_DIR, f))).join(', ')}`
+            : `${name}: no CPU profile was written (did it exit gracefully?)`,
+        );
+      }
+      return notes;
+    },
+  };
+}

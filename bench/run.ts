@@ -1,0 +1,476 @@
+/**
+ * Portico bench runner: measures the same traffic sent directly to a fast
+ * upstream, through Portico, and through nginx as a peer proxy, and prints
+ * one table per scenario plus a summary of the Portico/nginx ratios.
+ *
+ *   node build/bench/run.js [--duration 10] [--connections 50] [--quick]
+ *                           [--only small,large,close,small-accesslog]
+ *                           [--cpu-prof] [--no-portico] [--no-nginx]
+ *                           [--load wrk|autocannon] [--warmup 1]
+ *
+ * See bench/README.md for what each scenario measures and how to read it.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
+import { nginxBinary, startNginxPeer, type Started } from './nginx.js';
+import { startPortico, type RunningPortico } from './portico.js';
+import { startUpstream } from './upstream.js';
+import { REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
+
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+type ProxyScenario = Exclude<Scenario, 'small-accesslog'>;
+type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog';
+
+/** CPU layout: the load generator and the upstream share CPU 0, the proxy under test has CPU 1 to itself. */
+const CPU_LOAD = 0;
+const CPU_UPSTREAM = 0;
+const CPU_PROXY = 1;
+
+const USAGE = `usage: node build/bench/run.js [options]
+
+  --duration <s>        measured seconds per run (default 10)
+  --connections <n>     concurrent connections (default 50)
+  --quick               2 s runs, for CI smoke runs (an explicit --duration wins)
+  --warmup <s>          warm-up seconds before each measured run (default 1)
+  --only <list>         comma-separated scenarios: ${SCENARIOS.join(', ')}
+  --cpu-prof            run Portico under node --cpu-prof (profiles in .bench/profiles)
+  --no-portico          skip Portico (measure direct and nginx only)
+  --no-nginx            do not use nginx: node:http upstream, no nginx peer
+  --load <tool>         wrk or autocannon (default: wrk when installed)
+  -h, --help            this text
+`;
+
+interface Options {
+  durationS: number;
+  warmupS: number;
+  connections: number;
+  scenarios: Scenario[];
+  cpuProf: boolean;
+  portico: boolean;
+  nginx: boolean;
+  tool: LoadTool;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      warmup: { type: 'string' },
+      only: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'no-portico': { type: 'boolean', default: false },
+      'no-nginx': { type: 'boolean', default: false },
+      load: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const num = (name: string, v: string | undefined, def: number, min: number): number => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min}, got '${v}'`);
+    return n;
+  };
+  const durationS = num('duration', values.duration, values.quick ? 2 : 10, 1);
+  const warmupS = num('warmup', values.warmup, 1, 0);
+  const connections = Math.round(num('connections', values.connections, 50, 1));
+  let scenarios: Scenario[] = [...SCENARIOS];
+  if (values.only !== undefined) {
+    const wanted = values.only
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const w of wanted) {
+      if (!(SCENARIOS as readonly string[]).includes(w)) throw new UsageError(`--only: unknown scenario '${w}' (known: ${SCENARIOS.join(', ')})`);
+    }
+    scenarios = SCENARIOS.filter((s) => wanted.includes(s));
+  }
+  let tool: LoadTool = defaultTool();
+  if (values.load !== undefined) {
+    if (values.load !== 'wrk' && values.load !== 'autocannon') throw new UsageError(`--load must be wrk or autocannon, got '${values.load}'`);
+    if (values.load === 'wrk' && !hasBinary('wrk')) throw new UsageError('--load wrk: wrk is not installed');
+    tool = values.load;
+  }
+  return {
+    durationS,
+    warmupS,
+    connections,
+    scenarios,
+    cpuProf: values['cpu-prof'],
+    portico: !values['no-portico'],
+    nginx: !values['no-nginx'],
+    tool,
+  };
+}
+
+class UsageError extends Error {}
+
+interface Row {
+  target: TargetName;
+  url: string;
+  result?: LoadResult;
+  /** Why there is no result (process failed to start, load generator failed, ...). */
+  failure?: string;
+  vsDirect?: number;
+  vsNginx?: number;
+  /** For portico+accesslog: ratio to portico small without the log. */
+  vsNoLog?: number;
+}
+
+interface ScenarioReport {
+  scenario: Scenario;
+  description: string;
+  rows: Row[];
+}
+
+const DESCRIPTIONS: Record<Scenario, string> = {
+  small: 'keep-alive GET, 13-byte body',
+  large: 'keep-alive GET, 64 KiB body',
+  close: 'GET 13-byte body, Connection: close on every request',
+  'small-accesslog': 'keep-alive GET, 13-byte body, Portico access log on vs off',
+};
+
+const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large', close: '/small' };
+
+/** A run that produced no successful response at all. */
+function onlyErrors(r: LoadResult): boolean {
+  return r.requests - r.non2xx <= 0 || r.rps <= 0;
+}
+
+const fmtNum = (n: number | undefined, digits: number): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
+const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function renderTable(rep: ScenarioReport): string {
+  const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx'];
+  const lines: string[][] = [header];
+  const notes: string[] = [];
+  for (const row of rep.rows) {
+    if (row.result === undefined) {
+      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-']);
+      notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
+      continue;
+    }
+    const r = row.result;
+    const errCell = r.errors > 0 ? `${r.errors} !` : '0';
+    if (r.errors > 0) notes.push(`  ! ${row.target}: ${onlyErrors(r) ? 'ONLY ERRORS — ' : ''}${r.errorDetail} (of ${r.requests} responses)`);
+    lines.push([
+      row.target,
+      fmtRps(r.rps),
+      fmtNum(r.p50Ms, 2),
+      fmtNum(r.p99Ms, 2),
+      errCell,
+      row.target === 'direct' ? '1.00' : fmtNum(row.vsDirect, 2),
+      hasNoLog ? (row.vsNoLog !== undefined ? fmtNum(row.vsNoLog, 2) : '') : row.vsNginx !== undefined ? fmtNum(row.vsNginx, 2) : '',
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
+  const fmtLine = (l: string[]): string =>
+    '  ' +
+    l
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const sep = '  ' + widths.map((w) => '-'.repeat(w)).join('  ');
+  const out = [`${rep.scenario} — ${rep.description}`, fmtLine(header), sep, ...lines.slice(1).map(fmtLine)];
+  if (notes.length > 0) out.push(...notes);
+  return out.join('\n');
+}
+
+/** "1.22.1" from `nginx -v` (which prints to stderr). */
+function nginxVersionString(bin: string | undefined): string {
+  if (bin === undefined) return 'not installed';
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const text = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim();
+  return text.replace(/^nginx version:\s*nginx\//, '') || 'unknown';
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  const nginxBin = opts.nginx ? nginxBinary() : undefined;
+  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog');
+  const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
+  const notes: string[] = [];
+  let fatal = false;
+
+  if (opts.scenarios.includes('small-accesslog') && !opts.portico) notes.push('small-accesslog skipped: --no-portico');
+
+  const pinNote = canPin() ? `load + upstream on CPU ${CPU_LOAD}, proxy under test on CPU ${CPU_PROXY}` : 'taskset not found: no CPU pinning';
+  process.stdout.write(
+    [
+      'Portico bench',
+      `  load: ${opts.tool}, ${opts.connections} connections, ${opts.durationS} s per run (+${opts.warmupS} s warm-up)`,
+      `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxy: ${nginxBin !== undefined && proxyScenarios.length > 0 ? 'nginx' : 'none'}`,
+      `  pinning: ${pinNote}`,
+      `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
+      '',
+      '',
+    ].join('\n'),
+  );
+
+  const upstreamPort = await freePort();
+  const upstream = await startUpstream(nginxBin, upstreamPort, CPU_UPSTREAM);
+
+  let peer: Started | undefined;
+  if (nginxBin !== undefined && proxyScenarios.length > 0) {
+    peer = await startNginxPeer(nginxBin, await freePort(), upstreamPort, CPU_PROXY);
+  }
+
+  let portico: RunningPortico | undefined;
+  let porticoFailure: string | undefined;
+  const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog);
+  if (needPlainPortico) {
+    try {
+      portico = await startPortico('portico', {
+        port: await freePort(),
+        adminPort: await freePort(),
+        upstreamPort,
+        accessLog: false,
+        cpuProf: opts.cpuProf,
+        cpu: CPU_PROXY,
+      });
+      notes.push(...portico.warnings);
+    } catch (err) {
+      porticoFailure = `failed to start: ${(err as Error).message}`;
+      fatal = true;
+      process.stdout.write(`! portico ${porticoFailure}\n\n`);
+    }
+  }
+
+  const measure = async (target: TargetName, port: number, urlPath: string, headers: Record<string, string>, alive?: () => string | undefined): Promise<Row> => {
+    const url = `http://127.0.0.1:${port}${urlPath}`;
+    const row: Row = { target, url };
+    const dead = alive?.();
+    if (dead !== undefined) {
+      row.failure = dead;
+      fatal = true;
+      return row;
+    }
+    try {
+      if (opts.warmupS > 0) await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.warmupS, headers, cpu: CPU_LOAD });
+      row.result = await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.durationS, headers, cpu: CPU_LOAD });
+      if (onlyErrors(row.result)) fatal = true;
+      const after = alive?.();
+      if (after !== undefined) {
+        row.failure = after;
+        notes.push(`${target} died during the ${urlPath} run: ${after}`);
+        fatal = true;
+      }
+    } catch (err) {
+      row.failure = (err as Error).message;
+      fatal = true;
+    }
+    return row;
+  };
+
+  const reports: ScenarioReport[] = [];
+  const rpsOf = (rep: ScenarioReport | undefined, t: TargetName): number | undefined => {
+    const r = rep?.rows.find((x) => x.target === t)?.result;
+    return r === undefined || onlyErrors(r) ? undefined : r.rps;
+  };
+
+  for (const scenario of proxyScenarios) {
+    const headers: Record<string, string> = scenario === 'close' ? { Connection: 'close' } : {};
+    const rows: Row[] = [];
+    rows.push(await measure('direct', upstream.port, PATHS[scenario], headers, () => upstream.proc.exitReason()));
+    if (opts.portico) {
+      if (portico !== undefined) {
+        const p = portico;
+        rows.push(await measure('portico', p.port, `/users${PATHS[scenario]}`, headers, () => p.proc.exitReason()));
+      } else {
+        rows.push({ target: 'portico', url: '', failure: porticoFailure ?? 'not started' });
+      }
+    }
+    if (peer !== undefined) {
+      const n = peer;
+      rows.push(await measure('nginx', n.port, `/users${PATHS[scenario]}`, headers, () => n.proc.exitReason()));
+    }
+    const rep: ScenarioReport = { scenario, description: DESCRIPTIONS[scenario], rows };
+    const direct = rpsOf(rep, 'direct');
+    const nginx = rpsOf(rep, 'nginx');
+    for (const row of rows) {
+      if (row.result === undefined || row.target === 'direct') continue;
+      if (direct !== undefined) row.vsDirect = row.result.rps / direct;
+      if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
+    }
+    reports.push(rep);
+    process.stdout.write(renderTable(rep) + '\n\n');
+  }
+
+  if (wantAccessLog) {
+    const rows: Row[] = [];
+    const smallRep = reports.find((r) => r.scenario === 'small');
+    let baseline = smallRep?.rows.find((r) => r.target === 'portico');
+    if (baseline === undefined && portico !== undefined) {
+      const p = portico;
+      baseline = await measure('portico', p.port, '/users/small', {}, () => p.proc.exitReason());
+    } else if (baseline === undefined) {
+      baseline = { target: 'portico', url: '', failure: porticoFailure ?? 'not started' };
+    }
+    rows.push(baseline);
+    // Only one Portico on CPU 1 at a time.
+    if (portico !== undefined) {
+      notes.push(...(await portico.stop()));
+      portico = undefined;
+    }
+    let logged: RunningPortico | undefined;
+    try {
+      logged = await startPortico('portico+accesslog', {
+        port: await freePort(),
+        adminPort: await freePort(),
+        upstreamPort,
+        accessLog: true,
+        cpuProf: opts.cpuProf,
+        cpu: CPU_PROXY,
+      });
+      notes.push(...logged.warnings);
+      const l = logged;
+      rows.push(await measure('portico+accesslog', l.port, '/users/small', {}, () => l.proc.exitReason()));
+    } catch (err) {
+      fatal = true;
+      rows.push({ target: 'portico+accesslog', url: '', failure: `failed to start: ${(err as Error).message}` });
+    } finally {
+      if (logged !== undefined) notes.push(...(await logged.stop()));
+    }
+    const direct = rpsOf(smallRep, 'direct');
+    const base = baseline.result !== undefined && !onlyErrors(baseline.result) ? baseline.result.rps : undefined;
+    for (const row of rows) {
+      if (row.result === undefined) continue;
+      if (direct !== undefined) row.vsDirect = row.result.rps / direct;
+      if (row.target === 'portico+accesslog' && base !== undefined) row.vsNoLog = row.result.rps / base;
+    }
+    const rep: ScenarioReport = { scenario: 'small-accesslog', description: DESCRIPTIONS['small-accesslog'], rows };
+    reports.push(rep);
+    process.stdout.write(renderTable(rep) + '\n\n');
+  }
+
+  if (portico !== undefined) {
+    notes.push(...(await portico.stop()));
+    portico = undefined;
+  }
+
+  // Summary: the lines below are quoted by notes elsewhere; keep their wording.
+  const ratio = (s: ProxyScenario): number | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico')?.vsNginx;
+  const accessRatio = reports.find((r) => r.scenario === 'small-accesslog')?.rows.find((x) => x.target === 'portico+accesslog')?.vsNoLog;
+  const summary = {
+    porticoNginxSmall: ratio('small'),
+    porticoNginxLarge: ratio('large'),
+    porticoNginxClose: ratio('close'),
+    accessLogCost: accessRatio,
+  };
+  const targets: [string, number | undefined, number][] = [
+    ['small', summary.porticoNginxSmall, 0.25],
+    ['large', summary.porticoNginxLarge, 0.5],
+    ['close', summary.porticoNginxClose, 0.75],
+  ];
+  const summaryLines = [
+    `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
+    `portico/nginx large: ${fmtNum(summary.porticoNginxLarge, 2)} (target >= 0.5)`,
+    `portico/nginx close: ${fmtNum(summary.porticoNginxClose, 2)} (target >= 0.75)`,
+    `accesslog cost: portico small with log / without: ${fmtNum(summary.accessLogCost, 2)}`,
+  ];
+  const verdicts = targets
+    .filter(([, v]) => v !== undefined)
+    .map(([name, v, t]) => `${name} ${(v ?? 0) >= t ? 'met' : 'MISSED'}`);
+  const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
+
+  process.stdout.write('Summary\n' + summaryLines.map((l) => `  ${l}`).join('\n') + '\n');
+  if (verdicts.length > 0) process.stdout.write(`  targets: ${verdicts.join(', ')}\n`);
+  if (errored.length > 0) process.stdout.write(`  runs with errors or failures (figures not trustworthy): ${errored.join(', ')}\n`);
+  if (notes.length > 0) process.stdout.write('\nNotes\n' + notes.map((n) => `  - ${n.replace(/\n/g, '\n    ')}`).join('\n') + '\n');
+
+  const resultsPath = path.join(REPO_ROOT, '.bench', 'results.json');
+  await mkdir(path.dirname(resultsPath), { recursive: true });
+  const json = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, platform: `${os.type()} ${os.release()}` },
+    options: {
+      durationS: opts.durationS,
+      warmupS: opts.warmupS,
+      connections: opts.connections,
+      loadTool: opts.tool,
+      upstream: upstream.kind,
+      nginx: nginxBin !== undefined ? nginxVersionString(nginxBin) : null,
+      pinning: canPin() ? { load: CPU_LOAD, upstream: CPU_UPSTREAM, proxy: CPU_PROXY } : null,
+      cpuProf: opts.cpuProf,
+      portico: opts.portico,
+    },
+    scenarios: Object.fromEntries(
+      reports.map((rep) => [
+        rep.scenario,
+        {
+          description: rep.description,
+          rows: rep.rows.map((r) => ({
+            target: r.target,
+            url: r.url,
+            ...(r.result !== undefined
+              ? {
+                  rps: r.result.rps,
+                  p50Ms: r.result.p50Ms,
+                  p99Ms: r.result.p99Ms,
+                  requests: r.result.requests,
+                  errors: r.result.errors,
+                  non2xx: r.result.non2xx,
+                  socketErrors: r.result.socketErrors,
+                  onlyErrors: onlyErrors(r.result),
+                }
+              : {}),
+            ...(r.failure !== undefined ? { failure: r.failure } : {}),
+            vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
+            ...(r.target === 'portico' ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
+          })),
+        },
+      ]),
+    ),
+    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75 } },
+    notes,
+    ok: !fatal,
+  };
+  await writeFile(resultsPath, JSON.stringify(json, (_k, v: unknown) => (v === undefined ? null : v), 2) + '\n');
+  process.stdout.write(`\nresults: ${path.relative(process.cwd(), resultsPath) || resultsPath}\n`);
+
+  return fatal ? 1 : 0;
+}
+
+let interrupted = false;
+const onSignal = (sig: NodeJS.Signals): void => {
+  if (interrupted) return;
+  interrupted = true;
+  process.stderr.write(`\nbench: ${sig}, stopping everything\n`);
+  void cleanup().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+process.on('exit', killAllNow);
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);

@@ -1,0 +1,81 @@
+import type { Config } from './schema.js';
+import { IpSet } from '../http/ip.js';
+import { Router } from '../http/router.js';
+import type { RouteRuntime } from '../http/route.js';
+import { compileDirectResponse } from '../http/respond.js';
+import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import { MiddlewareChain } from '../middlewares/chain.js';
+import { headers } from '../middlewares/headers.js';
+import type { Middleware } from '../middlewares/middleware.js';
+import { rewrite } from '../middlewares/rewrite.js';
+import type { AccessLogRegistry } from '../observability/access-log.js';
+import type { PoolRegistry } from '../upstream/pool-registry.js';
+import { Upstream } from '../upstream/upstream.js';
+
+/**
+ * The compiled, immutable form of one config document. The running gateway
+ * holds one snapshot at a time and swaps it whole; a request keeps the
+ * snapshot it started with.
+ */
+export interface Snapshot {
+  readonly version: number;
+  readonly config: Config;
+  readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** Connection pools and access-log destinations this snapshot uses (kept open across a swap). */
+  readonly poolKeys: ReadonlySet<string>;
+  readonly accessLogs: ReadonlySet<string>;
+}
+
+export interface CompileDeps {
+  pools: PoolRegistry;
+  accessLogs: AccessLogRegistry;
+}
+
+/** Builds routers, middleware chains and upstream pools once. `config` must be validated. */
+export function compile(config: Config, version: number, deps: CompileDeps): Snapshot {
+  const upstreams = new Map<string, Upstream>();
+  const poolKeys = new Set<string>();
+  for (const u of config.upstreams) {
+    const upstream = new Upstream(u, deps.pools);
+    upstreams.set(u.name, upstream);
+    for (const k of upstream.poolKeys) poolKeys.add(k);
+  }
+
+  const routesByListener = new Map<string, { config: Config['routes'][number]; value: RouteRuntime }[]>();
+  for (const r of config.routes) {
+    const middlewares: Middleware[] = [];
+    if (r.stripPrefix || r.rewrite.length > 0) {
+      middlewares.push(rewrite({ stripPrefix: r.stripPrefix ? r.match.pathPrefix : undefined, rules: r.rewrite }));
+    }
+    const headerRules = headers(r.requestHeaders, r.responseHeaders);
+    if (headerRules) middlewares.push(headerRules);
+    const runtime: RouteRuntime = {
+      name: r.name,
+      config: r,
+      chain: new MiddlewareChain(middlewares),
+      preserveHost: r.preserveHost,
+      upstream: r.upstream === undefined ? undefined : upstreams.get(r.upstream),
+      respond: r.respond === undefined ? undefined : compileDirectResponse(r.respond),
+    };
+    const list = routesByListener.get(r.listener) ?? [];
+    list.push({ config: r, value: runtime });
+    routesByListener.set(r.listener, list);
+  }
+
+  const listeners = new Map<string, ListenerRuntime>();
+  const accessLogs = new Set<string>();
+  for (const l of config.listeners) {
+    const dest = l.accessLog === false ? null : l.accessLog === true ? 'stdout' : l.accessLog.path;
+    if (dest !== null) accessLogs.add(dest);
+    listeners.set(l.name, {
+      name: l.name,
+      config: l,
+      router: new Router(routesByListener.get(l.name) ?? []),
+      trustedProxies: new IpSet(l.trustedProxies),
+      accessLog: dest === null ? null : deps.accessLogs.get(dest),
+      tls: false,
+    });
+  }
+  return { version, config, listeners, upstreams, poolKeys, accessLogs };
+}

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { interpolate, type InterpolationError } from './interpolate.js';
+import { configSchema, type Config } from './schema.js';
+import { checkReferences } from './references.js';
+
+/** One problem in a config document: where (`routes[0].match.path`) and why. */
+export interface ConfigError {
+  path: string;
+  message: string;
+}
+
+export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
+export class ConfigInvalidError extends Error {
+  readonly errors: ConfigError[];
+  constructor(source: string, errors: ConfigError[]) {
+    super(`${source}: invalid config\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`);
+    this.name = 'ConfigInvalidError';
+    this.errors = errors;
+  }
+}
+
+/** Reads, parses (YAML, of which JSON is a subset), interpolates and validates a config file. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }] };
+  }
+  return loadConfigText(text, env);
+}
+
+export function loadConfigText(text: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return { ok: false, errors: doc.errors.map((e) => ({ path: '(document)', message: e.message.split('\n')[0]! })) };
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  return validateConfig(raw, env);
+}
+
+/** Validates an already parsed document (the admin API and other sources use this). */
+export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, errors: [{ path: '(root)', message: 'must be a mapping of keys such as listeners, upstreams, routes' }] };
+  }
+  const envErrors: InterpolationError[] = [];
+  const interpolated = interpolate(raw, env, envErrors);
+  if (envErrors.length > 0) return { ok: false, errors: envErrors };
+
+  const parsed = configSchema.safeParse(interpolated);
+  if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error.issues) };
+  const refErrors = checkReferences(parsed.data);
+  if (refErrors.length > 0) return { ok: false, errors: refErrors };
+  return { ok: true, config: parsed.data };
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out || '(root)';
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): ConfigError[] {
+  const errors: ConfigError[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) errors.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // Report the branch that got furthest: the one with the deepest issue path.
+      const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+      const nested = formatIssues(best);
+      errors.push(...(depth(best) > 0 ? nested : [{ path: formatPath(issue.path), message: issue.message }]));
+    } else {
+      errors.push({ path: formatPath(issue.path), message: issue.message });
+    }
+  }
+  return errors;
+}
+
+function depth(issues: readonly z.core.$ZodIssue[]): number {
+  return issues.reduce((d, i) => Math.max(d, i.path.length, i.code === 'unrecognized_keys' ? i.path.length + 1 : 0), 0);
+}

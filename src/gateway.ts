@@ -1,0 +1,218 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminServer } from './admin/server.js';
+import { compile, type Snapshot } from './config/compile.js';
+import { formatHostPort, type HostPort } from './config/address.js';
+import type { Config } from './config/schema.js';
+import { createHttpServer, updateHttpServer, type HttpBinding } from './listeners/http.js';
+import { AccessLogRegistry } from './observability/access-log.js';
+import type { Logger } from './observability/logger.js';
+import { PoolRegistry } from './upstream/pool-registry.js';
+
+interface Bound extends HttpBinding {
+  /** The configured address (`host:port`, port possibly 0): bindings are kept across reloads by this key. */
+  readonly key: string;
+  readonly server: http.Server;
+}
+
+export type ApplyResult = { ok: true; version: number } | { ok: false; error: string };
+
+/**
+ * The running gateway: the current snapshot, the sockets bound for it, and
+ * what snapshots share (connection pools, access-log files).
+ *
+ * `apply` builds new, then swaps: it compiles the config and binds any new
+ * addresses first; only if all of that succeeds is the snapshot swapped in.
+ * Listeners whose address did not change keep their sockets; requests in
+ * flight finish on the snapshot they started with.
+ */
+export class Gateway {
+  private snapshot: Snapshot | undefined;
+  private readonly bindings = new Map<string, Bound>();
+  private admin: { key: string; server: http.Server } | undefined;
+  private readonly pools = new PoolRegistry();
+  private readonly accessLogs = new AccessLogRegistry();
+  private version = 0;
+  private stopping = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  get current(): Snapshot {
+    if (!this.snapshot) throw new Error('gateway has no snapshot yet');
+    return this.snapshot;
+  }
+
+  /** Applies a validated config. Calls are serialized. */
+  apply(config: Config): Promise<ApplyResult> {
+    const run = this.queue.then(() => this.applyNow(config));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(config: Config): Promise<ApplyResult> {
+    if (this.stopping) return { ok: false, error: 'gateway is stopping' };
+    let next: Snapshot;
+    try {
+      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs });
+    } catch (err) {
+      this.releaseUnused();
+      return { ok: false, error: `compile failed: ${(err as Error).message}` };
+    }
+
+    const created: Bound[] = [];
+    let admin = this.admin;
+    let newAdmin: { key: string; server: http.Server } | undefined;
+    try {
+      for (const l of config.listeners) {
+        const key = formatHostPort(l.listen);
+        const existing = this.bindings.get(key);
+        if (existing) continue;
+        const bound = this.makeBinding(key, l.name, l);
+        await listen(bound.server, l.listen);
+        created.push(bound);
+      }
+      const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
+      if (adminKey !== admin?.key) {
+        if (config.admin) {
+          const server = createAdminServer(() => ({ apiKey: this.snapshot?.config.admin?.apiKey, status: () => this.status() }));
+          await listen(server, config.admin.listen);
+          newAdmin = { key: adminKey!, server };
+        }
+      }
+    } catch (err) {
+      await Promise.all([...created.map((b) => closeServer(b.server, 0)), newAdmin && closeServer(newAdmin.server, 0)]);
+      this.releaseUnused();
+      return { ok: false, error: (err as Error).message };
+    }
+
+    // Swap. Everything below only releases what the new snapshot does not use.
+    const previous = this.snapshot;
+    this.snapshot = next;
+    this.version = next.version;
+    for (const b of created) this.bindings.set(b.key, b);
+    const keep = new Set<string>();
+    for (const l of config.listeners) {
+      const key = formatHostPort(l.listen);
+      keep.add(key);
+      const b = this.bindings.get(key)!;
+      b.name = l.name;
+      updateHttpServer(b.server, l);
+    }
+    for (const [key, b] of this.bindings) {
+      if (keep.has(key)) continue;
+      this.bindings.delete(key);
+      void closeServer(b.server, config.shutdownTimeout);
+    }
+    const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
+    if (adminKey !== admin?.key) {
+      if (admin) void closeServer(admin.server, 1000);
+      admin = newAdmin;
+      this.admin = admin;
+    }
+    this.releaseUnused();
+    if (previous) this.logger.info({ version: next.version }, 'config reloaded');
+    return { ok: true, version: next.version };
+  }
+
+  private makeBinding(key: string, name: string, config: Config['listeners'][number]): Bound {
+    const partial: HttpBinding = {
+      name,
+      current: () => this.current,
+      draining: () => this.stopping,
+    };
+    const server = createHttpServer(partial, config);
+    return Object.assign(partial, { key, server });
+  }
+
+  /** Closes pools and log files that the current snapshot does not use. */
+  private releaseUnused(): void {
+    const snap = this.snapshot;
+    void this.pools.retain(snap?.poolKeys ?? new Set());
+    this.accessLogs.retain(snap?.accessLogs ?? new Set());
+  }
+
+  /** The bound address of a listener (useful with port 0). */
+  listenerAddress(name: string): HostPort | undefined {
+    for (const b of this.bindings.values()) {
+      if (b.name !== name) continue;
+      const a = b.server.address() as AddressInfo | null;
+      return a ? { host: a.address, port: a.port } : undefined;
+    }
+    return undefined;
+  }
+
+  adminAddress(): HostPort | undefined {
+    const a = this.admin?.server.address() as AddressInfo | null | undefined;
+    return a ? { host: a.address, port: a.port } : undefined;
+  }
+
+  status(): unknown {
+    const snap = this.snapshot;
+    return {
+      version: snap?.version ?? 0,
+      listeners: snap
+        ? [...snap.listeners.values()].map((l) => {
+            const a = this.listenerAddress(l.name);
+            return { name: l.name, protocol: l.config.protocol, address: a ? formatHostPort(a) : null };
+          })
+        : [],
+      upstreams: snap ? [...snap.upstreams.values()].map((u) => ({ name: u.name, balancer: u.config.balancer, targets: u.targets.map((t) => ({ address: t.address, weight: t.weight, inflight: t.inflight })) })) : [],
+    };
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight requests finish for up to
+   * `graceMs` (responses meanwhile carry `Connection: close`), then close
+   * what remains, the pools and the logs.
+   */
+  async stop(graceMs = this.snapshot?.config.shutdownTimeout ?? 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.queue;
+    const closing = [...this.bindings.values()].map((b) => closeServer(b.server, graceMs));
+    if (this.admin) closing.push(closeServer(this.admin.server, 0));
+    await Promise.all(closing);
+    this.bindings.clear();
+    this.admin = undefined;
+    await this.pools.destroy();
+    this.accessLogs.close();
+  }
+}
+
+function listen(server: http.Server, address: HostPort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      server.off('listening', onListening);
+      reject(new Error(`cannot listen on ${formatHostPort(address)}: ${err.message}`));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host: address.host, port: address.port, exclusive: true });
+  });
+}
+
+/** Stops accepting; idle keep-alive connections close now, busy ones when done or after `graceMs`. */
+function closeServer(server: http.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      server.closeAllConnections?.();
+      return resolve();
+    }
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearInterval(sweep);
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayError } from '../errors.js';
+import type { Target } from '../upstream/target.js';
+import type { Upstream } from '../upstream/upstream.js';
+import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import type { RouteRuntime } from './route.js';
+
+/**
+ * One request's state, created when the request arrives and passed through
+ * the phases: match → request middlewares → pick target → upstream request
+ * → response middlewares → log. The inbound request (`req`) is never
+ * mutated; what goes upstream is built in the `upstream*` fields.
+ */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly listener: ListenerRuntime;
+  readonly requestId: string;
+  /** process.hrtime.bigint() when the request arrived. */
+  readonly startedAt: bigint;
+  /** The trusted client address (see forwarded.ts). */
+  clientIp: string;
+  /** Normalized host used for matching (no port, lower-case). */
+  host: string;
+  /** Inbound path after dot-segment removal, without the query. */
+  path: string;
+  /** Inbound query including its leading `?`, or ''. */
+  query: string;
+
+  route: RouteRuntime | undefined = undefined;
+  upstream: Upstream | undefined = undefined;
+  target: Target | undefined = undefined;
+
+  /** Path (without query) to send upstream; middlewares may rewrite it. */
+  upstreamPath = '';
+  /** Headers to send upstream as a flat `[name, value, …]` list; middlewares may edit it. */
+  upstreamHeaders: string[] = [];
+
+  /** Status sent downstream (0 until the head is written). */
+  status = 0;
+  /** Response body bytes written downstream. */
+  bytesSent = 0;
+  /** hrtime when the upstream request was dispatched / the response head arrived / the body ended. */
+  upstreamStartedAt = 0n;
+  upstreamHeadersAt = 0n;
+  error: GatewayError | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerRuntime, requestId: string, clientIp: string) {
+    this.req = req;
+    this.res = res;
+    this.listener = listener;
+    this.requestId = requestId;
+    this.startedAt = process.hrtime.bigint();
+    this.clientIp = clientIp;
+    this.host = '';
+    this.path = '';
+    this.query = '';
+  }
+}
+
+/** What response middlewares see and may change before the head goes downstream. */
+export interface ResponseHead {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+}

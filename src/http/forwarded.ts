@@ -1,0 +1,97 @@
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import type { IpSet } from './ip.js';
+import { connectionTokens, isHopByHop } from './hop-by-hop.js';
+
+export interface InboundView {
+  /** The client's address as this gateway trusts it. */
+  clientIp: string;
+  /** Headers for the upstream request, without Host (added when the target is known). */
+  headers: string[];
+  /** A valid `X-Request-Id` sent by the client, if any. */
+  requestId: string | undefined;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/**
+ * One pass over the inbound headers that builds the upstream header list:
+ * hop-by-hop headers (and those named in `Connection`) are dropped, and
+ * `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` are set.
+ *
+ * When the direct peer is in `trustedProxies`, the client's
+ * `X-Forwarded-For` is kept (the peer is appended) and the client IP is the
+ * right-most address in that chain that is not itself a trusted proxy;
+ * `X-Forwarded-Proto`/`-Host` sent by the peer are kept too. Otherwise every
+ * client-sent forwarding header is discarded and the peer is the client.
+ */
+export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean): InboundView {
+  const peer = peerAddress(req.socket.remoteAddress);
+  const trustPeer = trusted.size > 0 && trusted.has(peer);
+  const drop = connectionTokens(req.headers.connection);
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let priorXff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let requestId: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'host':
+      case 'x-real-ip':
+        continue;
+      case 'x-forwarded-for':
+        if (trustPeer) priorXff = priorXff === undefined ? value : `${priorXff}, ${value}`;
+        continue;
+      case 'x-forwarded-proto':
+        if (trustPeer) xfProto = value;
+        continue;
+      case 'x-forwarded-host':
+        if (trustPeer) xfHost = value;
+        continue;
+      case 'x-request-id':
+        if (!REQUEST_ID.test(value)) continue;
+        requestId = value;
+        break;
+      case 'te':
+        // `TE: trailers` is end-to-end in practice (gRPC needs it); other TE values are hop-by-hop.
+        if (value.trim().toLowerCase() !== 'trailers') continue;
+        out.push(name, value);
+        continue;
+    }
+    if (isHopByHop(lower) || (drop !== null && drop.has(lower))) continue;
+    out.push(name, value);
+  }
+  const clientIp = priorXff !== undefined ? clientFromChain(priorXff, peer, trusted) : peer;
+  out.push(
+    'x-forwarded-for', priorXff !== undefined ? `${priorXff}, ${peer}` : peer,
+    'x-forwarded-proto', xfProto ?? (tls ? 'https' : 'http'),
+    'x-real-ip', clientIp,
+  );
+  const host = xfHost ?? req.headers.host;
+  if (host !== undefined) out.push('x-forwarded-host', host);
+  return { clientIp, headers: out, requestId };
+}
+
+/** Walks the chain from the right, skipping trusted proxies; the first untrusted hop is the client. */
+function clientFromChain(chain: string, peer: string, trusted: IpSet): string {
+  const hops = chain.split(',');
+  let last = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = peerAddress(hops[i]!.trim());
+    // A hop that is not an address cannot be the client; trust stops at the last good one.
+    if (isIP(hop) === 0) return last;
+    if (!trusted.has(hop)) return hop;
+    last = hop;
+  }
+  return last;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`; undefined (a destroyed socket) → ''. */
+export function peerAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../errors.js';
+import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import { RequestContext } from './context.js';
+import { readInbound } from './forwarded.js';
+import { normalizeHost } from './host.js';
+import { splitTarget } from './path.js';
+import { proxy } from './proxy.js';
+import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
+
+/**
+ * The request lifecycle of an HTTP listener, on the snapshot that was
+ * current when the request arrived:
+ *   match → request middlewares → (direct response | proxy) → log.
+ * The log phase always runs, after errors too.
+ */
+export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse): void {
+  const inbound = readInbound(req, listener.trustedProxies, listener.tls);
+  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
+  ctx.upstreamHeaders = inbound.headers;
+
+  const target = splitTarget(req.url ?? '');
+  if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
+  ctx.path = target.path;
+  ctx.query = target.query;
+  ctx.host = normalizeHost(req.headers.host);
+
+  const route = listener.router.match(ctx.host, ctx.path, req.method!, req.headers);
+  if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
+  ctx.route = route;
+  ctx.upstreamPath = ctx.path;
+
+  let pending: void | Promise<void>;
+  try {
+    pending = route.chain.runRequest(ctx);
+  } catch (err) {
+    return fail(ctx, toGatewayError(err));
+  }
+  if (pending === undefined) forward(ctx);
+  else pending.then(() => forward(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
+}
+
+function forward(ctx: RequestContext): void {
+  if (ctx.res.destroyed) {
+    ctx.status = 499;
+    return log(ctx);
+  }
+  const route = ctx.route!;
+  if (route.respond !== undefined) {
+    writeDirectResponse(ctx, route.respond);
+    return log(ctx);
+  }
+  proxy(ctx, log);
+}
+
+function fail(ctx: RequestContext, err: GatewayError): void {
+  writeError(ctx, err);
+  log(ctx);
+}
+
+function log(ctx: RequestContext): void {
+  ctx.listener.accessLog?.write(ctx);
+}

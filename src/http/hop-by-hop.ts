@@ -1,0 +1,40 @@
+/**
+ * Hop-by-hop header rules (RFC 9110 §7.6.1): these headers describe one
+ * connection, not the message, so a proxy removes them in both directions,
+ * together with every header named in the `Connection` header.
+ * The list follows Go's net/http/httputil.ReverseProxy, which adds the
+ * non-standard but widely sent `Proxy-Connection` and `Keep-Alive`
+ * (RFC 2068 §19.7.1).
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** `name` must be lower-case. */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}
+
+/**
+ * The header names listed in a `Connection` value (lower-cased), or null
+ * when it names none beyond the usual `keep-alive` / `close`.
+ */
+export function connectionTokens(value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  let tokens: Set<string> | null = null;
+  for (const raw of text.split(',')) {
+    const t = raw.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive') continue;
+    (tokens ??= new Set()).add(t);
+  }
+  return tokens;
+}

@@ -1,0 +1,65 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { ListenerConfig } from '../config/schema.js';
+import type { Snapshot } from '../config/compile.js';
+import { handleRequest } from '../http/handler.js';
+
+/** What an HTTP listener's socket needs from the gateway; `name` may change on reload. */
+export interface HttpBinding {
+  name: string;
+  readonly current: () => Snapshot;
+  /** True while the gateway is stopping: responses then close their connections. */
+  readonly draining: () => boolean;
+}
+
+/**
+ * An `http` listener: a node:http server whose requests are handled by the
+ * listener runtime of the snapshot current when each request arrives.
+ */
+export function createHttpServer(binding: HttpBinding, config: ListenerConfig): http.Server {
+  const server = http.createServer(
+    {
+      keepAliveTimeout: config.timeouts.keepAlive,
+      headersTimeout: config.timeouts.headers,
+      requestTimeout: config.timeouts.request,
+      maxHeaderSize: config.maxHeaderSize,
+      noDelay: true,
+    },
+    (req, res) => {
+      const listener = binding.current().listeners.get(binding.name);
+      if (listener === undefined || binding.draining()) res.shouldKeepAlive = false;
+      if (listener === undefined) {
+        res.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
+        res.end('{"error":"listener is shutting down","code":"LISTENER_CLOSED"}');
+        return;
+      }
+      handleRequest(listener, req, res);
+    },
+  );
+  server.on('clientError', onClientError);
+  return server;
+}
+
+/** Applies timeouts that node:http lets us change on a live server (maxHeaderSize needs a new socket). */
+export function updateHttpServer(server: http.Server, config: ListenerConfig): void {
+  server.keepAliveTimeout = config.timeouts.keepAlive;
+  server.headersTimeout = config.timeouts.headers;
+  server.requestTimeout = config.timeouts.request;
+}
+
+/** Malformed HTTP (RFC 9112 parse errors): answer once, then close. Never throws. */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
+      : '400 Bad Request';
+    const body = JSON.stringify({ error: status.slice(4).toLowerCase(), code: err.code ?? 'BAD_REQUEST' });
+    socket.end(
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    socket.setTimeout(5000, () => socket.destroy());
+  } else {
+    socket.destroy();
+  }
+}
