@@ -19,6 +19,8 @@ export interface PorticoOptions {
   accessLog: boolean;
   cpuProf: boolean;
   cpu: number | undefined;
+  /** CLI entry to run; default dist/cli/main.js. */
+  main?: string;
 }
 
 /** The config document, in exactly the shape the gateway validates. */
@@ -54,8 +56,9 @@ export interface RunningPortico {
 }
 
 export async function startPortico(name: string, o: PorticoOptions): Promise<RunningPortico> {
-  if (!existsSync(PORTICO_MAIN)) {
-    throw new Error(`${name}: ${path.relative(REPO_ROOT, PORTICO_MAIN)} not found (run \`npm run build\`, or pass --no-portico)`);
+  const main = o.main ?? PORTICO_MAIN;
+  if (!existsSync(main)) {
+    throw new Error(`${name}: ${path.relative(REPO_ROOT, main)} not found (run \`npm run build\`, or pass --no-portico)`);
   }
   const dir = await makeTempDir('portico');
   const configPath = path.join(dir, 'portico.yaml');
@@ -68,7 +71,7 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     profilesBefore = new Set(await readdir(PROFILE_DIR));
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROFILE_DIR);
   }
-  const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, PORTICO_MAIN, 'start', '--config', configPath]);
+  const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, main, 'start', '--config', configPath]);
   // With the access log on, stdout carries one line per request: discard it
   // (it is still produced and written), keep stderr for diagnostics.
   const proc = new Managed(name, cmd, args, {

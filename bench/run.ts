@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
+import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
 import { nginxBinary, startNginxPeer, type Started } from './nginx.js';
 import { startPortico, type RunningPortico } from './portico.js';
 import { startUpstream } from './upstream.js';
@@ -39,7 +40,9 @@ const USAGE = `usage: node build/bench/run.js [options]
   --warmup <s>          warm-up seconds before each measured run (default 1)
   --only <list>         comma-separated scenarios: ${SCENARIOS.join(', ')}
   --cpu-prof            run Portico under node --cpu-prof (profiles in .bench/profiles)
+  --retries <n>         re-measure a run disturbed by other processes up to n times (default 1)
   --no-portico          skip Portico (measure direct and nginx only)
+  --portico <file>      Portico CLI entry to run (default dist/cli/main.js), e.g. an older build
   --no-nginx            do not use nginx: node:http upstream, no nginx peer
   --load <tool>         wrk or autocannon (default: wrk when installed)
   -h, --help            this text
@@ -54,6 +57,8 @@ interface Options {
   portico: boolean;
   nginx: boolean;
   tool: LoadTool;
+  retries: number;
+  porticoMain: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -66,6 +71,8 @@ function parseOptions(argv: string[]): Options {
       connections: { type: 'string' },
       quick: { type: 'boolean', default: false },
       warmup: { type: 'string' },
+      retries: { type: 'string' },
+      portico: { type: 'string' },
       only: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
       'no-portico': { type: 'boolean', default: false },
@@ -87,6 +94,7 @@ function parseOptions(argv: string[]): Options {
   const durationS = num('duration', values.duration, values.quick ? 2 : 10, 1);
   const warmupS = num('warmup', values.warmup, 1, 0);
   const connections = Math.round(num('connections', values.connections, 50, 1));
+  const retries = Math.round(num('retries', values.retries, 1, 0));
   let scenarios: Scenario[] = [...SCENARIOS];
   if (values.only !== undefined) {
     const wanted = values.only
@@ -113,6 +121,8 @@ function parseOptions(argv: string[]): Options {
     portico: !values['no-portico'],
     nginx: !values['no-nginx'],
     tool,
+    retries,
+    porticoMain: values.portico !== undefined ? path.resolve(values.portico) : undefined,
   };
 }
 
@@ -128,6 +138,8 @@ interface Row {
   vsNginx?: number;
   /** For portico+accesslog: ratio to portico small without the log. */
   vsNoLog?: number;
+  /** CPU used by processes outside the bench during the measured run. */
+  noise?: Noise;
 }
 
 interface ScenarioReport {
@@ -155,18 +167,24 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx'];
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'noise'];
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-']);
+      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '']);
       notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
     const r = row.result;
     const errCell = r.errors > 0 ? `${r.errors} !` : '0';
     if (r.errors > 0) notes.push(`  ! ${row.target}: ${onlyErrors(r) ? 'ONLY ERRORS — ' : ''}${r.errorDetail} (of ${r.requests} responses)`);
+    const n = row.noise;
+    if (n !== undefined && isNoisy(n)) {
+      notes.push(
+        `  ~ ${row.target}: noisy run: other processes used ${n.foreignPct.toFixed(0)}% of a core${n.top.length ? ` (${n.top.join(', ')})` : ''}, steal ${n.stealPct.toFixed(1)}%`,
+      );
+    }
     lines.push([
       row.target,
       fmtRps(r.rps),
@@ -175,6 +193,7 @@ function renderTable(rep: ScenarioReport): string {
       errCell,
       row.target === 'direct' ? '1.00' : fmtNum(row.vsDirect, 2),
       hasNoLog ? (row.vsNoLog !== undefined ? fmtNum(row.vsNoLog, 2) : '') : row.vsNginx !== undefined ? fmtNum(row.vsNginx, 2) : '',
+      n === undefined ? '' : `${n.foreignPct.toFixed(0)}%${isNoisy(n) ? ' ~' : ''}`,
     ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
@@ -248,6 +267,7 @@ async function main(): Promise<number> {
         accessLog: false,
         cpuProf: opts.cpuProf,
         cpu: CPU_PROXY,
+        main: opts.porticoMain,
       });
       notes.push(...portico.warnings);
     } catch (err) {
@@ -260,6 +280,7 @@ async function main(): Promise<number> {
   const measure = async (target: TargetName, port: number, urlPath: string, headers: Record<string, string>, alive?: () => string | undefined): Promise<Row> => {
     const url = `http://127.0.0.1:${port}${urlPath}`;
     const row: Row = { target, url };
+    checkInterrupted();
     const dead = alive?.();
     if (dead !== undefined) {
       row.failure = dead;
@@ -268,7 +289,21 @@ async function main(): Promise<number> {
     }
     try {
       if (opts.warmupS > 0) await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.warmupS, headers, cpu: CPU_LOAD });
-      row.result = await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.durationS, headers, cpu: CPU_LOAD });
+      // A run during which other processes took CPU is measured again (up to
+      // --retries times); the least disturbed run is kept.
+      for (let attempt = 0; attempt <= opts.retries; attempt++) {
+        if (attempt > 0) process.stderr.write(`bench: ${target} ${urlPath}: other processes used CPU during the run, measuring again\n`);
+        const probe = startNoiseProbe();
+        const result = await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.durationS, headers, cpu: CPU_LOAD });
+        const noise = probe.stop();
+        if (row.result === undefined || (noise?.foreignPct ?? 0) < (row.noise?.foreignPct ?? 0)) {
+          row.result = result;
+          row.noise = noise;
+        }
+        if (!isNoisy(row.noise) || alive?.() !== undefined) break;
+      }
+      checkInterrupted();
+      if (row.result === undefined) throw new Error('no run');
       if (onlyErrors(row.result)) fatal = true;
       const after = alive?.();
       if (after !== undefined) {
@@ -277,6 +312,7 @@ async function main(): Promise<number> {
         fatal = true;
       }
     } catch (err) {
+      checkInterrupted();
       row.failure = (err as Error).message;
       fatal = true;
     }
@@ -342,6 +378,7 @@ async function main(): Promise<number> {
         accessLog: true,
         cpuProf: opts.cpuProf,
         cpu: CPU_PROXY,
+        main: opts.porticoMain,
       });
       notes.push(...logged.warnings);
       const l = logged;
@@ -369,6 +406,7 @@ async function main(): Promise<number> {
     portico = undefined;
   }
 
+  checkInterrupted();
   // Summary: the lines below are quoted by notes elsewhere; keep their wording.
   const ratio = (s: ProxyScenario): number | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico')?.vsNginx;
   const accessRatio = reports.find((r) => r.scenario === 'small-accesslog')?.rows.find((x) => x.target === 'portico+accesslog')?.vsNoLog;
@@ -393,10 +431,16 @@ async function main(): Promise<number> {
     .filter(([, v]) => v !== undefined)
     .map(([name, v, t]) => `${name} ${(v ?? 0) >= t ? 'met' : 'MISSED'}`);
   const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
+  const noisy = reports.flatMap((rep) => rep.rows.filter((r) => isNoisy(r.noise)).map((r) => `${rep.scenario}/${r.target}`));
 
   process.stdout.write('Summary\n' + summaryLines.map((l) => `  ${l}`).join('\n') + '\n');
   if (verdicts.length > 0) process.stdout.write(`  targets: ${verdicts.join(', ')}\n`);
   if (errored.length > 0) process.stdout.write(`  runs with errors or failures (figures not trustworthy): ${errored.join(', ')}\n`);
+  if (noisy.length > 0) {
+    process.stdout.write(
+      `  noisy runs (other processes took > ${FOREIGN_LIMIT}% of a core, or steal > ${STEAL_LIMIT}%; re-run on a quiet machine): ${noisy.join(', ')}\n`,
+    );
+  }
   if (notes.length > 0) process.stdout.write('\nNotes\n' + notes.map((n) => `  - ${n.replace(/\n/g, '\n    ')}`).join('\n') + '\n');
 
   const resultsPath = path.join(REPO_ROOT, '.bench', 'results.json');
@@ -414,6 +458,7 @@ async function main(): Promise<number> {
       pinning: canPin() ? { load: CPU_LOAD, upstream: CPU_UPSTREAM, proxy: CPU_PROXY } : null,
       cpuProf: opts.cpuProf,
       portico: opts.portico,
+      retries: opts.retries,
     },
     scenarios: Object.fromEntries(
       reports.map((rep) => [
@@ -436,6 +481,7 @@ async function main(): Promise<number> {
                 }
               : {}),
             ...(r.failure !== undefined ? { failure: r.failure } : {}),
+            ...(r.noise !== undefined ? { noise: { ...r.noise, noisy: isNoisy(r.noise) } } : {}),
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
             ...(r.target === 'portico' ? { vsNginx: r.vsNginx ?? null } : {}),
             ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
@@ -444,6 +490,7 @@ async function main(): Promise<number> {
       ]),
     ),
     summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75 } },
+    noisyRuns: noisy,
     notes,
     ok: !fatal,
   };
@@ -454,6 +501,11 @@ async function main(): Promise<number> {
 }
 
 let interrupted = false;
+class Interrupted extends Error {}
+/** After SIGINT/SIGTERM the runs stop: no more tables, no results file. */
+function checkInterrupted(): void {
+  if (interrupted) throw new Interrupted('interrupted');
+}
 const onSignal = (sig: NodeJS.Signals): void => {
   if (interrupted) return;
   interrupted = true;
@@ -468,8 +520,8 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  process.stderr.write(`bench: ${(err as Error).message}\n`);
-  code = 1;
+  if (!interrupted) process.stderr.write(`bench: ${(err as Error).message}\n`);
+  code = interrupted ? 130 : 1;
 } finally {
   await cleanup();
 }

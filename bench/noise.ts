@@ -1,0 +1,127 @@
+/**
+ * Noise meter: how much CPU went to processes that are not part of the
+ * bench (a compiler, a test suite, an editor) during one measured run, plus
+ * hypervisor steal. On a 2-core machine any foreign work lands on the CPU of
+ * the load generator or of the proxy, so a run with noise is flagged.
+ * Linux only (/proc); elsewhere it reports nothing.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+/** Kernel clock ticks per second (USER_HZ); 100 on every mainstream Linux. */
+const CLK_TCK = 100;
+
+interface ProcSample {
+  ppid: number;
+  comm: string;
+  ticks: number;
+}
+
+function readProcs(): Map<number, ProcSample> {
+  const out = new Map<number, ProcSample>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const close = s.lastIndexOf(')');
+      const comm = s.slice(s.indexOf('(') + 1, close);
+      const f = s.slice(close + 2).split(' ');
+      // Fields after ")": state(0) ppid(1) ... utime(11) stime(12)
+      out.set(Number(e), { ppid: Number(f[1]), comm, ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      /* process ended meanwhile */
+    }
+  }
+  return out;
+}
+
+function readSteal(): { steal: number; total: number } | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice (guest time is already in user)
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { steal: f[7] ?? 0, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids in the tree rooted at `root` (this process: the runner and everything it started). */
+function descendants(procs: Map<number, ProcSample>, root: number): Set<number> {
+  const ours = new Set<number>([root]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, p] of procs) {
+      if (!ours.has(pid) && ours.has(p.ppid)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return ours;
+}
+
+export interface Noise {
+  /** CPU used by processes outside the bench, in % of one core (200 = both cores busy). */
+  foreignPct: number;
+  /** Hypervisor steal, in % of all CPUs' time. */
+  stealPct: number;
+  /** The busiest foreign processes, "comm (pid) N%". */
+  top: string[];
+}
+
+export interface NoiseProbe {
+  stop(): Noise | undefined;
+}
+
+/** Start measuring; call stop() when the run ends. Returns undefined results where /proc is missing. */
+export function startNoiseProbe(): NoiseProbe {
+  if (process.platform !== 'linux') return { stop: () => undefined };
+  const before = readProcs();
+  const steal0 = readSteal();
+  const t0 = performance.now();
+  return {
+    stop(): Noise | undefined {
+      const after = readProcs();
+      const steal1 = readSteal();
+      const elapsedS = (performance.now() - t0) / 1000;
+      if (after.size === 0 || elapsedS <= 0) return undefined;
+      const ours = descendants(after, process.pid);
+      const foreign: { name: string; pct: number }[] = [];
+      for (const [pid, p] of after) {
+        // Skip the bench's own tree and kernel threads (kthreadd is pid 2; softirq
+        // work for loopback traffic is the bench's own doing).
+        if (ours.has(pid) || pid === 2 || p.ppid === 2) continue;
+        const prev = before.get(pid);
+        const ticks = prev !== undefined && prev.comm === p.comm ? p.ticks - prev.ticks : p.ticks;
+        if (ticks <= 0) continue;
+        foreign.push({ name: `${p.comm} (${pid})`, pct: ((ticks / CLK_TCK) * 100) / elapsedS });
+      }
+      foreign.sort((a, b) => b.pct - a.pct);
+      const foreignPct = foreign.reduce((a, b) => a + b.pct, 0);
+      const stealPct =
+        steal0 !== undefined && steal1 !== undefined && steal1.total > steal0.total ? ((steal1.steal - steal0.steal) / (steal1.total - steal0.total)) * 100 : 0;
+      return {
+        foreignPct,
+        stealPct,
+        top: foreign.filter((f) => f.pct >= 1).slice(0, 3).map((f) => `${f.name} ${f.pct.toFixed(0)}%`),
+      };
+    },
+  };
+}
+
+/** Foreign CPU above this (% of one core) or steal above STEAL_LIMIT marks a run as noisy. */
+export const FOREIGN_LIMIT = 10;
+export const STEAL_LIMIT = 5;
+
+export function isNoisy(n: Noise | undefined): boolean {
+  return n !== undefined && (n.foreignPct > FOREIGN_LIMIT || n.stealPct > STEAL_LIMIT);
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env node
+// `npm test`: compiles src/ and test/ to build/, then runs every unit and
+// integration test file with node:test. Exits non-zero if anything fails or
+// if no test file was found (an empty run must never look green).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+rmSync('build', { recursive: true, force: true });
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'], { stdio: 'inherit' });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
+const only = process.argv.slice(2);
+const files = [];
+for (const dir of ['build/test/unit', 'build/test/integration']) {
+  for (const f of readdirSync(dir).sort()) {
+    if (f.endsWith('.test.js') && (only.length === 0 || only.some((o) => f.includes(o)))) files.push(join(dir, f));
+  }
+}
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const run = spawnSync(process.execPath, ['--test', '--test-timeout=120000', ...files], { stdio: 'inherit' });
+process.exit(run.status ?? 1);

@@ -1,0 +1,67 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
+
+/** The repository root (tests run from build/test/...). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The built CLI, as `npx portico` runs it. */
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+
+export interface Running {
+  child: ChildProcess;
+  /** stdout lines parsed as JSON where possible. */
+  logs: Record<string, unknown>[];
+  stderr: string[];
+  /** The `listeners` of the "portico started" line: name → base URL. */
+  urls: Record<string, string>;
+  admin: string | undefined;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Spawns `portico start --config FILE` and waits for its "portico started" log line. */
+export async function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<Running> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', config], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+      }
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((c) => (exitCode = c));
+  const started = await waitFor(() => {
+    if (exitCode !== undefined) throw new Error(`portico exited with ${exitCode}: ${stderr.join('')}`);
+    return logs.find((l) => l.msg === 'portico started');
+  }, 'portico to start');
+  const urls: Record<string, string> = {};
+  for (const l of started.listeners as { name: string; url: string }[]) urls[l.name] = l.url;
+  return {
+    child,
+    logs,
+    stderr,
+    urls,
+    admin: started.admin as string | undefined,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (exitCode === undefined) child.kill(signal);
+      return exited;
+    },
+  };
+}
