@@ -3,7 +3,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { interpolate, type InterpolationError } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
-import { checkReferences } from './references.js';
+import { checkNames, checkReferences } from './references.js';
 
 /** One problem in a config document: where (`routes[0].match.path`) and why. */
 export interface ConfigError {
@@ -52,8 +52,13 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   if (envErrors.length > 0) return { ok: false, errors: envErrors };
 
   const parsed = configSchema.safeParse(interpolated);
-  if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error.issues) };
-  const refErrors = checkReferences(parsed.data);
+  const nameErrors = checkNames(interpolated);
+  if (!parsed.success) {
+    const errors = formatIssues(parsed.error.issues);
+    const seen = new Set(errors.map((e) => e.path));
+    return { ok: false, errors: [...errors, ...nameErrors.filter((e) => !seen.has(e.path))] };
+  }
+  const refErrors = [...nameErrors, ...checkReferences(parsed.data)];
   if (refErrors.length > 0) return { ok: false, errors: refErrors };
   return { ok: true, config: parsed.data };
 }

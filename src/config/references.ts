@@ -3,12 +3,36 @@ import type { ConfigError } from './load.js';
 import { parseCidr } from '../http/ip.js';
 import { isLoopbackHost } from './loopback.js';
 
-/** Checks what a schema cannot: unique names, references between sections, address clashes. */
+type Named = { name?: unknown; listener?: unknown; upstream?: unknown };
+
+/**
+ * Unique names and references between sections. It reads the document
+ * loosely (anything may be missing or mistyped), so it can run even when the
+ * schema check failed, and `validate` reports every error in one go.
+ */
+export function checkNames(doc: unknown): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const section = (key: string): Named[] => {
+    const v = (doc as Record<string, unknown> | null)?.[key];
+    return Array.isArray(v) ? v.map((x) => (x !== null && typeof x === 'object' ? (x as Named) : {})) : [];
+  };
+  const listenerNames = unique(section('listeners'), 'listeners', errors);
+  const upstreamNames = unique(section('upstreams'), 'upstreams', errors);
+  unique(section('routes'), 'routes', errors);
+  section('routes').forEach((r, i) => {
+    if (typeof r.listener === 'string' && !listenerNames.has(r.listener)) {
+      errors.push({ path: `routes[${i}].listener`, message: `no listener named "${r.listener}"` });
+    }
+    if (typeof r.upstream === 'string' && !upstreamNames.has(r.upstream)) {
+      errors.push({ path: `routes[${i}].upstream`, message: `no upstream named "${r.upstream}"` });
+    }
+  });
+  return errors;
+}
+
+/** Checks what a schema cannot, on a schema-valid config: address clashes, admin exposure, CIDRs, host patterns. */
 export function checkReferences(config: Config): ConfigError[] {
   const errors: ConfigError[] = [];
-  const listenerNames = unique(config.listeners, 'listeners', errors);
-  const upstreamNames = unique(config.upstreams, 'upstreams', errors);
-  unique(config.routes, 'routes', errors);
 
   const bound = new Map<string, string>();
   const claim = (key: string, path: string) => {
@@ -32,12 +56,6 @@ export function checkReferences(config: Config): ConfigError[] {
   });
 
   config.routes.forEach((r, i) => {
-    if (!listenerNames.has(r.listener)) {
-      errors.push({ path: `routes[${i}].listener`, message: `no listener named "${r.listener}"` });
-    }
-    if (r.upstream !== undefined && !upstreamNames.has(r.upstream)) {
-      errors.push({ path: `routes[${i}].upstream`, message: `no upstream named "${r.upstream}"` });
-    }
     const hosts = r.match.host === undefined ? [] : Array.isArray(r.match.host) ? r.match.host : [r.match.host];
     hosts.forEach((h, j) => {
       if (h !== '*' && (h.slice(1).includes('*') || (h.startsWith('*') && !h.startsWith('*.')))) {
@@ -49,9 +67,10 @@ export function checkReferences(config: Config): ConfigError[] {
   return errors;
 }
 
-function unique(items: readonly { name: string }[], section: string, errors: ConfigError[]): Set<string> {
+function unique(items: readonly Named[], section: string, errors: ConfigError[]): Set<string> {
   const seen = new Set<string>();
   items.forEach((item, i) => {
+    if (typeof item.name !== 'string') return;
     if (seen.has(item.name)) errors.push({ path: `${section}[${i}].name`, message: `duplicate name "${item.name}"` });
     seen.add(item.name);
   });

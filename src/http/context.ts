@@ -26,6 +26,12 @@ export class RequestContext {
   path: string;
   /** Inbound query including its leading `?`, or ''. */
   query: string;
+  /** The inbound Host header, if any. */
+  hostHeader: string | undefined;
+  /** Whether the inbound request has a body (RFC 9112 §6.3). */
+  hasBody = false;
+  /** The inbound Content-Length, or -1 when absent. */
+  contentLength = -1;
 
   route: RouteRuntime | undefined = undefined;
   upstream: Upstream | undefined = undefined;
@@ -55,11 +61,16 @@ export class RequestContext {
     this.host = '';
     this.path = '';
     this.query = '';
+    this.hostHeader = undefined;
   }
 }
 
-/** What response middlewares see and may change before the head goes downstream. */
+/**
+ * What response middlewares see and may change before the head goes
+ * downstream: the status and the headers as a flat `[name, value, …]` list
+ * (names in the upstream's case; compare them case-insensitively).
+ */
 export interface ResponseHead {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: string[];
 }

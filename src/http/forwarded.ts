@@ -6,18 +6,26 @@ import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 export interface InboundView {
   /** The client's address as this gateway trusts it. */
   clientIp: string;
-  /** Headers for the upstream request, without Host (added when the target is known). */
+  /** Headers for the upstream request, without Host and X-Request-Id (added by the proxy phase). */
   headers: string[];
   /** A valid `X-Request-Id` sent by the client, if any. */
   requestId: string | undefined;
+  /** The Host header as sent. */
+  host: string | undefined;
+  /** The request has a body: Content-Length > 0 or Transfer-Encoding (RFC 9112 §6.3). */
+  hasBody: boolean;
+  /** Content-Length, or -1. */
+  contentLength: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 
 /**
- * One pass over the inbound headers that builds the upstream header list:
- * hop-by-hop headers (and those named in `Connection`) are dropped, and
- * `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` are set.
+ * One pass over the inbound raw headers that builds the upstream header
+ * list: hop-by-hop headers (and those named in `Connection`) are dropped,
+ * and `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` are set. It reads
+ * `rawHeaders` only, so Node never has to build `req.headers` for a plain
+ * proxied request.
  *
  * When the direct peer is in `trustedProxies`, the client's
  * `X-Forwarded-For` is kept (the peer is appended) and the client IP is the
@@ -28,20 +36,35 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
 export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean): InboundView {
   const peer = peerAddress(req.socket.remoteAddress);
   const trustPeer = trusted.size > 0 && trusted.has(peer);
-  const drop = connectionTokens(req.headers.connection);
   const raw = req.rawHeaders;
-  const out: string[] = [];
+  let out: string[] = [];
   let priorXff: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let requestId: string | undefined;
+  let host: string | undefined;
+  let connection: string | undefined;
+  let hasBody = false;
+  let contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     switch (lower) {
       case 'host':
+        host ??= value;
+        continue;
       case 'x-real-ip':
+        continue;
+      case 'content-length':
+        contentLength = Number(value);
+        hasBody ||= contentLength > 0;
+        break;
+      case 'connection':
+        connection = connection === undefined ? value : `${connection}, ${value}`;
+        continue;
+      case 'transfer-encoding':
+        hasBody = true;
         continue;
       case 'x-forwarded-for':
         if (trustPeer) priorXff = priorXff === undefined ? value : `${priorXff}, ${value}`;
@@ -53,27 +76,34 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
         if (trustPeer) xfHost = value;
         continue;
       case 'x-request-id':
-        if (!REQUEST_ID.test(value)) continue;
-        requestId = value;
-        break;
+        // Re-added by the proxy phase with the id this request is logged under.
+        if (REQUEST_ID.test(value)) requestId ??= value;
+        continue;
       case 'te':
         // `TE: trailers` is end-to-end in practice (gRPC needs it); other TE values are hop-by-hop.
-        if (value.trim().toLowerCase() !== 'trailers') continue;
-        out.push(name, value);
+        if (value.trim().toLowerCase() === 'trailers') out.push(name, value);
         continue;
+      default:
+        if (isHopByHop(lower)) continue;
     }
-    if (isHopByHop(lower) || (drop !== null && drop.has(lower))) continue;
     out.push(name, value);
   }
+  // A message with both is malformed (RFC 9112 §6.3); Node's parser refuses it, this is a second guard.
+  if (hasBody && contentLength >= 0 && req.headers['transfer-encoding'] !== undefined) {
+    out = out.filter((_, i, a) => a[i - (i % 2)]!.toLowerCase() !== 'content-length');
+    contentLength = -1;
+  }
+  const drop = connectionTokens(connection);
+  if (drop !== null) out = out.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
   const clientIp = priorXff !== undefined ? clientFromChain(priorXff, peer, trusted) : peer;
   out.push(
     'x-forwarded-for', priorXff !== undefined ? `${priorXff}, ${peer}` : peer,
     'x-forwarded-proto', xfProto ?? (tls ? 'https' : 'http'),
     'x-real-ip', clientIp,
   );
-  const host = xfHost ?? req.headers.host;
-  if (host !== undefined) out.push('x-forwarded-host', host);
-  return { clientIp, headers: out, requestId };
+  const forwardedHost = xfHost ?? host;
+  if (forwardedHost !== undefined) out.push('x-forwarded-host', forwardedHost);
+  return { clientIp, headers: out, requestId, host, hasBody, contentLength };
 }
 
 /** Walks the chain from the right, skipping trusted proxies; the first untrusted hop is the client. */

@@ -19,14 +19,17 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
   const inbound = readInbound(req, listener.trustedProxies, listener.tls);
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
   ctx.upstreamHeaders = inbound.headers;
+  ctx.hostHeader = inbound.host;
+  ctx.hasBody = inbound.hasBody;
+  ctx.contentLength = inbound.contentLength;
 
   const target = splitTarget(req.url ?? '');
   if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
   ctx.path = target.path;
   ctx.query = target.query;
-  ctx.host = normalizeHost(req.headers.host);
+  ctx.host = normalizeHost(inbound.host);
 
-  const route = listener.router.match(ctx.host, ctx.path, req.method!, req.headers);
+  const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
   if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
   ctx.route = route;
   ctx.upstreamPath = ctx.path;

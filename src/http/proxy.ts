@@ -1,11 +1,8 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.js';
 import type { RequestContext, ResponseHead } from './context.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { writeError } from './respond.js';
-
-type Controller = Dispatcher.DispatchController;
 
 /** Called exactly once when a proxied exchange is over, whatever the outcome. */
 export type Done = (ctx: RequestContext) => void;
@@ -16,8 +13,8 @@ const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
  * The upstream request phase: pick a target, send the request through the
  * target's keep-alive pool with undici's `dispatch`, and stream the
  * response straight into the downstream response, with backpressure both
- * ways (the request body is piped by undici; the response pauses the
- * upstream socket while the downstream one is full).
+ * ways (undici pipes the request body; the response pauses the upstream
+ * socket while the downstream one is full).
  */
 export function proxy(ctx: RequestContext, done: Done): void {
   const route = ctx.route!;
@@ -32,35 +29,35 @@ export function proxy(ctx: RequestContext, done: Done): void {
   ctx.target = target;
   const req = ctx.req;
   const headers = ctx.upstreamHeaders;
-  headers.push('host', route.preserveHost && req.headers.host !== undefined ? req.headers.host : target.address);
-  if (req.headers['x-request-id'] !== ctx.requestId) headers.push('x-request-id', ctx.requestId);
+  headers.push('host', route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address);
+  headers.push('x-request-id', ctx.requestId);
 
   const handler = new ProxyHandler(ctx, done);
   target.inflight++;
   ctx.upstreamStartedAt = process.hrtime.bigint();
+  ctx.res.on('close', handler.onDownstreamClose);
   upstream.poolFor(target).dispatch(
     {
       path: ctx.upstreamPath + ctx.query,
       method: req.method as Dispatcher.HttpMethod,
       headers,
-      body: hasBody(req.headers) ? req : null,
+      body: ctx.hasBody ? req : null,
     },
     handler,
   );
-  ctx.res.once('close', handler.onDownstreamClose);
 }
 
-/** RFC 9112 §6.3: a request has a body iff it has Content-Length > 0 or Transfer-Encoding. */
-function hasBody(h: IncomingHttpHeaders): boolean {
-  if (h['transfer-encoding'] !== undefined) return true;
-  const cl = h['content-length'];
-  return cl !== undefined && cl !== '0';
-}
-
+/**
+ * undici's core handler interface (the one its HTTP/1.1 client calls
+ * directly: raw header buffers, boolean backpressure). The newer
+ * controller-style interface is a wrapper around it that parses every
+ * response head into an object; skipping it saves that work per request.
+ */
 class ProxyHandler implements Dispatcher.DispatchHandler {
   private readonly ctx: RequestContext;
   private readonly done: Done;
-  private controller: Controller | null = null;
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
   private finished = false;
 
   constructor(ctx: RequestContext, done: Done) {
@@ -68,52 +65,72 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.done = done;
   }
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller;
-    if (this.ctx.res.destroyed) controller.abort(DOWNSTREAM_CLOSED);
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.ctx.res.destroyed) abort(DOWNSTREAM_CLOSED);
   }
 
-  onResponseStart(controller: Controller, status: number, headers: IncomingHttpHeaders): void {
-    if (status < 200) return; // 1xx interim responses are not forwarded on HTTP/1.1 (Node answers 100-continue itself).
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true; // 1xx interim responses are not forwarded on HTTP/1.1 (Node answers 100-continue itself).
     const ctx = this.ctx;
+    this.resume = resume;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
-    const h = headers as ResponseHead['headers'];
-    const drop = connectionTokens(h.connection);
-    for (const name in h) {
-      if (isHopByHop(name) || (drop !== null && drop.has(name))) delete h[name];
+
+    let headers: string[] = [];
+    let connection: string | undefined;
+    let hasRequestId = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!.toString('latin1');
+      const c = name.charCodeAt(0) | 0x20;
+      // Only names starting with c, k, p, t, u or x need a closer look.
+      if (c === 0x63 || c === 0x6b || c === 0x70 || c === 0x74 || c === 0x75 || c === 0x78) {
+        const lower = name.toLowerCase();
+        if (lower === 'connection') {
+          connection = raw[i + 1]!.toString('latin1');
+          continue;
+        }
+        if (isHopByHop(lower)) continue;
+        if (lower === 'x-request-id') hasRequestId = true;
+      }
+      headers.push(name, raw[i + 1]!.toString('latin1'));
     }
-    const head: ResponseHead = { status, headers: h };
+    if (connection !== undefined) {
+      const drop = connectionTokens(connection);
+      if (drop !== null) headers = headers.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
+    }
+    if (!hasRequestId) headers.push('x-request-id', ctx.requestId);
+    const head: ResponseHead = { status, headers };
     ctx.route!.chain.runResponse(ctx, head);
-    if (h['x-request-id'] === undefined) h['x-request-id'] = ctx.requestId;
     ctx.status = head.status;
     const res = ctx.res;
     if (res.destroyed) {
-      controller.abort(DOWNSTREAM_CLOSED);
-      return;
+      this.abort?.(DOWNSTREAM_CLOSED);
+      return false;
     }
     try {
-      res.writeHead(head.status, h as Record<string, string | string[]>);
+      res.writeHead(head.status, head.headers);
     } catch (err) {
       // An upstream header Node refuses to forward (e.g. invalid characters).
-      controller.abort(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
+      this.abort?.(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
+      return false;
     }
+    return true;
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.ctx.bytesSent += chunk.length;
-    if (!this.ctx.res.write(chunk)) {
-      controller.pause();
-      this.ctx.res.once('drain', this.onDrain);
-    }
+    if (this.ctx.res.write(chunk)) return true;
+    this.ctx.res.once('drain', this.resume!);
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.ctx.res.end();
     this.finish();
   }
 
-  onResponseError(_controller: Controller, err: Error): void {
+  onError(err: Error): void {
     const ctx = this.ctx;
     if (err === DOWNSTREAM_CLOSED || ctx.res.destroyed) {
       ctx.error = DOWNSTREAM_CLOSED;
@@ -127,11 +144,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
 
   /** A downstream client that goes away aborts the upstream request. */
   readonly onDownstreamClose = (): void => {
-    if (!this.finished && this.controller !== null && !this.controller.aborted) this.controller.abort(DOWNSTREAM_CLOSED);
-  };
-
-  private readonly onDrain = (): void => {
-    this.controller?.resume();
+    if (!this.finished && this.abort !== null) this.abort(DOWNSTREAM_CLOSED);
   };
 
   private finish(): void {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { HeaderMatchConfig, RouteConfig } from '../config/schema.js';
 import { normalizeHost } from './host.js';
 
@@ -35,14 +35,14 @@ export class Router<T> {
   }
 
   /** `host` must come from normalizeHost; `path` from splitTarget. */
-  match(host: string, path: string, method: string, headers: IncomingHttpHeaders): T | undefined {
+  match(host: string, path: string, method: string, req: Pick<IncomingMessage, 'headers'>): T | undefined {
     const list = this.byHost.get(host) ?? this.generic;
     for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
       if (e.hostKind === HOST_WILDCARD && !(host.endsWith(e.host) && host.length > e.host.length)) continue;
       if (!matchPath(e, path)) continue;
       if (e.methods !== null && !e.methods.has(method)) continue;
-      if (e.headers !== null && !matchHeaders(e.headers, headers)) continue;
+      if (e.headers !== null && !matchHeaders(e.headers, req.headers)) continue;
       return e.value;
     }
     return undefined;

@@ -32,27 +32,24 @@ export function headers(request: HeaderRulesConfig | undefined, response: Header
   };
   if (req) {
     mw.onRequest = (ctx) => {
-      const list = ctx.upstreamHeaders;
-      const out: string[] = [];
-      for (let i = 0; i < list.length; i += 2) {
-        if (!req.drop.has(list[i]!.toLowerCase())) out.push(list[i]!, list[i + 1]!);
-      }
-      for (const [k, v] of req.set) out.push(k, v);
-      for (const [k, v] of req.add) out.push(k, v);
-      ctx.upstreamHeaders = out;
+      ctx.upstreamHeaders = applyRules(ctx.upstreamHeaders, req);
     };
   }
   if (res) {
     mw.onResponse = (_ctx, head) => {
-      const h = head.headers;
-      for (const name of res.drop) delete h[name];
-      for (const [k, v] of res.set) h[k.toLowerCase()] = v;
-      for (const [k, v] of res.add) {
-        const key = k.toLowerCase();
-        const prev = h[key];
-        h[key] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-      }
+      head.headers = applyRules(head.headers, res);
     };
   }
   return mw;
+}
+
+/** Returns a new flat header list with `rules` applied: drop, then set, then add. */
+function applyRules(list: string[], rules: CompiledRules): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!rules.drop.has(list[i]!.toLowerCase())) out.push(list[i]!, list[i + 1]!);
+  }
+  for (const [k, v] of rules.set) out.push(k, v);
+  for (const [k, v] of rules.add) out.push(k, v);
+  return out;
 }

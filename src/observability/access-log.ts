@@ -34,7 +34,7 @@ export class AccessLog {
       method: ctx.req.method,
       path: ctx.path,
       status: ctx.status,
-      bytesReceived: Number(ctx.req.headers['content-length'] ?? 0) || 0,
+      bytesReceived: ctx.contentLength > 0 ? ctx.contentLength : 0,
       bytesSent: ctx.bytesSent,
       durationMs: Number(now - ctx.startedAt) / NS_PER_MS,
       upstream: ctx.upstream?.name,
