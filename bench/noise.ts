@@ -76,14 +76,20 @@ export interface Noise {
   stealPct: number;
   /** The busiest foreign processes, "comm (pid) N%". */
   top: string[];
+  /** CPU used by the measured target's process tree (e.g. the proxy), in % of one core; 100 = one core saturated. */
+  targetPct?: number;
 }
 
 export interface NoiseProbe {
   stop(): Noise | undefined;
 }
 
-/** Start measuring; call stop() when the run ends. Returns undefined results where /proc is missing. */
-export function startNoiseProbe(): NoiseProbe {
+/**
+ * Start measuring; call stop() when the run ends. `targetPid` is the process
+ * whose tree's CPU use is reported as targetPct. Returns undefined results
+ * where /proc is missing.
+ */
+export function startNoiseProbe(targetPid?: number): NoiseProbe {
   if (process.platform !== 'linux') return { stop: () => undefined };
   const before = readProcs();
   const steal0 = readSteal();
@@ -106,6 +112,16 @@ export function startNoiseProbe(): NoiseProbe {
         foreign.push({ name: `${p.comm} (${pid})`, pct: ((ticks / CLK_TCK) * 100) / elapsedS });
       }
       foreign.sort((a, b) => b.pct - a.pct);
+      let targetPct: number | undefined;
+      if (targetPid !== undefined && after.has(targetPid)) {
+        let ticks = 0;
+        for (const pid of descendants(after, targetPid)) {
+          const p = after.get(pid);
+          const prev = before.get(pid);
+          if (p !== undefined) ticks += prev !== undefined && prev.comm === p.comm ? p.ticks - prev.ticks : p.ticks;
+        }
+        targetPct = ((ticks / CLK_TCK) * 100) / elapsedS;
+      }
       const foreignPct = foreign.reduce((a, b) => a + b.pct, 0);
       const stealPct =
         steal0 !== undefined && steal1 !== undefined && steal1.total > steal0.total ? ((steal1.steal - steal0.steal) / (steal1.total - steal0.total)) * 100 : 0;
@@ -113,6 +129,7 @@ export function startNoiseProbe(): NoiseProbe {
         foreignPct,
         stealPct,
         top: foreign.filter((f) => f.pct >= 1).slice(0, 3).map((f) => `${f.name} ${f.pct.toFixed(0)}%`),
+        ...(targetPct !== undefined ? { targetPct } : {}),
       };
     },
   };

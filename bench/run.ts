@@ -167,12 +167,12 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'noise'];
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'cpu', 'noise'];
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '']);
+      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '']);
       notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
@@ -193,6 +193,7 @@ function renderTable(rep: ScenarioReport): string {
       errCell,
       row.target === 'direct' ? '1.00' : fmtNum(row.vsDirect, 2),
       hasNoLog ? (row.vsNoLog !== undefined ? fmtNum(row.vsNoLog, 2) : '') : row.vsNginx !== undefined ? fmtNum(row.vsNginx, 2) : '',
+      n?.targetPct === undefined ? '' : `${n.targetPct.toFixed(0)}%`,
       n === undefined ? '' : `${n.foreignPct.toFixed(0)}%${isNoisy(n) ? ' ~' : ''}`,
     ]);
   }
@@ -242,6 +243,8 @@ async function main(): Promise<number> {
       `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxy: ${nginxBin !== undefined && proxyScenarios.length > 0 ? 'nginx' : 'none'}`,
       `  pinning: ${pinNote}`,
       `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
+      '  columns: vs direct/vs nginx = rps ratios; cpu = CPU used by the target (upstream for direct), % of one core;',
+      `           noise = CPU used by processes outside the bench (~ marks > ${FOREIGN_LIMIT}%: the figure is disturbed); ! marks errors`,
       '',
       '',
     ].join('\n'),
@@ -277,7 +280,14 @@ async function main(): Promise<number> {
     }
   }
 
-  const measure = async (target: TargetName, port: number, urlPath: string, headers: Record<string, string>, alive?: () => string | undefined): Promise<Row> => {
+  const measure = async (
+    target: TargetName,
+    port: number,
+    urlPath: string,
+    headers: Record<string, string>,
+    alive?: () => string | undefined,
+    pid?: number,
+  ): Promise<Row> => {
     const url = `http://127.0.0.1:${port}${urlPath}`;
     const row: Row = { target, url };
     checkInterrupted();
@@ -293,7 +303,7 @@ async function main(): Promise<number> {
       // --retries times); the least disturbed run is kept.
       for (let attempt = 0; attempt <= opts.retries; attempt++) {
         if (attempt > 0) process.stderr.write(`bench: ${target} ${urlPath}: other processes used CPU during the run, measuring again\n`);
-        const probe = startNoiseProbe();
+        const probe = startNoiseProbe(pid);
         const result = await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.durationS, headers, cpu: CPU_LOAD });
         const noise = probe.stop();
         if (row.result === undefined || (noise?.foreignPct ?? 0) < (row.noise?.foreignPct ?? 0)) {
@@ -328,18 +338,18 @@ async function main(): Promise<number> {
   for (const scenario of proxyScenarios) {
     const headers: Record<string, string> = scenario === 'close' ? { Connection: 'close' } : {};
     const rows: Row[] = [];
-    rows.push(await measure('direct', upstream.port, PATHS[scenario], headers, () => upstream.proc.exitReason()));
+    rows.push(await measure('direct', upstream.port, PATHS[scenario], headers, () => upstream.proc.exitReason(), upstream.proc.pid));
     if (opts.portico) {
       if (portico !== undefined) {
         const p = portico;
-        rows.push(await measure('portico', p.port, `/users${PATHS[scenario]}`, headers, () => p.proc.exitReason()));
+        rows.push(await measure('portico', p.port, `/users${PATHS[scenario]}`, headers, () => p.proc.exitReason(), p.proc.pid));
       } else {
         rows.push({ target: 'portico', url: '', failure: porticoFailure ?? 'not started' });
       }
     }
     if (peer !== undefined) {
       const n = peer;
-      rows.push(await measure('nginx', n.port, `/users${PATHS[scenario]}`, headers, () => n.proc.exitReason()));
+      rows.push(await measure('nginx', n.port, `/users${PATHS[scenario]}`, headers, () => n.proc.exitReason(), n.proc.pid));
     }
     const rep: ScenarioReport = { scenario, description: DESCRIPTIONS[scenario], rows };
     const direct = rpsOf(rep, 'direct');
@@ -359,7 +369,7 @@ async function main(): Promise<number> {
     let baseline = smallRep?.rows.find((r) => r.target === 'portico');
     if (baseline === undefined && portico !== undefined) {
       const p = portico;
-      baseline = await measure('portico', p.port, '/users/small', {}, () => p.proc.exitReason());
+      baseline = await measure('portico', p.port, '/users/small', {}, () => p.proc.exitReason(), p.proc.pid);
     } else if (baseline === undefined) {
       baseline = { target: 'portico', url: '', failure: porticoFailure ?? 'not started' };
     }
@@ -382,7 +392,7 @@ async function main(): Promise<number> {
       });
       notes.push(...logged.warnings);
       const l = logged;
-      rows.push(await measure('portico+accesslog', l.port, '/users/small', {}, () => l.proc.exitReason()));
+      rows.push(await measure('portico+accesslog', l.port, '/users/small', {}, () => l.proc.exitReason(), l.proc.pid));
     } catch (err) {
       fatal = true;
       rows.push({ target: 'portico+accesslog', url: '', failure: `failed to start: ${(err as Error).message}` });

@@ -79,9 +79,13 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): ConfigError[] {
       for (const key of issue.keys) errors.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       // Report the branch that got furthest: the one with the deepest issue path.
+      // Paths inside a branch are relative to the union.
       const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
-      const nested = formatIssues(best);
+      const nested = formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
       errors.push(...(depth(best) > 0 ? nested : [{ path: formatPath(issue.path), message: issue.message }]));
+    } else if (issue.code === 'invalid_key') {
+      // A record key that failed its own check: say why, under the key's path.
+      for (const inner of issue.issues) errors.push({ path: formatPath(issue.path), message: inner.message });
     } else {
       errors.push({ path: formatPath(issue.path), message: issue.message });
     }

@@ -94,7 +94,9 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
     contentLength = -1;
   }
   const drop = connectionTokens(connection);
-  if (drop !== null) out = out.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
+  // `Connection: TE` accompanies `TE: trailers` (RFC 9110 §10.1.4); that TE was kept on purpose above.
+  drop?.delete('te');
+  if (drop !== null && drop.size > 0) out = out.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
   const clientIp = priorXff !== undefined ? clientFromChain(priorXff, peer, trusted) : peer;
   out.push(
     'x-forwarded-for', priorXff !== undefined ? `${priorXff}, ${peer}` : peer,

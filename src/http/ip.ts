@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -6,6 +7,7 @@ type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 export function parseCidr(text: string): Range | undefined {
   try {
     if (text.includes('/')) {
+      if (isIP(text.slice(0, text.indexOf('/'))) === 0) return undefined;
       const [addr, bits] = ipaddr.parseCIDR(text);
       if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
         return [(addr as ipaddr.IPv6).toIPv4Address(), bits - 96];
@@ -21,7 +23,8 @@ export function parseCidr(text: string): Range | undefined {
 
 /** Parses an address, turning `::ffff:a.b.c.d` into IPv4 so one rule covers both forms. */
 export function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
-  if (!ipaddr.isValid(text)) return undefined;
+  // node:net's check: dotted-quad IPv4 only (ipaddr.js would take "10" for 0.0.0.10).
+  if (isIP(text) === 0) return undefined;
   const addr = ipaddr.parse(text);
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) return (addr as ipaddr.IPv6).toIPv4Address();
   return addr;

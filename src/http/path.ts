@@ -9,7 +9,8 @@ export function splitTarget(target: string): { path: string; query: string } | u
   let start = 0;
   if (target.charCodeAt(0) !== 47 /* / */) {
     if (target === '*') return { path: '*', query: '' };
-    const scheme = target.startsWith('http://') ? 7 : target.startsWith('https://') ? 8 : -1;
+    const head = target.slice(0, 8).toLowerCase(); // schemes are case-insensitive (RFC 3986 §3.1)
+    const scheme = head.startsWith('http://') ? 7 : head === 'https://' ? 8 : -1;
     if (scheme < 0) return undefined;
     const slash = target.indexOf('/', scheme);
     const q = target.indexOf('?', scheme);

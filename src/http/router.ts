@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { HeaderMatchConfig, RouteConfig } from '../config/schema.js';
+import { isIP } from 'node:net';
 import { normalizeHost } from './host.js';
 
 /**
@@ -85,7 +86,8 @@ function makeEntry<T>(config: RouteConfig, value: T, host: string | undefined, o
       hostText = '.' + hostText.replace(/^\./, '');
     } else {
       hostKind = HOST_EXACT;
-      hostText = normalizeHost(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
+      // A bare IPv6 literal is bracketed so normalizeHost does not take its last group for a port.
+      hostText = normalizeHost(isIP(host) === 6 ? `[${host}]` : host);
     }
   }
   let pathKind = PATH_ANY;

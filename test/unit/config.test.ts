@@ -381,8 +381,10 @@ routes:
   });
 
   it('several references in one string', () => {
-    const c = okConfig(loadConfigText(yaml('${HOST:-127.0.0.1}:${PORT}'), { PORT: '81', HOST: '::1' }));
-    assert.deepEqual(c.listeners[0]!.listen, { host: '::1', port: 81 });
+    const c = okConfig(loadConfigText(yaml('${HOST:-127.0.0.1}:${PORT}'), { PORT: '81', HOST: '127.0.0.2' }));
+    assert.deepEqual(c.listeners[0]!.listen, { host: '127.0.0.2', port: 81 });
+    const d = okConfig(loadConfigText(yaml('${HOST:-127.0.0.1}:${PORT}'), { PORT: '82' }));
+    assert.deepEqual(d.listeners[0]!.listen, { host: '127.0.0.1', port: 82 });
   });
 
   it('$${ is a literal ${ and needs no variable', () => {
@@ -574,8 +576,12 @@ describe('parseDuration', () => {
     assert.equal(parseDuration(0), 0);
   });
 
+  it('takes a digit string as milliseconds (numbers interpolated from the environment)', () => {
+    assert.equal(parseDuration('250'), 250);
+  });
+
   it('rejects anything else', () => {
-    for (const bad of ['', 's', '2', '-1s', '1d', '2 s', '1e3ms', '.5s', 'soon', '1.5']) {
+    for (const bad of ['', 's', '-1s', '1d', '2 s', '1e3ms', '.5s', 'soon', '-2']) {
       assert.equal(parseDuration(bad), undefined, JSON.stringify(bad));
     }
     assert.equal(parseDuration(-1), undefined);
