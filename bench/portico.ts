@@ -3,7 +3,7 @@
  * `node dist/cli/main.js start --config FILE` from the repo root (pinned to
  * CPU 1), waits for the admin /health endpoint, and stops it with SIGTERM.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, SMALL_BODY } from './nginx.js';
@@ -45,7 +45,41 @@ routes:
 `;
 }
 
+/**
+ * Newest modification time of the .js files next to and below the entry's
+ * package dir (dist/), as an ISO string: two Portico starts with different
+ * stamps ran different builds (dist/ is rebuilt by \`npm run build\`).
+ */
+export function buildStamp(main: string): string {
+  const root = path.resolve(path.dirname(main), '..');
+  let newest = 0;
+  const walk = (dir: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules') walk(p);
+      } else if (e.name.endsWith('.js')) {
+        try {
+          newest = Math.max(newest, statSync(p).mtimeMs);
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
+  };
+  walk(root);
+  return newest > 0 ? new Date(newest).toISOString() : 'unknown';
+}
+
 export interface RunningPortico {
+  /** buildStamp() of the build this process loaded. */
+  build: string;
   proc: Managed;
   port: number;
   adminPort: number;
@@ -71,6 +105,7 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     profilesBefore = new Set(await readdir(PROFILE_DIR));
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROFILE_DIR);
   }
+  const build = buildStamp(main);
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, main, 'start', '--config', configPath]);
   // With the access log on, stdout carries one line per request: discard it
   // (it is still produced and written), keep stderr for diagnostics.
@@ -100,6 +135,7 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
   }
 
   return {
+    build,
     proc,
     port: o.port,
     adminPort: o.adminPort,

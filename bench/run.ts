@@ -167,16 +167,17 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'cpu', 'noise'];
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '']);
+      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '']);
       notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
     const r = row.result;
+    if (row.failure !== undefined) notes.push(`  ! ${row.target}: ${row.failure}`);
     const errCell = r.errors > 0 ? `${r.errors} !` : '0';
     if (r.errors > 0) notes.push(`  ! ${row.target}: ${onlyErrors(r) ? 'ONLY ERRORS — ' : ''}${r.errorDetail} (of ${r.requests} responses)`);
     const n = row.noise;
@@ -194,6 +195,8 @@ function renderTable(rep: ScenarioReport): string {
       row.target === 'direct' ? '1.00' : fmtNum(row.vsDirect, 2),
       hasNoLog ? (row.vsNoLog !== undefined ? fmtNum(row.vsNoLog, 2) : '') : row.vsNginx !== undefined ? fmtNum(row.vsNginx, 2) : '',
       n?.targetPct === undefined ? '' : `${n.targetPct.toFixed(0)}%`,
+      n?.cpuBusyPct[0] === undefined ? '' : `${n.cpuBusyPct[0].toFixed(0)}%`,
+      n?.cpuBusyPct[1] === undefined ? '' : `${n.cpuBusyPct[1].toFixed(0)}%`,
       n === undefined ? '' : `${n.foreignPct.toFixed(0)}%${isNoisy(n) ? ' ~' : ''}`,
     ]);
   }
@@ -243,7 +246,8 @@ async function main(): Promise<number> {
       `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxy: ${nginxBin !== undefined && proxyScenarios.length > 0 ? 'nginx' : 'none'}`,
       `  pinning: ${pinNote}`,
       `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
-      '  columns: vs direct/vs nginx = rps ratios; cpu = CPU used by the target (upstream for direct), % of one core;',
+      '  columns: vs direct/vs nginx = rps ratios; proc = CPU used by the target process (the upstream for direct), % of one core;',
+      '           cpu0/cpu1 = how busy each core was (incl. kernel network work);',
       `           noise = CPU used by processes outside the bench (~ marks > ${FOREIGN_LIMIT}%: the figure is disturbed); ! marks errors`,
       '',
       '',
@@ -260,6 +264,7 @@ async function main(): Promise<number> {
 
   let portico: RunningPortico | undefined;
   let porticoFailure: string | undefined;
+  let plainBuild: string | undefined;
   const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog);
   if (needPlainPortico) {
     try {
@@ -273,6 +278,7 @@ async function main(): Promise<number> {
         main: opts.porticoMain,
       });
       notes.push(...portico.warnings);
+      plainBuild = portico.build;
     } catch (err) {
       porticoFailure = `failed to start: ${(err as Error).message}`;
       fatal = true;
@@ -391,6 +397,11 @@ async function main(): Promise<number> {
         main: opts.porticoMain,
       });
       notes.push(...logged.warnings);
+      if (plainBuild !== undefined && logged.build !== plainBuild) {
+        notes.push(
+          `dist/ was rebuilt between the two Portico starts (${plainBuild} -> ${logged.build}): the access-log ratio compares two different builds`,
+        );
+      }
       const l = logged;
       rows.push(await measure('portico+accesslog', l.port, '/users/small', {}, () => l.proc.exitReason(), l.proc.pid));
     } catch (err) {
@@ -469,6 +480,7 @@ async function main(): Promise<number> {
       cpuProf: opts.cpuProf,
       portico: opts.portico,
       retries: opts.retries,
+      porticoBuild: plainBuild ?? null,
     },
     scenarios: Object.fromEntries(
       reports.map((rep) => [

@@ -63,6 +63,9 @@ export function fromUpstreamError(err: unknown): GatewayError {
     case 'HPE_INVALID_VERSION':
     case 'HPE_HEADER_OVERFLOW':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_INVALID_TRANSFER_ENCODING':
     case 'UND_ERR_INFO':
       return new GatewayError('UPSTREAM_PROTOCOL_ERROR', undefined, { cause: err });
     default:

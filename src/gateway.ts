@@ -68,7 +68,7 @@ export class Gateway {
     let newAdmin: { key: string; server: http.Server } | undefined;
     try {
       for (const l of config.listeners) {
-        const key = formatHostPort(l.listen);
+        const key = bindingKey(l);
         const existing = this.bindings.get(key);
         if (existing) continue;
         const bound = this.makeBinding(key, l.name, l);
@@ -96,7 +96,7 @@ export class Gateway {
     for (const b of created) this.bindings.set(b.key, b);
     const keep = new Set<string>();
     for (const l of config.listeners) {
-      const key = formatHostPort(l.listen);
+      const key = bindingKey(l);
       keep.add(key);
       const b = this.bindings.get(key)!;
       b.name = l.name;
@@ -114,6 +114,7 @@ export class Gateway {
       this.admin = admin;
     }
     this.releaseUnused();
+    this.logger.level = config.log.level;
     if (previous) this.logger.info({ version: next.version }, 'config reloaded');
     return { ok: true, version: next.version };
   }
@@ -215,4 +216,10 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
     });
     server.closeIdleConnections();
   });
+}
+
+/** Bindings are kept across reloads by configured address; port 0 means "a fresh port for this listener". */
+function bindingKey(l: Config['listeners'][number]): string {
+  const address = formatHostPort(l.listen);
+  return l.listen.port === 0 ? `${address}#${l.name}` : address;
 }

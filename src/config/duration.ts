@@ -7,7 +7,7 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
  * not a duration.
  */
 export function parseDuration(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value) : undefined;
   const m = DURATION.exec(value.trim());
   if (!m) return undefined;
   return Math.round(Number(m[1]) * UNITS[m[2] ?? 'ms']!);

@@ -61,9 +61,15 @@ const regex = z.string().refine((v) => {
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
 const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
 
+/** Headers the gateway itself owns on the upstream request; rules may not set or add them. */
+const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'x-request-id']);
+const settableHeader = headerName.refine(
+  (n) => !RESERVED.has(n.toLowerCase()),
+  'is managed by the gateway (Host: use preserveHost; framing and hop-by-hop headers are set per connection)',
+);
 const headerRules = z.strictObject({
-  set: z.record(headerName, headerValue).optional(),
-  add: z.record(headerName, headerValue).optional(),
+  set: z.record(settableHeader, headerValue).optional(),
+  add: z.record(settableHeader, headerValue).optional(),
   remove: z.array(headerName).optional(),
 });
 
@@ -106,7 +112,11 @@ const listener = z.strictObject({
       /** How long an idle downstream keep-alive connection is kept. */
       keepAlive: duration.default(60_000),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((t) => t.request === 0 || t.request >= t.headers, {
+      message: 'request must be 0 (off) or at least the headers timeout',
+      path: ['request'],
+    }),
   maxHeaderSize: int(1024, 1_048_576).default(16_384),
 });
 
@@ -120,8 +130,10 @@ const upstream = z.strictObject({
   targets: z.array(z.strictObject({ address: targetAddress, weight: int(1, 10_000).default(1) })).min(1, 'needs at least one target'),
   timeouts: z
     .strictObject({
-      connect: duration.default(5_000),
+      connect: duration.refine((v) => v > 0, 'must be more than 0').default(5_000),
+      /** Until the response head arrives; 0 = no limit. */
       response: duration.default(60_000),
+      /** Longest silence while a body is transferred, and longest a pooled connection idles; 0 = no body limit. */
       idle: duration.default(60_000),
     })
     .prefault({}),
@@ -130,7 +142,7 @@ const upstream = z.strictObject({
 });
 
 const respond = z.strictObject({
-  status: int(100, 599).default(200),
+  status: int(200, 599).default(200),
   headers: z.record(headerName, headerValue).default({}),
   body: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).default(''),
 });

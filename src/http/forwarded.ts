@@ -55,6 +55,8 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
         host ??= value;
         continue;
       case 'x-real-ip':
+      case 'expect':
+        // Expect: 100-continue is answered by this server (Node sends the 100); it is not forwarded.
         continue;
       case 'content-length':
         contentLength = Number(value);

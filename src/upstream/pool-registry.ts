@@ -28,8 +28,8 @@ export class PoolRegistry {
         connectTimeout: o.connectTimeout,
         headersTimeout: o.responseTimeout,
         bodyTimeout: o.idleTimeout,
-        keepAliveTimeout: o.idleTimeout,
-        keepAliveMaxTimeout: o.idleTimeout,
+        keepAliveTimeout: o.idleTimeout || 60_000,
+        keepAliveMaxTimeout: o.idleTimeout || 60_000,
         // Let the upstream's own Keep-Alive hint shorten our idle time, with a
         // margin so we never reuse a connection it is about to close.
         keepAliveTimeoutThreshold: 1000,

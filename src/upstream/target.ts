@@ -21,7 +21,7 @@ export class Target {
 
   /**
    * Record one finished request's latency. The average decays with time
-   * (half-life `decayMs`), as in Finagle's peak-EWMA, so a target that was
+   * (time constant `decayMs`), as in Finagle's peak-EWMA, so a target that was
    * slow a while ago is not punished forever.
    */
   observeLatency(ms: number, now = Date.now(), decayMs = 10_000): void {

@@ -162,6 +162,33 @@ describe('forwarding rules', () => {
     assert.equal(b.headers['x-real-ip'], '10.1.1.1', 'the right-most untrusted hop is the client');
   });
 
+  test('Expect: 100-continue is answered by the gateway and not forwarded', async (t) => {
+    const gw = await startGateway(simpleConfig([up.address]));
+    t.after(() => gw.close());
+    const u = new URL(gw.url());
+    const reply = await new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(
+        { host: u.hostname, port: u.port, method: 'PUT', path: '/upload', agent: false, headers: { expect: '100-continue', 'content-length': '5' } },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body, continued }));
+        },
+      );
+      req.on('continue', () => {
+        continued = true;
+        req.end('12345');
+      });
+      req.on('error', reject);
+    });
+    assert.equal(reply.continued, true);
+    assert.equal(reply.status, 200);
+    const got = JSON.parse(reply.body) as { body: string; headers: Record<string, string> };
+    assert.equal(got.body, '12345');
+    assert.equal(got.headers.expect, undefined);
+  });
+
   test('preserveHost: false sends the target address as Host; a client request id is kept', async (t) => {
     const gw = await startGateway(simpleConfig([up.address], { preserveHost: false }));
     t.after(() => gw.close());

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startUpstream } from '../helpers/upstream.js';
+import { freePort, startUpstream } from '../helpers/upstream.js';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -79,26 +79,34 @@ test('a reload that cannot bind keeps the old config serving', async (t) => {
   assert.equal((await get(gw.url())).body, 'a');
 });
 
-test('listeners added, moved and removed by a reload', async (t) => {
+test('listeners renamed, moved and removed by a reload', async (t) => {
   const a = await startUpstream((_req, res) => res.end('a'));
-  const gw = await startGateway(simpleConfig([a.address]));
+  const port = await freePort();
+  const first = simpleConfig([a.address], {}, {}, { listen: `127.0.0.1:${port}` });
+  const gw = await startGateway(first);
   t.after(async () => {
     await gw.close();
     await a.close();
   });
   const oldUrl = gw.url();
-  const next = {
-    listeners: [{ name: 'other', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }],
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const before = await get(oldUrl, agent);
+  const renamed = {
+    listeners: [{ name: 'other', protocol: 'http', listen: `127.0.0.1:${port}`, accessLog: false }],
     upstreams: [{ name: 'up', targets: [{ address: a.address }] }],
     routes: [{ name: 'r', listener: 'other', upstream: 'up' }],
   };
-  // Port 0 is the same configured address, so the socket is kept and renamed.
-  assert.equal((await gw.reload(next)).ok, true);
+  // Same address under a new name: the socket and its connections are kept.
+  assert.equal((await gw.reload(renamed)).ok, true);
   assert.equal(gw.url('other'), oldUrl);
-  const moved = { ...next, listeners: [{ name: 'other', protocol: 'http', listen: '127.0.0.2:0', accessLog: false }] };
+  const again = await get(oldUrl, agent);
+  assert.equal(again.socketPort, before.socketPort);
+  const moved = { ...renamed, listeners: [{ name: 'other', protocol: 'http', listen: '127.0.0.2:0', accessLog: false }] };
   assert.equal((await gw.reload(moved)).ok, true);
   assert.notEqual(gw.url('other'), oldUrl);
   assert.equal((await get(gw.url('other'))).body, 'a');
+  agent.destroy();
   await waitFor(async () => {
     try {
       await get(oldUrl);
@@ -107,4 +115,18 @@ test('listeners added, moved and removed by a reload', async (t) => {
       return true;
     }
   }, 'the old address to stop accepting');
+});
+
+test('two port-0 listeners on one host get a port each', async (t) => {
+  const a = await startUpstream((_req, res) => res.end('a'));
+  const doc = simpleConfig([a.address]);
+  doc.listeners.push({ name: 'second', protocol: 'http', listen: '127.0.0.1:0', accessLog: false });
+  doc.routes.push({ name: 'r2', listener: 'second', upstream: 'up' });
+  const gw = await startGateway(doc);
+  t.after(async () => {
+    await gw.close();
+    await a.close();
+  });
+  assert.notEqual(gw.url('web'), gw.url('second'));
+  assert.equal((await get(gw.url('second'))).body, 'a');
 });

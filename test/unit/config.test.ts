@@ -613,3 +613,23 @@ describe('parseHostPort', () => {
     assert.equal(formatHostPort({ host: '127.0.0.1', port: 80 }), '127.0.0.1:80');
   });
 });
+
+describe('header rules and gateway-owned headers', () => {
+  it('refuses rules that set Host, framing or hop-by-hop headers', () => {
+    for (const name of ['Host', 'Content-Length', 'Transfer-Encoding', 'Connection', 'Expect', 'X-Request-Id']) {
+      const r = validateConfig({
+        listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0' }],
+        upstreams: [{ name: 'up', targets: [{ address: '127.0.0.1:9' }] }],
+        routes: [{ name: 'r', listener: 'web', upstream: 'up', requestHeaders: { set: { [name]: 'x' } } }],
+      }, {});
+      assert.equal(r.ok, false, name);
+      if (!r.ok) assert.match(r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'), /routes\[0\]\.requestHeaders\.set\.[A-Za-z-]+: .*managed by the gateway/);
+    }
+  });
+
+  it('refuses a request timeout shorter than the headers timeout', () => {
+    const r = validateConfig({ listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', timeouts: { request: '10s' } }] }, {});
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.errors[0]!.path, 'listeners[0].timeouts.request');
+  });
+});
