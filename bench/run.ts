@@ -448,18 +448,21 @@ async function main(): Promise<number> {
     `portico/nginx close: ${fmtNum(summary.porticoNginxClose, 2)} (target >= 0.75)`,
     `accesslog cost: portico small with log / without: ${fmtNum(summary.accessLogCost, 2)}`,
   ];
+  const ratioNoisy = (s: string): boolean =>
+    (reports.find((r) => r.scenario === s)?.rows ?? []).some((r) => (r.target === 'portico' || r.target === 'nginx') && isNoisy(r.noise));
   const verdicts = targets
     .filter(([, v]) => v !== undefined)
-    .map(([name, v, t]) => `${name} ${(v ?? 0) >= t ? 'met' : 'MISSED'}`);
+    // Judged on the printed (2-decimal) figure, so the verdict agrees with the line above it.
+    .map(([name, v, t]) => `${name} ${Number((v ?? 0).toFixed(2)) >= t ? 'met' : 'MISSED'}${ratioNoisy(name) ? ' (noisy)' : ''}`);
   const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
   const noisy = reports.flatMap((rep) => rep.rows.filter((r) => isNoisy(r.noise)).map((r) => `${rep.scenario}/${r.target}`));
 
-  process.stdout.write('Summary\n' + summaryLines.map((l) => `  ${l}`).join('\n') + '\n');
-  if (verdicts.length > 0) process.stdout.write(`  targets: ${verdicts.join(', ')}\n`);
-  if (errored.length > 0) process.stdout.write(`  runs with errors or failures (figures not trustworthy): ${errored.join(', ')}\n`);
+  process.stdout.write('Summary\n' + summaryLines.join('\n') + '\n');
+  if (verdicts.length > 0) process.stdout.write(`targets: ${verdicts.join(', ')}\n`);
+  if (errored.length > 0) process.stdout.write(`runs with errors or failures (figures not trustworthy): ${errored.join(', ')}\n`);
   if (noisy.length > 0) {
     process.stdout.write(
-      `  noisy runs (other processes took > ${FOREIGN_LIMIT}% of a core, or steal > ${STEAL_LIMIT}%; re-run on a quiet machine): ${noisy.join(', ')}\n`,
+      `noisy runs (other processes took > ${FOREIGN_LIMIT}% of a core, or steal > ${STEAL_LIMIT}%; re-run on a quiet machine): ${noisy.join(', ')}\n`,
     );
   }
   if (notes.length > 0) process.stdout.write('\nNotes\n' + notes.map((n) => `  - ${n.replace(/\n/g, '\n    ')}`).join('\n') + '\n');
