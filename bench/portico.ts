@@ -98,7 +98,8 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
   const configPath = path.join(dir, 'portico.yaml');
   await writeFile(configPath, porticoConfig(o));
 
-  const nodeArgs: string[] = [];
+  // The same V8 flags as the `portico` binary's shebang and `npm start` (see README, Tuning).
+  const nodeArgs: string[] = ['--max-semi-space-size=32'];
   let profilesBefore = new Set<string>();
   if (o.cpuProf) {
     await mkdir(PROFILE_DIR, { recursive: true });

@@ -30,6 +30,10 @@ export function isHopByHop(name: string): boolean {
 export function connectionTokens(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
   const text = Array.isArray(value) ? value.join(',') : value;
+  if (text.length <= 10) {
+    const v = text.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return null;
+  }
   let tokens: Set<string> | null = null;
   for (const raw of text.split(',')) {
     const t = raw.trim().toLowerCase();

@@ -59,6 +59,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   private abort: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
   private finished = false;
+  /** The upstream's Content-Length, or -1: lets the last chunk go out with `end`, in one write. */
+  private remaining = -1;
 
   constructor(ctx: RequestContext, done: Done) {
     this.ctx = ctx;
@@ -92,6 +94,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
         }
         if (isHopByHop(lower)) continue;
         if (lower === 'x-request-id') hasRequestId = true;
+        else if (lower === 'content-length') this.remaining = Number(raw[i + 1]!.toString('latin1'));
       }
       headers.push(name, raw[i + 1]!.toString('latin1'));
     }
@@ -119,14 +122,22 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    const res = this.ctx.res;
     this.ctx.bytesSent += chunk.length;
-    if (this.ctx.res.write(chunk)) return true;
-    this.ctx.res.once('drain', this.resume!);
+    if (this.remaining === chunk.length) {
+      // The whole rest of the body: head (if still buffered) and data leave in one write.
+      this.remaining = 0;
+      res.end(chunk);
+      return true;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.resume!);
     return false;
   }
 
   onComplete(): void {
-    this.ctx.res.end();
+    if (!this.ctx.res.writableEnded) this.ctx.res.end();
     this.finish();
   }
 

@@ -24,6 +24,9 @@ export function createHttpServer(binding: HttpBinding, config: ListenerConfig): 
       requestTimeout: config.timeouts.request,
       maxHeaderSize: config.maxHeaderSize,
       noDelay: true,
+      // A whole upstream read (up to 64 KiB) fits in the response's buffer, so a
+      // large body does not pause and resume the upstream socket on every chunk.
+      highWaterMark: 256 * 1024,
       // How often Node checks the headers/request timeouts (its default, 30 s, makes them fire late).
       connectionsCheckingInterval: 1000,
     },

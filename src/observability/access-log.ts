@@ -1,52 +1,44 @@
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import type { RequestContext } from '../http/context.js';
 
 const NS_PER_MS = 1_000_000;
 
 /**
- * One JSON line per request, written through pino to stdout or a file.
- * The destination is asynchronous (sonic-boom, buffered): a slow disk or
- * terminal never stalls the data plane; lines are flushed every second
- * and on close.
+ * One JSON line per request, written to stdout or a file through pino's
+ * asynchronous destination (sonic-boom, buffered): a slow disk or terminal
+ * never stalls the data plane; lines are flushed every second and on close.
+ * The line is assembled by hand rather than by a generic serializer: its
+ * shape is fixed, and this is on the per-request path.
  */
 export class AccessLog {
-  private readonly stream: pino.DestinationStream & { flush?(): void; end?(): void; flushSync?(): void };
-  private readonly logger: Logger;
+  private readonly stream: SonicBoom;
   private readonly timer: NodeJS.Timeout;
 
   constructor(dest: string) {
-    const stream = pino.destination({ dest: dest === 'stdout' ? 1 : dest, sync: false, minLength: 4096, mkdir: true });
-    this.stream = stream;
-    this.logger = pino({ base: null, messageKey: 'msg', timestamp: pino.stdTimeFunctions.isoTime }, stream);
+    this.stream = pino.destination({ dest: dest === 'stdout' ? 1 : dest, sync: false, minLength: 4096, mkdir: true }) as SonicBoom;
     this.timer = setInterval(() => this.flush(), 1000).unref();
   }
 
   write(ctx: RequestContext): void {
     const now = process.hrtime.bigint();
-    const upstreamMs =
-      ctx.upstreamStartedAt === 0n ? undefined : Number((ctx.upstreamHeadersAt || now) - ctx.upstreamStartedAt) / NS_PER_MS;
-    this.logger.info({
-      type: 'access',
-      requestId: ctx.requestId,
-      listener: ctx.listener.name,
-      route: ctx.route?.name,
-      client: ctx.clientIp,
-      method: ctx.req.method,
-      path: ctx.path,
-      status: ctx.status,
-      bytesReceived: ctx.contentLength > 0 ? ctx.contentLength : 0,
-      bytesSent: ctx.bytesSent,
-      durationMs: Number(now - ctx.startedAt) / NS_PER_MS,
-      upstream: ctx.upstream?.name,
-      target: ctx.target?.address,
-      upstreamMs,
-      error: ctx.error?.code,
-    });
+    let line =
+      `{"time":"${new Date().toISOString()}","type":"access","requestId":${str(ctx.requestId)}` +
+      `,"listener":${str(ctx.listener.name)}`;
+    if (ctx.route !== undefined) line += `,"route":${str(ctx.route.name)}`;
+    line +=
+      `,"client":${str(ctx.clientIp)},"method":${str(ctx.req.method ?? '')},"path":${str(ctx.path)}` +
+      `,"status":${ctx.status},"bytesReceived":${ctx.contentLength > 0 ? ctx.contentLength : 0},"bytesSent":${ctx.bytesSent}` +
+      `,"durationMs":${ms(now - ctx.startedAt)}`;
+    if (ctx.upstream !== undefined) line += `,"upstream":${str(ctx.upstream.name)}`;
+    if (ctx.target !== undefined) line += `,"target":${str(ctx.target.address)}`;
+    if (ctx.upstreamStartedAt !== 0n) line += `,"upstreamMs":${ms((ctx.upstreamHeadersAt || now) - ctx.upstreamStartedAt)}`;
+    if (ctx.error !== undefined) line += `,"error":${str(ctx.error.code)}`;
+    this.stream.write(line + '}\n');
   }
 
   flush(): void {
     try {
-      this.stream.flush?.();
+      this.stream.flush();
     } catch {
       // sonic-boom throws if a write is pending; the next tick's flush catches up.
     }
@@ -55,12 +47,25 @@ export class AccessLog {
   close(): void {
     clearInterval(this.timer);
     try {
-      this.stream.flushSync?.();
+      this.stream.flushSync();
     } catch {
       /* closing anyway */
     }
-    this.stream.end?.();
+    this.stream.end();
   }
+}
+
+type SonicBoom = pino.DestinationStream & { flush(): void; flushSync(): void; end(): void };
+
+const PLAIN = /^[^"\\\u0000-\u001f]*$/;
+
+/** A JSON string literal; the common case (nothing to escape) skips JSON.stringify. */
+function str(v: string): string {
+  return PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);
+}
+
+function ms(ns: bigint): string {
+  return (Number(ns) / NS_PER_MS).toFixed(3);
 }
 
 /** Access logs by destination, shared across snapshots so a reload keeps its files open. */

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool, type buildConnector } from 'undici';
 
 export interface PoolOptions {
   connectTimeout: number;
@@ -26,6 +26,9 @@ export class PoolRegistry {
         connections: o.maxConnections > 0 ? o.maxConnections : null,
         pipelining: 1,
         connectTimeout: o.connectTimeout,
+        // Read buffer per upstream socket: a 64 KiB read must not stop and
+        // restart the socket's reading (see listeners/http.ts for the other side).
+        connect: { highWaterMark: 256 * 1024 } as Partial<buildConnector.BuildOptions>,
         headersTimeout: o.responseTimeout,
         bodyTimeout: o.idleTimeout,
         keepAliveTimeout: o.idleTimeout || 60_000,
