@@ -127,7 +127,8 @@ const upstream = z.strictObject({
     .string()
     .regex(/^(ip|uri|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[^\s;=]+)$/, 'must be ip, uri, header:NAME or cookie:NAME')
     .default('ip'),
-  targets: z.array(z.strictObject({ address: targetAddress, weight: int(1, 10_000).default(1) })).min(1, 'needs at least one target'),
+  /** `weight: 0` drains a target: it stays configured but is never picked. */
+  targets: z.array(z.strictObject({ address: targetAddress, weight: int(0, 10_000).default(1) })).min(1, 'needs at least one target'),
   timeouts: z
     .strictObject({
       connect: duration.refine((v) => v > 0, 'must be more than 0').default(5_000),

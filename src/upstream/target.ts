@@ -6,7 +6,7 @@
 export class Target {
   /** `host:port` as written in the config (IPv6 hosts in brackets). */
   readonly address: string;
-  /** Relative weight, an integer >= 1. */
+  /** Relative weight, an integer >= 0 (0: drained, never picked). */
   readonly weight: number;
   /** Requests (or connections) currently in flight to this target. */
   inflight = 0;

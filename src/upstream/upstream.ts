@@ -25,7 +25,8 @@ export class Upstream {
     this.name = config.name;
     this.config = config;
     this.targets = config.targets.map((t) => new Target(t.address, t.weight));
-    this.picker = createPicker(config.balancer, this.targets);
+    // Drained targets (weight 0) are left out of the picker; with none left, pick() finds nothing (503).
+    this.picker = createPicker(config.balancer, this.targets.filter((t) => t.weight > 0));
     this.pools = new Map();
     const keys = new Set<string>();
     for (const t of this.targets) {

@@ -117,6 +117,84 @@ describe('the issue example config, end to end', () => {
   });
 });
 
+describe('connections', () => {
+  test('upstream connections are pooled and kept alive', async (t) => {
+    const up = await startUpstream();
+    const sockets = new Set<unknown>();
+    up.server.on('connection', (s) => sockets.add(s));
+    const gw = await startGateway(simpleConfig([up.address]));
+    t.after(async () => {
+      await gw.close();
+      await up.close();
+    });
+    for (let i = 0; i < 10; i++) assert.equal((await send(gw.url(), { path: `/${i}` })).status, 200);
+    assert.equal(up.received.length, 10);
+    assert.equal(sockets.size, 1, 'ten sequential requests over fresh downstream connections reuse one upstream connection');
+  });
+
+  test('no downstream socket is left open after normal, failed and aborted exchanges', async (t) => {
+    const up = await startUpstream((req, res, body) => {
+      if (req.url === '/hang') return void res.write('partial');
+      if (req.url === '/reset') return void req.socket.destroy();
+      echo(req, res, body);
+    });
+    const gw = await startGateway(simpleConfig([up.address], {}, { timeouts: { response: '2s' } }));
+    t.after(async () => {
+      await gw.close();
+      await up.close();
+    });
+    const u = new URL(gw.url());
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 20; i++) {
+      work.push(send(gw.url(), { path: '/ok' }), send(gw.url(), { path: '/reset' }));
+      work.push(
+        new Promise<void>((resolve) => {
+          const req = http.get({ host: u.hostname, port: u.port, path: '/hang', agent: false }, (res) => {
+            res.once('data', () => {
+              req.destroy();
+              resolve();
+            });
+          });
+          req.on('error', () => resolve());
+        }),
+      );
+    }
+    await Promise.all(work);
+    const server = (gw.gateway as unknown as { bindings: Map<string, { server: http.Server }> }).bindings.values().next().value!.server;
+    await waitFor(
+      () => new Promise<boolean>((resolve) => server.getConnections((_e, n) => resolve(n === 0))),
+      'every downstream connection to close',
+    );
+    await waitFor(() => gw.gateway.current.upstreams.get('up')!.targets[0]!.inflight === 0, 'inflight to return to 0');
+  });
+
+  test('accessLog: { path } writes one JSON line per request to that file', async (t) => {
+    const { mkdtempSync, readFileSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'portico-log-')), 'logs', 'access.log');
+    const up = await startUpstream();
+    const gw = await startGateway(simpleConfig([up.address], {}, {}, { accessLog: { path: file } }));
+    t.after(async () => {
+      await gw.close();
+      await up.close();
+    });
+    await send(gw.url(), { path: '/logged?q="x"', headers: { 'x-request-id': 'req-1' } });
+    await send(gw.url(), { path: '/second' });
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').trim().split('\n').length === 2, 'two access-log lines', 5000);
+    const [first] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(first!.type, 'access');
+    assert.equal(first!.requestId, 'req-1');
+    assert.equal(first!.route, 'r');
+    assert.equal(first!.path, '/logged');
+    assert.equal(first!.status, 200);
+    assert.equal(first!.target, up.address);
+    assert.equal(typeof first!.durationMs, 'number');
+    assert.equal(typeof first!.upstreamMs, 'number');
+    assert.ok((first!.bytesSent as number) > 0);
+  });
+});
+
 describe('forwarding rules', () => {
   let up: TestUpstream;
   before(async () => {
@@ -261,6 +339,34 @@ describe('upstream failures', () => {
     const r = await send(gw.url());
     assert.equal(r.status, 504);
     assert.equal((JSON.parse(r.body) as { code: string }).code, 'UPSTREAM_CONNECT_TIMEOUT');
+  });
+
+  test('no target available (all drained with weight 0) → 503', async (t) => {
+    const up = await startUpstream();
+    t.after(() => up.close());
+    const gw = await startGateway({
+      ...simpleConfig([up.address]),
+      upstreams: [{ name: 'up', targets: [{ address: up.address, weight: 0 }] }],
+    });
+    t.after(() => gw.close());
+    const r = await send(gw.url());
+    assert.equal(r.status, 503);
+    assert.equal((JSON.parse(r.body) as { code: string }).code, 'NO_TARGET');
+    assert.equal(up.received.length, 0);
+  });
+
+  test('a drained target gets no traffic while the others do', async (t) => {
+    const live = await startUpstream();
+    const drained = await startUpstream();
+    t.after(() => Promise.all([live.close(), drained.close()]));
+    const gw = await startGateway({
+      ...simpleConfig([]),
+      upstreams: [{ name: 'up', targets: [{ address: live.address }, { address: drained.address, weight: 0 }] }],
+    });
+    t.after(() => gw.close());
+    for (let i = 0; i < 6; i++) assert.equal((await send(gw.url())).status, 200);
+    assert.equal(live.received.length, 6);
+    assert.equal(drained.received.length, 0);
   });
 
   test('an upstream that dies mid-body aborts the downstream response', async (t) => {
