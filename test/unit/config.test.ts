@@ -103,9 +103,11 @@ describe('validateConfig: values', () => {
     assertError(oneError((d) => (d.upstreams[0].timeouts = { connect: -5 })), 'upstreams[0].timeouts.connect', /duration/);
   });
 
-  it('a negative or zero weight is rejected', () => {
-    assertError(oneError((d) => (d.upstreams[0].targets[0].weight = -1)), 'upstreams[0].targets[0].weight', 'must be >= 1');
-    assertError(oneError((d) => (d.upstreams[0].targets[0].weight = 0)), 'upstreams[0].targets[0].weight', 'must be >= 1');
+  it('a negative or fractional weight is rejected; 0 (drained) is allowed', () => {
+    assertError(oneError((d) => (d.upstreams[0].targets[0].weight = -1)), 'upstreams[0].targets[0].weight', 'must be >= 0');
+    const drained = base();
+    drained.upstreams[0].targets[0].weight = 0;
+    assert.equal(validateConfig(drained, {}).ok, true);
     assertError(
       oneError((d) => (d.upstreams[0].targets[0].weight = 1.5)),
       'upstreams[0].targets[0].weight',
