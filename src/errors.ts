@@ -7,6 +7,8 @@ export type ErrorSource = 'downstream' | 'upstream' | 'internal';
 
 export const ERROR_CODES = {
   BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, message: 'bad request' },
+  REQUEST_TIMEOUT: { status: 408, source: 'downstream', retryable: false, message: 'request head not received in time' },
+  HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryable: false, message: 'request head too large' },
   ROUTE_NOT_FOUND: { status: 404, source: 'downstream', retryable: false, message: 'no route matches this request' },
   PAYLOAD_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, message: 'request body too large' },
   NO_TARGET: { status: 503, source: 'internal', retryable: false, message: 'no upstream target available' },

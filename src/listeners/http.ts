@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.js';
 import type { Snapshot } from '../config/compile.js';
 import { handleRequest } from '../http/handler.js';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 
 /** What an HTTP listener's socket needs from the gateway; `name` may change on reload. */
 export interface HttpBinding {
@@ -52,16 +53,21 @@ export function updateHttpServer(server: http.Server, config: ListenerConfig): v
   server.requestTimeout = config.timeouts.request;
 }
 
-/** Malformed HTTP (RFC 9112 parse errors): answer once, then close. Never throws. */
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
+/**
+ * Malformed HTTP (RFC 9112 parse errors, a head over maxHeaderSize, a head
+ * not received in time): answer once with the mapped status and a JSON body
+ * (no request id exists yet), then close. Never throws.
+ */
 function onClientError(err: Error & { code?: string }, socket: Socket): void {
   if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-    const status =
-      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
-      : '400 Bad Request';
-    const body = JSON.stringify({ error: status.slice(4).toLowerCase(), code: err.code ?? 'BAD_REQUEST' });
+    const code: ErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    const { status, message } = ERROR_CODES[code];
+    const body = JSON.stringify({ error: err.code ? `${message} (${err.code})` : message, code });
     socket.end(
-      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
     socket.setTimeout(5000, () => socket.destroy());
   } else {
