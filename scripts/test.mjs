@@ -6,13 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-rmSync('build', { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'], { stdio: 'inherit' });
+// PORTICO_BUILD_DIR lets several test runs share a checkout (each compiles into its own folder at the repo root).
+const out = process.env.PORTICO_BUILD_DIR ?? 'build';
+rmSync(out, { recursive: true, force: true });
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json', '--outDir', out], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
 const only = process.argv.slice(2);
 const files = [];
-for (const dir of ['build/test/unit', 'build/test/integration']) {
+for (const dir of [`${out}/test/unit`, `${out}/test/integration`]) {
   for (const f of readdirSync(dir).sort()) {
     if (f.endsWith('.test.js') && (only.length === 0 || only.some((o) => f.includes(o)))) files.push(join(dir, f));
   }

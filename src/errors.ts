@@ -9,6 +9,12 @@ export const ERROR_CODES = {
   BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, message: 'bad request' },
   REQUEST_TIMEOUT: { status: 408, source: 'downstream', retryable: false, message: 'request head not received in time' },
   HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryable: false, message: 'request head too large' },
+  UNAUTHORIZED: { status: 401, source: 'downstream', retryable: false, message: 'missing or invalid credentials' },
+  FORBIDDEN: { status: 403, source: 'downstream', retryable: false, message: 'access denied' },
+  RATE_LIMITED: { status: 429, source: 'downstream', retryable: false, message: 'rate limit exceeded' },
+  QUOTA_EXCEEDED: { status: 429, source: 'downstream', retryable: false, message: 'quota exceeded' },
+  CIRCUIT_OPEN: { status: 503, source: 'upstream', retryable: false, message: 'upstream circuit is open' },
+  FAULT_INJECTED: { status: 500, source: 'internal', retryable: false, message: 'fault injected' },
   ROUTE_NOT_FOUND: { status: 404, source: 'downstream', retryable: false, message: 'no route matches this request' },
   PAYLOAD_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, message: 'request body too large' },
   NO_TARGET: { status: 503, source: 'internal', retryable: false, message: 'no upstream target available' },
@@ -23,23 +29,35 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** Response headers that explain the error (WWW-Authenticate, Retry-After, RateLimit-*). */
+  headers?: Record<string, string>;
+  /** Overrides the code's status (fault injection answers with a configured status). */
+  status?: number;
+}
+
 export class GatewayError extends Error {
   readonly code: ErrorCode;
   readonly source: ErrorSource;
   readonly retryable: boolean;
+  readonly headers: Record<string, string> | undefined;
+  readonly status: number;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message?: string, options?: GatewayErrorOptions) {
     const def = ERROR_CODES[code];
-    super(message ?? def.message, options);
+    super(message ?? def.message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GatewayError';
     this.code = code;
     this.source = def.source;
     this.retryable = def.retryable;
+    this.headers = options?.headers;
+    this.status = options?.status ?? def.status;
   }
 }
 
 export function statusFor(err: GatewayError): number {
-  return ERROR_CODES[err.code].status;
+  return err.status;
 }
 
 /** Classifies an error thrown by the upstream client (undici, node:net) as a GatewayError. */

@@ -8,6 +8,7 @@ import { createHttpServer, updateHttpServer, type HttpBinding } from './listener
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
+import { createStateStore, type StateStore } from './state/index.js';
 
 interface Bound extends HttpBinding {
   /** The configured address (`host:port`, port possibly 0): bindings are kept across reloads by this key. */
@@ -32,6 +33,8 @@ export class Gateway {
   private admin: { key: string; server: http.Server } | undefined;
   private readonly pools = new PoolRegistry();
   private readonly accessLogs = new AccessLogRegistry();
+  /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
+  private state: { key: string; store: StateStore } | undefined;
   private version = 0;
   private stopping = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -56,9 +59,13 @@ export class Gateway {
   private async applyNow(config: Config): Promise<ApplyResult> {
     if (this.stopping) return { ok: false, error: 'gateway is stopping' };
     let next: Snapshot;
+    const stateKey = JSON.stringify(config.state);
+    let state = this.state?.key === stateKey ? this.state : undefined;
     try {
-      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs });
+      state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
+      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs, state: state.store, logger: this.logger });
     } catch (err) {
+      if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
       return { ok: false, error: `compile failed: ${(err as Error).message}` };
     }
@@ -84,6 +91,7 @@ export class Gateway {
         }
       }
     } catch (err) {
+      if (state !== this.state) void state.store.close();
       await Promise.all([...created.map((b) => closeServer(b.server, 0)), newAdmin && closeServer(newAdmin.server, 0)]);
       this.releaseUnused();
       return { ok: false, error: (err as Error).message };
@@ -92,6 +100,10 @@ export class Gateway {
     // Swap. Everything below only releases what the new snapshot does not use.
     const previous = this.snapshot;
     this.snapshot = next;
+    if (state !== this.state) {
+      void this.state?.store.close();
+      this.state = state;
+    }
     this.version = next.version;
     for (const b of created) this.bindings.set(b.key, b);
     const keep = new Set<string>();
@@ -180,6 +192,7 @@ export class Gateway {
     this.bindings.clear();
     this.admin = undefined;
     await this.pools.destroy();
+    await this.state?.store.close();
     this.accessLogs.close();
   }
 }

@@ -11,6 +11,11 @@ import { rewrite } from '../middlewares/rewrite.js';
 import type { AccessLogRegistry } from '../observability/access-log.js';
 import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { Upstream } from '../upstream/upstream.js';
+import type { Logger } from 'pino';
+import type { StateStore } from '../state/store.js';
+import { ConsumerRegistry } from '../consumers/consumer.js';
+import { MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
+import { createTokenEndpoint } from '../consumers/token-endpoint.js';
 
 /**
  * The compiled, immutable form of one config document. The running gateway
@@ -22,6 +27,7 @@ export interface Snapshot {
   readonly config: Config;
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly consumers: ConsumerRegistry;
   /** Connection pools and access-log destinations this snapshot uses (kept open across a swap). */
   readonly poolKeys: ReadonlySet<string>;
   readonly accessLogs: ReadonlySet<string>;
@@ -30,6 +36,8 @@ export interface Snapshot {
 export interface CompileDeps {
   pools: PoolRegistry;
   accessLogs: AccessLogRegistry;
+  state: StateStore;
+  logger: Logger;
 }
 
 /** Builds routers, middleware chains and upstream pools once. `config` must be validated. */
@@ -42,9 +50,15 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
     for (const k of upstream.poolKeys) poolKeys.add(k);
   }
 
+  const consumers = new ConsumerRegistry(config.consumers);
   const routesByListener = new Map<string, { config: Config['routes'][number]; value: RouteRuntime }[]>();
   for (const r of config.routes) {
-    const middlewares: Middleware[] = [];
+    // Policies first (auth, limits), then the changes to what goes upstream.
+    const middlewares: Middleware[] = r.middlewares.map(({ name, options }) => {
+      const factory = MIDDLEWARE_FACTORIES[name];
+      if (!factory) throw new Error(`routes ${r.name}: middleware ${name} has no implementation`);
+      return factory(options as never, { route: r, state: deps.state, consumers, logger: deps.logger });
+    });
     if (r.stripPrefix || r.rewrite.length > 0) {
       middlewares.push(rewrite({ stripPrefix: r.stripPrefix ? r.match.pathPrefix : undefined, rules: r.rewrite }));
     }
@@ -57,6 +71,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       preserveHost: r.preserveHost,
       upstream: r.upstream === undefined ? undefined : upstreams.get(r.upstream),
       respond: r.respond === undefined ? undefined : compileDirectResponse(r.respond),
+      endpoint: r['token-endpoint'] === undefined ? undefined : createTokenEndpoint(r['token-endpoint'], consumers),
     };
     const list = routesByListener.get(r.listener) ?? [];
     list.push({ config: r, value: runtime });
@@ -77,5 +92,5 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       tls: false,
     });
   }
-  return { version, config, listeners, upstreams, poolKeys, accessLogs };
+  return { version, config, listeners, upstreams, consumers, poolKeys, accessLogs };
 }

@@ -2,6 +2,10 @@ import { z } from 'zod';
 import { BALANCERS } from '../upstream/balancers/balancer.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort } from './address.js';
+import { stateSchema } from '../state/schema.js';
+import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
+import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
+import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstream/policy-schema.js';
 
 /**
  * The config document's schema. Every object is strict (unknown keys are
@@ -140,6 +144,35 @@ const upstream = z.strictObject({
     .prefault({}),
   /** Most pooled connections per target; 0 = no limit. */
   maxConnections: int(0, 100_000).default(0),
+  healthCheck: healthCheckSchema.optional(),
+  circuitBreaker: circuitBreakerSchema.optional(),
+  retries: retriesSchema.optional(),
+});
+
+/**
+ * One `middlewares:` entry: `{ <name>: <options> }` with exactly one known
+ * name; the options are validated by that middleware's schema and the entry
+ * becomes `{ name, options }`.
+ */
+const middlewareEntry = z.record(z.string(), z.unknown()).transform((entry, ctx) => {
+  const keys = Object.keys(entry);
+  const known = Object.keys(MIDDLEWARE_SCHEMAS);
+  if (keys.length !== 1) {
+    ctx.issues.push({ code: 'custom', input: entry, message: `must have exactly one key, the middleware name (${known.join(', ')})` });
+    return z.NEVER;
+  }
+  const name = keys[0]!;
+  const schema = MIDDLEWARE_SCHEMAS[name];
+  if (!schema) {
+    ctx.issues.push({ code: 'custom', input: entry, path: [name], message: `unknown middleware; known: ${known.join(', ')}` });
+    return z.NEVER;
+  }
+  const parsed = schema.safeParse(entry[name] ?? {});
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.issues.push({ ...issue, path: [name, ...issue.path] } as never);
+    return z.NEVER;
+  }
+  return { name, options: parsed.data as unknown };
 });
 
 const respond = z.strictObject({
@@ -161,12 +194,16 @@ const route = z
     preserveHost: bool.default(true),
     upstream: name.optional(),
     respond: respond.optional(),
+    'token-endpoint': tokenEndpointSchema.optional(),
+    middlewares: z.array(middlewareEntry).default([]),
+    retries: retriesSchema.optional(),
   })
   .superRefine((r, ctx) => {
     const kinds = [r.match.path, r.match.pathPrefix, r.match.pathRegex].filter((v) => v !== undefined).length;
     if (kinds > 1) ctx.addIssue({ code: 'custom', path: ['match'], message: 'use only one of path, pathPrefix and pathRegex' });
-    if ((r.upstream === undefined) === (r.respond === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs exactly one of upstream or respond' });
+    const ends = [r.upstream, r.respond, r['token-endpoint']].filter((v) => v !== undefined).length;
+    if (ends !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs exactly one of upstream, respond or token-endpoint' });
     }
     if (r.stripPrefix && r.match.pathPrefix === undefined) {
       ctx.addIssue({ code: 'custom', path: ['stripPrefix'], message: 'needs match.pathPrefix' });
@@ -190,6 +227,8 @@ export const configSchema = z.strictObject({
   listeners: z.array(listener).default([]),
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
+  consumers: z.array(consumerSchema).default([]),
+  state: stateSchema,
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -4,6 +4,7 @@ import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import type { RouteRuntime } from './route.js';
+import type { Consumer } from '../consumers/consumer.js';
 
 /**
  * One request's state, created when the request arrives and passed through
@@ -34,6 +35,8 @@ export class RequestContext {
   contentLength = -1;
 
   route: RouteRuntime | undefined = undefined;
+  /** The consumer an auth middleware identified, if any. */
+  consumer: Consumer | undefined = undefined;
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
 

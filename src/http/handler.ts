@@ -54,6 +54,17 @@ function forward(ctx: RequestContext): void {
     writeDirectResponse(ctx, route.respond);
     return log(ctx);
   }
+  if (route.endpoint !== undefined) {
+    let pending: void | Promise<void>;
+    try {
+      pending = route.endpoint(ctx);
+    } catch (err) {
+      return fail(ctx, toGatewayError(err));
+    }
+    if (pending === undefined) return log(ctx);
+    pending.then(() => log(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
+    return;
+  }
   proxy(ctx, log);
 }
 

@@ -48,6 +48,7 @@ export function writeError(ctx: RequestContext, err: GatewayError): void {
   }
   const body = Buffer.from(JSON.stringify({ error: err.message, code: err.code, requestId: ctx.requestId }));
   ctx.bytesSent = body.length;
+  if (err.headers) for (const k in err.headers) res.setHeader(k, err.headers[k]!);
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': body.length,

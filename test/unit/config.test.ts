@@ -222,7 +222,7 @@ describe('validateConfig: route rules', () => {
     assertError(
       oneError((d) => (d.routes[0].respond = { status: 204 })),
       'routes[0].upstream',
-      'a route needs exactly one of upstream or respond',
+      'a route needs exactly one of upstream, respond or token-endpoint',
     );
   });
 
@@ -230,7 +230,7 @@ describe('validateConfig: route rules', () => {
     assertError(
       oneError((d) => delete d.routes[0].upstream),
       'routes[0].upstream',
-      'a route needs exactly one of upstream or respond',
+      'a route needs exactly one of upstream, respond or token-endpoint',
     );
   });
 
@@ -429,7 +429,16 @@ describe('loadConfigText', () => {
 
   it('an empty document is valid and all defaults', () => {
     const c = okConfig(loadConfigText('', {}));
-    assert.deepEqual(c, { log: { level: 'info' }, watch: false, shutdownTimeout: 10_000, listeners: [], upstreams: [], routes: [] });
+    assert.deepEqual(c, {
+      log: { level: 'info' },
+      watch: false,
+      shutdownTimeout: 10_000,
+      listeners: [],
+      upstreams: [],
+      routes: [],
+      consumers: [],
+      state: { store: 'memory' },
+    });
   });
 
   it('reports several schema errors at once', () => {
@@ -543,6 +552,7 @@ routes:
       responseHeaders: { set: { 'X-Served-By': 'portico' } },
       preserveHost: true,
       upstream: 'users',
+      middlewares: [],
     });
   });
 
