@@ -8,6 +8,7 @@ import { createHttpServer, updateHttpServer, type HttpBinding } from './listener
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
+import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
 
 interface Bound extends HttpBinding {
@@ -35,6 +36,8 @@ export class Gateway {
   private readonly accessLogs = new AccessLogRegistry();
   /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
   private state: { key: string; store: StateStore } | undefined;
+  /** Request statistics, kept across reloads (see observability/stats.ts). */
+  readonly stats = new Stats(() => this.state?.store);
   private version = 0;
   private stopping = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -63,7 +66,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs, state: state.store, logger: this.logger });
+      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
@@ -85,7 +88,11 @@ export class Gateway {
       const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
       if (adminKey !== admin?.key) {
         if (config.admin) {
-          const server = createAdminServer(() => ({ apiKey: this.snapshot?.config.admin?.apiKey, status: () => this.status() }));
+          const server = createAdminServer(() => ({
+            apiKey: this.snapshot?.config.admin?.apiKey,
+            status: () => this.status(),
+            stats: () => this.statsReport(),
+          }));
           await listen(server, config.admin.listen);
           newAdmin = { key: adminKey!, server };
         }
@@ -177,6 +184,15 @@ export class Gateway {
     };
   }
 
+  /** Statistics of every series, by dimension (GET /stats on the admin API). */
+  async statsReport(): Promise<Record<Dimension, Record<string, unknown>>> {
+    const report = { route: {}, upstream: {}, target: {}, consumer: {} } as Record<Dimension, Record<string, unknown>>;
+    for (const dim of Object.keys(report) as Dimension[]) {
+      for (const name of this.stats.names(dim)) report[dim][name] = await this.stats.view(dim, name);
+    }
+    return report;
+  }
+
   /**
    * Graceful stop: stop accepting, let in-flight requests finish for up to
    * `graceMs` (responses meanwhile carry `Connection: close`), then close
@@ -192,6 +208,7 @@ export class Gateway {
     this.bindings.clear();
     this.admin = undefined;
     await this.pools.destroy();
+    await this.stats.close();
     await this.state?.store.close();
     this.accessLogs.close();
   }

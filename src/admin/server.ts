@@ -6,6 +6,8 @@ export interface AdminOptions {
   apiKey?: string;
   /** Describes the running gateway for GET /status. */
   status: () => unknown;
+  /** Request statistics for GET /stats. */
+  stats: () => Promise<unknown>;
 }
 
 /**
@@ -13,6 +15,7 @@ export interface AdminOptions {
  * (enforced by config validation). Endpoints:
  *   GET /health → 200 {"status":"ok"} (no auth: for load balancers and probes)
  *   GET /status → snapshot version, listeners and their bound addresses
+ *   GET /stats  → request statistics per route, upstream, target and consumer
  */
 export function createAdminServer(options: () => AdminOptions): http.Server {
   return http.createServer((req, res) => {
@@ -27,6 +30,13 @@ export function createAdminServer(options: () => AdminOptions): http.Server {
       return json(res, 401, { error: 'missing or wrong admin API key', code: 'ADMIN_UNAUTHORIZED' });
     }
     if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
+    if (path === '/stats' && req.method === 'GET') {
+      opts.stats().then(
+        (body) => json(res, 200, body),
+        () => json(res, 500, { error: 'statistics unavailable', code: 'INTERNAL' }),
+      );
+      return;
+    }
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }

@@ -13,6 +13,7 @@ import type { PoolRegistry } from '../upstream/pool-registry.js';
 import { Upstream } from '../upstream/upstream.js';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.js';
+import type { Stats } from '../observability/stats.js';
 import { ConsumerRegistry } from '../consumers/consumer.js';
 import { MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
@@ -38,6 +39,7 @@ export interface CompileDeps {
   accessLogs: AccessLogRegistry;
   state: StateStore;
   logger: Logger;
+  stats: Stats;
 }
 
 /** Builds routers, middleware chains and upstream pools once. `config` must be validated. */
@@ -89,6 +91,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       router: new Router(routesByListener.get(l.name) ?? []),
       trustedProxies: new IpSet(l.trustedProxies),
       accessLog: dest === null ? null : deps.accessLogs.get(dest),
+      stats: deps.stats,
       tls: false,
     });
   }

@@ -74,5 +74,6 @@ function fail(ctx: RequestContext, err: GatewayError): void {
 }
 
 function log(ctx: RequestContext): void {
+  ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
 }

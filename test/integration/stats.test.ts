@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startUpstream } from '../helpers/upstream.js';
+import { startGateway, simpleConfig } from '../helpers/gateway.js';
+import { formatHostPort } from '../../src/config/address.js';
+
+function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false, headers }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+test('statistics per route, upstream and target, served by the admin API', async (t) => {
+  const up = await startUpstream((req, res) => {
+    res.statusCode = req.url === '/fail' ? 503 : 200;
+    res.end('x'.repeat(100));
+  });
+  const gw = await startGateway({ ...simpleConfig([up.address]), admin: { listen: '127.0.0.1:0' } });
+  t.after(async () => {
+    await gw.close();
+    await up.close();
+  });
+  for (let i = 0; i < 8; i++) await get(gw.url() + '/ok');
+  for (let i = 0; i < 2; i++) await get(gw.url() + '/fail');
+
+  const route = await gw.gateway.stats.view('route', 'r');
+  assert.ok(route);
+  assert.equal(route.requests, 10);
+  assert.equal(route.statusClasses[2], 8);
+  assert.equal(route.statusClasses[5], 2);
+  assert.equal(route.bytesSent, 1000);
+  assert.equal(route.latency.counts.reduce((a, b) => a + b, 0), 10);
+  assert.equal(route.today, 10);
+  const target = await gw.gateway.stats.view('target', up.address);
+  assert.equal(target?.requests, 10);
+
+  const admin = gw.gateway.adminAddress()!;
+  const reply = await get(`http://${formatHostPort(admin)}/stats`);
+  assert.equal(reply.status, 200);
+  const report = JSON.parse(reply.body) as Record<string, Record<string, { requests: number; today: number }>>;
+  assert.equal(report.route!.r!.requests, 10);
+  assert.equal(report.upstream!.up!.today, 10);
+  assert.deepEqual(Object.keys(report.consumer!), []);
+});
