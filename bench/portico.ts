@@ -23,7 +23,15 @@ export interface PorticoOptions {
   main?: string;
 }
 
-/** The config document, in exactly the shape the gateway validates. */
+/** The API key the `policies` scenario sends (X-API-Key) on the `/p/users` route. */
+export const POLICIES_API_KEY = 'bench-consumer-api-key-0001';
+
+/**
+ * The config document, in exactly the shape the gateway validates. The
+ * `/p/users` route does the same work as `/users` plus the traffic policies
+ * of the `policies` scenario: key-auth (and the consumer-quota check the
+ * compiler adds after it) and a rate-limit high enough never to trigger.
+ */
 export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog'>): string {
   return `admin: { listen: 127.0.0.1:${o.adminPort} }
 listeners:
@@ -33,6 +41,8 @@ upstreams:
     balancer: weighted-round-robin
     targets: [{ address: "127.0.0.1:${o.upstreamPort}", weight: 1 }]
     timeouts: { connect: 2s, response: 30s, idle: 60s }
+consumers:
+  - { id: bench, keys: ["${POLICIES_API_KEY}"] }
 routes:
   - name: users-api
     listener: web
@@ -41,6 +51,17 @@ routes:
     rewrite: [{ pattern: "^/v1/(.*)$", replacement: "/v2/$1" }]
     requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
     responseHeaders: { set: { X-Served-By: portico } }
+    upstream: users
+  - name: users-policies
+    listener: web
+    match: { host: "*.example.com", pathPrefix: /p/users, methods: [GET, POST] }
+    stripPrefix: true
+    rewrite: [{ pattern: "^/v1/(.*)$", replacement: "/v2/$1" }]
+    requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
+    responseHeaders: { set: { X-Served-By: portico } }
+    middlewares:
+      - key-auth: {}
+      - rate-limit: { rate: 1e9 }
     upstream: users
 `;
 }
@@ -133,6 +154,13 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     }
   } catch (err) {
     warnings.push(`GET /users/small through ${name} failed: ${(err as Error).message}`);
+  }
+  try {
+    const r = await httpGet(o.port, '/p/users/small', { host: 'api.example.com', 'x-api-key': POLICIES_API_KEY });
+    if (r.status !== 200) warnings.push(`GET /p/users/small (policies) through ${name} returned ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+    else if (r.headers['ratelimit'] === undefined) warnings.push(`GET /p/users/small through ${name}: response lacks the RateLimit header`);
+  } catch (err) {
+    warnings.push(`GET /p/users/small through ${name} failed: ${(err as Error).message}`);
   }
 
   return {

@@ -4,7 +4,7 @@
  * one table per scenario plus a summary of the Portico/nginx ratios.
  *
  *   node build/bench/run.js [--duration 10] [--connections 50] [--quick]
- *                           [--only small,large,close,small-accesslog]
+ *                           [--only small,large,close,small-accesslog,policies]
  *                           [--cpu-prof] [--no-portico] [--no-nginx]
  *                           [--load wrk|autocannon] [--warmup 1]
  *
@@ -18,14 +18,14 @@ import { parseArgs } from 'node:util';
 import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
 import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
 import { nginxBinary, startNginxPeer, type Started } from './nginx.js';
-import { startPortico, type RunningPortico } from './portico.js';
+import { POLICIES_API_KEY, startPortico, type RunningPortico } from './portico.js';
 import { startUpstream } from './upstream.js';
 import { REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
-const SCENARIOS = ['small', 'large', 'close', 'small-accesslog'] as const;
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-type ProxyScenario = Exclude<Scenario, 'small-accesslog'>;
-type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog';
+type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies'>;
+type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog' | 'portico+policies';
 
 /** CPU layout: the load generator and the upstream share CPU 0, the proxy under test has CPU 1 to itself. */
 const CPU_LOAD = 0;
@@ -138,6 +138,8 @@ interface Row {
   vsNginx?: number;
   /** For portico+accesslog: ratio to portico small without the log. */
   vsNoLog?: number;
+  /** For portico+policies: ratio to the bare route measured just before. */
+  vsBare?: number;
   /** CPU used by processes outside the bench during the measured run. */
   noise?: Noise;
 }
@@ -153,6 +155,7 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   large: 'keep-alive GET, 64 KiB body',
   close: 'GET 13-byte body, Connection: close on every request',
   'small-accesslog': 'keep-alive GET, 13-byte body, Portico access log on vs off',
+  policies: 'keep-alive GET, 13-byte body, route with key-auth + rate-limit vs the bare route',
 };
 
 const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large', close: '/small' };
@@ -167,7 +170,8 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
+  const hasBare = rep.rows.some((r) => r.vsBare !== undefined);
+  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
@@ -193,7 +197,17 @@ function renderTable(rep: ScenarioReport): string {
       fmtNum(r.p99Ms, 2),
       errCell,
       row.target === 'direct' ? '1.00' : fmtNum(row.vsDirect, 2),
-      hasNoLog ? (row.vsNoLog !== undefined ? fmtNum(row.vsNoLog, 2) : '') : row.vsNginx !== undefined ? fmtNum(row.vsNginx, 2) : '',
+      hasNoLog
+        ? row.vsNoLog !== undefined
+          ? fmtNum(row.vsNoLog, 2)
+          : ''
+        : hasBare
+          ? row.vsBare !== undefined
+            ? fmtNum(row.vsBare, 2)
+            : ''
+          : row.vsNginx !== undefined
+            ? fmtNum(row.vsNginx, 2)
+            : '',
       n?.targetPct === undefined ? '' : `${n.targetPct.toFixed(0)}%`,
       n?.cpuBusyPct[0] === undefined ? '' : `${n.cpuBusyPct[0].toFixed(0)}%`,
       n?.cpuBusyPct[1] === undefined ? '' : `${n.cpuBusyPct[1].toFixed(0)}%`,
@@ -231,12 +245,14 @@ async function main(): Promise<number> {
   }
 
   const nginxBin = opts.nginx ? nginxBinary() : undefined;
-  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog');
+  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies');
   const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
+  const wantPolicies = opts.scenarios.includes('policies') && opts.portico;
   const notes: string[] = [];
   let fatal = false;
 
   if (opts.scenarios.includes('small-accesslog') && !opts.portico) notes.push('small-accesslog skipped: --no-portico');
+  if (opts.scenarios.includes('policies') && !opts.portico) notes.push('policies skipped: --no-portico');
 
   const pinNote = canPin() ? `load + upstream on CPU ${CPU_LOAD}, proxy under test on CPU ${CPU_PROXY}` : 'taskset not found: no CPU pinning';
   process.stdout.write(
@@ -265,7 +281,7 @@ async function main(): Promise<number> {
   let portico: RunningPortico | undefined;
   let porticoFailure: string | undefined;
   let plainBuild: string | undefined;
-  const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog);
+  const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog || wantPolicies);
   if (needPlainPortico) {
     try {
       portico = await startPortico('portico', {
@@ -369,6 +385,32 @@ async function main(): Promise<number> {
     process.stdout.write(renderTable(rep) + '\n\n');
   }
 
+  // Policies: the bare route and the route with key-auth + rate-limit, on the same Portico, measured back to back.
+  if (wantPolicies) {
+    const rows: Row[] = [];
+    if (portico !== undefined) {
+      const p = portico;
+      // runLoad always sends Host: api.example.com.
+      rows.push(await measure('portico', p.port, '/users/small', {}, () => p.proc.exitReason(), p.proc.pid));
+      rows.push(await measure('portico+policies', p.port, '/p/users/small', { 'X-API-Key': POLICIES_API_KEY }, () => p.proc.exitReason(), p.proc.pid));
+    } else {
+      rows.push({ target: 'portico', url: '', failure: porticoFailure ?? 'not started' });
+    }
+    const smallDirect = rpsOf(
+      reports.find((r) => r.scenario === 'small'),
+      'direct',
+    );
+    const bare = rows[0]?.result !== undefined && !onlyErrors(rows[0].result) ? rows[0].result.rps : undefined;
+    for (const row of rows) {
+      if (row.result === undefined) continue;
+      if (smallDirect !== undefined) row.vsDirect = row.result.rps / smallDirect;
+      if (row.target === 'portico+policies' && bare !== undefined) row.vsBare = row.result.rps / bare;
+    }
+    const rep: ScenarioReport = { scenario: 'policies', description: DESCRIPTIONS.policies, rows };
+    reports.push(rep);
+    process.stdout.write(renderTable(rep) + '\n\n');
+  }
+
   if (wantAccessLog) {
     const rows: Row[] = [];
     const smallRep = reports.find((r) => r.scenario === 'small');
@@ -431,25 +473,29 @@ async function main(): Promise<number> {
   // Summary: the lines below are quoted by notes elsewhere; keep their wording.
   const ratio = (s: ProxyScenario): number | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico')?.vsNginx;
   const accessRatio = reports.find((r) => r.scenario === 'small-accesslog')?.rows.find((x) => x.target === 'portico+accesslog')?.vsNoLog;
+  const policiesRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+policies')?.vsBare;
   const summary = {
     porticoNginxSmall: ratio('small'),
     porticoNginxLarge: ratio('large'),
     porticoNginxClose: ratio('close'),
     accessLogCost: accessRatio,
+    policiesCost: policiesRatio,
   };
   const targets: [string, number | undefined, number][] = [
     ['small', summary.porticoNginxSmall, 0.25],
     ['large', summary.porticoNginxLarge, 0.5],
     ['close', summary.porticoNginxClose, 0.75],
+    ['policies', summary.policiesCost, 0.85],
   ];
   const summaryLines = [
     `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
     `portico/nginx large: ${fmtNum(summary.porticoNginxLarge, 2)} (target >= 0.5)`,
     `portico/nginx close: ${fmtNum(summary.porticoNginxClose, 2)} (target >= 0.75)`,
     `accesslog cost: portico small with log / without: ${fmtNum(summary.accessLogCost, 2)}`,
+    `policies cost: rate-limit+auth route / bare route: ${fmtNum(summary.policiesCost, 2)} (target >= 0.85)`,
   ];
   const ratioNoisy = (s: string): boolean =>
-    (reports.find((r) => r.scenario === s)?.rows ?? []).some((r) => (r.target === 'portico' || r.target === 'nginx') && isNoisy(r.noise));
+    (reports.find((r) => r.scenario === s)?.rows ?? []).some((r) => (r.target === 'portico' || r.target === 'nginx' || r.target === 'portico+policies') && isNoisy(r.noise));
   const verdicts = targets
     .filter(([, v]) => v !== undefined)
     // Judged on the printed (2-decimal) figure, so the verdict agrees with the line above it.
@@ -510,11 +556,12 @@ async function main(): Promise<number> {
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
             ...(r.target === 'portico' ? { vsNginx: r.vsNginx ?? null } : {}),
             ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
+            ...(r.target === 'portico+policies' ? { vsBare: r.vsBare ?? null } : {}),
           })),
         },
       ]),
     ),
-    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75 } },
+    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85 } },
     noisyRuns: noisy,
     notes,
     ok: !fatal,

@@ -8,6 +8,9 @@ import { join } from 'node:path';
 
 // PORTICO_BUILD_DIR lets several test runs share a checkout (each compiles into its own folder at the repo root).
 const out = process.env.PORTICO_BUILD_DIR ?? 'build';
+// External servers the tests start (redis-server): installed if missing, or a one-line instruction and exit 1.
+const deps = spawnSync(process.execPath, [join('scripts', 'ensure-deps.mjs')], { stdio: 'inherit' });
+if (deps.status !== 0) process.exit(deps.status ?? 1);
 rmSync(out, { recursive: true, force: true });
 const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json', '--outDir', out], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);

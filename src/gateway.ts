@@ -8,6 +8,7 @@ import { createHttpServer, updateHttpServer, type HttpBinding } from './listener
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
+import { swapUpstreams } from './upstream/upstream.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
 
@@ -107,6 +108,8 @@ export class Gateway {
     // Swap. Everything below only releases what the new snapshot does not use.
     const previous = this.snapshot;
     this.snapshot = next;
+    // Health checks run for the current snapshot only (its target health carries over).
+    swapUpstreams(next.upstreams, previous?.upstreams, this.logger);
     if (state !== this.state) {
       void this.state?.store.close();
       this.state = state;
@@ -202,6 +205,7 @@ export class Gateway {
     if (this.stopping) return;
     this.stopping = true;
     await this.queue;
+    swapUpstreams(undefined, this.snapshot?.upstreams, this.logger);
     const closing = [...this.bindings.values()].map((b) => closeServer(b.server, graceMs));
     if (this.admin) closing.push(closeServer(this.admin.server, 0));
     await Promise.all(closing);

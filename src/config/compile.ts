@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.js';
 import type { Stats } from '../observability/stats.js';
 import { ConsumerRegistry } from '../consumers/consumer.js';
-import { MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
+import { AUTH_MIDDLEWARES, MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
+import { consumerQuota } from '../middlewares/consumer-quota.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
 
 /**
@@ -61,6 +62,9 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       if (!factory) throw new Error(`routes ${r.name}: middleware ${name} has no implementation`);
       return factory(options as never, { route: r, state: deps.state, consumers, logger: deps.logger });
     });
+    // Consumer quotas (qps, qpd) right after the last auth middleware, once a consumer is known.
+    const lastAuth = r.middlewares.findLastIndex((m) => AUTH_MIDDLEWARES.has(m.name));
+    if (lastAuth >= 0) middlewares.splice(lastAuth + 1, 0, consumerQuota({ route: r, state: deps.state, consumers, logger: deps.logger }));
     if (r.stripPrefix || r.rewrite.length > 0) {
       middlewares.push(rewrite({ stripPrefix: r.stripPrefix ? r.match.pathPrefix : undefined, rules: r.rewrite }));
     }

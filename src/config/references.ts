@@ -2,6 +2,7 @@ import type { Config } from './schema.js';
 import type { ConfigError } from './load.js';
 import { parseCidr } from '../http/ip.js';
 import { isLoopbackHost } from './loopback.js';
+import { checkConsumers } from '../consumers/check.js';
 
 type Named = { name?: unknown; listener?: unknown; upstream?: unknown };
 
@@ -64,6 +65,8 @@ export function checkReferences(config: Config): ConfigError[] {
       }
     });
   });
+  // Consumers: unique ids/keys/issuers, `routes` naming existing routes; jwt-auth key sources.
+  errors.push(...checkConsumers(config));
   return errors;
 }
 

@@ -1,13 +1,20 @@
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.js';
+import { REJECTED_FULL } from '../upstream/circuit-breaker.js';
+import type { RetryPolicy } from '../upstream/retry.js';
+import type { Target } from '../upstream/target.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from './context.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
-import { writeError } from './respond.js';
+import { writeDirectResponse, writeError } from './respond.js';
 
 /** Called exactly once when a proxied exchange is over, whatever the outcome. */
 export type Done = (ctx: RequestContext) => void;
 
 const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
+const CIRCUIT_OPEN = new GatewayError('CIRCUIT_OPEN');
 
 /**
  * The upstream request phase: pick a target, send the request through the
@@ -15,11 +22,21 @@ const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
  * response straight into the downstream response, with backpressure both
  * ways (undici pipes the request body; the response pauses the upstream
  * socket while the downstream one is full).
+ *
+ * An upstream with a circuit breaker or retries (or a route with retries)
+ * takes the guarded path (`GuardedExchange`); the plain path below does no
+ * more work per request than that check, so an upstream without policies
+ * costs what it did before they existed. Health checks need neither: they
+ * swap the upstream's picker, and passive checks read each outcome here.
  */
 export function proxy(ctx: RequestContext, done: Done): void {
   const route = ctx.route!;
   const upstream = route.upstream!;
   ctx.upstream = upstream;
+  if (upstream.guarded || route.config.retries !== undefined) {
+    new GuardedExchange(ctx, done, upstream, upstream.retryPolicyFor(route.config)).start();
+    return;
+  }
   const target = upstream.pick(ctx);
   if (target === undefined) {
     writeError(ctx, new GatewayError('NO_TARGET'));
@@ -47,20 +64,70 @@ export function proxy(ctx: RequestContext, done: Done): void {
   );
 }
 
+/** Where `forwardHead` leaves the upstream's Content-Length (-1 when absent). */
+interface BodySink {
+  remaining: number;
+}
+
+/**
+ * Builds the downstream response head from the upstream's raw head
+ * (hop-by-hop headers dropped, X-Request-Id ensured), runs the response
+ * middlewares and writes it. Returns null, or the error to abort the
+ * upstream request with (the client left, or a header Node refuses).
+ */
+function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink): GatewayError | null {
+  let headers: string[] = [];
+  let connection: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const c = name.charCodeAt(0) | 0x20;
+    // Only names starting with c, k, p, t, u or x need a closer look.
+    if (c === 0x63 || c === 0x6b || c === 0x70 || c === 0x74 || c === 0x75 || c === 0x78) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') {
+        connection = raw[i + 1]!.toString('latin1');
+        continue;
+      }
+      if (isHopByHop(lower)) continue;
+      if (lower === 'x-request-id') hasRequestId = true;
+      else if (lower === 'content-length') sink.remaining = Number(raw[i + 1]!.toString('latin1'));
+    }
+    headers.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (connection !== undefined) {
+    const drop = connectionTokens(connection);
+    if (drop !== null) headers = headers.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
+  }
+  if (!hasRequestId) headers.push('x-request-id', ctx.requestId);
+  const head: ResponseHead = { status, headers };
+  ctx.route!.chain.runResponse(ctx, head);
+  ctx.status = head.status;
+  const res = ctx.res;
+  if (res.destroyed) return DOWNSTREAM_CLOSED;
+  try {
+    res.writeHead(head.status, head.headers);
+  } catch (err) {
+    // An upstream header Node refuses to forward (e.g. invalid characters).
+    return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
+  }
+  return null;
+}
+
 /**
  * undici's core handler interface (the one its HTTP/1.1 client calls
  * directly: raw header buffers, boolean backpressure). The newer
  * controller-style interface is a wrapper around it that parses every
  * response head into an object; skipping it saves that work per request.
  */
-class ProxyHandler implements Dispatcher.DispatchHandler {
+class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   private readonly ctx: RequestContext;
   private readonly done: Done;
   private abort: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
   private finished = false;
   /** The upstream's Content-Length, or -1: lets the last chunk go out with `end`, in one write. */
-  private remaining = -1;
+  remaining = -1;
 
   constructor(ctx: RequestContext, done: Done) {
     this.ctx = ctx;
@@ -78,47 +145,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.resume = resume;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
-
-    let headers: string[] = [];
-    let connection: string | undefined;
-    let hasRequestId = false;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!.toString('latin1');
-      const c = name.charCodeAt(0) | 0x20;
-      // Only names starting with c, k, p, t, u or x need a closer look.
-      if (c === 0x63 || c === 0x6b || c === 0x70 || c === 0x74 || c === 0x75 || c === 0x78) {
-        const lower = name.toLowerCase();
-        if (lower === 'connection') {
-          connection = raw[i + 1]!.toString('latin1');
-          continue;
-        }
-        if (isHopByHop(lower)) continue;
-        if (lower === 'x-request-id') hasRequestId = true;
-        else if (lower === 'content-length') this.remaining = Number(raw[i + 1]!.toString('latin1'));
-      }
-      headers.push(name, raw[i + 1]!.toString('latin1'));
-    }
-    if (connection !== undefined) {
-      const drop = connectionTokens(connection);
-      if (drop !== null) headers = headers.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
-    }
-    if (!hasRequestId) headers.push('x-request-id', ctx.requestId);
-    const head: ResponseHead = { status, headers };
-    ctx.route!.chain.runResponse(ctx, head);
-    ctx.status = head.status;
-    const res = ctx.res;
-    if (res.destroyed) {
-      this.abort?.(DOWNSTREAM_CLOSED);
-      return false;
-    }
-    try {
-      res.writeHead(head.status, head.headers);
-    } catch (err) {
-      // An upstream header Node refuses to forward (e.g. invalid characters).
-      this.abort?.(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
-      return false;
-    }
-    return true;
+    const passive = ctx.upstream!.passive;
+    if (passive !== null) passive.observeStatus(ctx.target!, status);
+    const err = forwardHead(ctx, status, raw, this);
+    if (err === null) return true;
+    this.abort?.(err);
+    return false;
   }
 
   onData(chunk: Buffer): boolean {
@@ -148,7 +180,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       ctx.status ||= 499;
       if (!ctx.res.destroyed) ctx.res.destroy();
     } else {
-      writeError(ctx, fromUpstreamError(err));
+      const e = fromUpstreamError(err);
+      ctx.upstream!.passive?.failure(ctx.target!, e.code);
+      writeError(ctx, e);
     }
     this.finish();
   }
@@ -163,5 +197,346 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.finished = true;
     this.ctx.target!.inflight--;
     this.done(this.ctx);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The guarded path: circuit breaker and retries.
+
+/** An attempt whose response head has not arrived yet. */
+const PENDING = 0;
+/** Its response is going downstream: no retry any more. */
+const FORWARDING = 1;
+/** A retry took over; the rest of its response is read and dropped (the connection stays reusable). */
+const DISCARDING = 2;
+
+/**
+ * One proxied request on an upstream with a circuit breaker and/or retries:
+ * up to 1 + `attempts` tries, each through the breaker and to a target not
+ * tried yet when there is one.
+ *
+ * - A request body is replayable only when it was buffered: bodies up to
+ *   `retryBufferBytes` are read first and sent from memory; a larger one is
+ *   streamed and the request is not retried. Requests whose method is not
+ *   idempotent are not retried unless `retryNonIdempotent` is set.
+ * - A try is retried on a failure before any response byte (connect
+ *   failure, reset, response-head timeout) or a response status listed in
+ *   `on`, if a retry is left, the budget allows one and the client is still
+ *   there; the retried response's body is dropped, never sent. Once a
+ *   response head is forwarded there is no retry.
+ * - The breaker rejects at once (503 CIRCUIT_OPEN or the fallback) when it
+ *   is open or `maxConcurrent` calls are in flight; each try's outcome is
+ *   recorded in it when its response head (or failure) arrives.
+ */
+class GuardedExchange {
+  readonly ctx: RequestContext;
+  readonly upstream: Upstream;
+  private readonly done: Done;
+  private readonly policy: RetryPolicy | null;
+  private readonly headersTimeout: number | undefined;
+  private body: Buffer | Readable | null = null;
+  private retriesLeft = 0;
+  private retries = 0;
+  private tried: Target[] | null = null;
+  private attempt: Attempt | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private buffering = false;
+  private finished = false;
+  /** Index of the Host value in ctx.upstreamHeaders, once added. */
+  private hostIndex = -1;
+
+  constructor(ctx: RequestContext, done: Done, upstream: Upstream, policy: RetryPolicy | null) {
+    this.ctx = ctx;
+    this.done = done;
+    this.upstream = upstream;
+    this.policy = policy;
+    this.headersTimeout = policy !== null ? policy.headersTimeout : upstream.headersTimeout;
+  }
+
+  start(): void {
+    const ctx = this.ctx;
+    ctx.res.on('close', this.onDownstreamClose);
+    const policy = this.policy;
+    if (policy !== null) {
+      policy.budget.onRequest();
+      if (policy.allowsMethod(ctx.req.method!)) this.retriesLeft = policy.attempts;
+    }
+    if (ctx.hasBody) {
+      if (this.retriesLeft > 0 && ctx.contentLength <= policy!.bufferBytes) {
+        // Known small, or chunked (read up to the limit to find out).
+        this.buffering = true;
+        readReplayable(ctx.req, policy!.bufferBytes).then(
+          (body) => {
+            this.buffering = false;
+            if (this.finished) return;
+            this.body = body;
+            if (!Buffer.isBuffer(body)) this.retriesLeft = 0;
+            this.startAttempt();
+          },
+          () => {
+            this.buffering = false;
+            this.finishAborted();
+          },
+        );
+        return;
+      }
+      this.body = ctx.req;
+      this.retriesLeft = 0;
+    }
+    this.startAttempt();
+  }
+
+  private startAttempt(): void {
+    if (this.finished) return;
+    const ctx = this.ctx;
+    const upstream = this.upstream;
+    const breaker = upstream.breaker;
+    let permit = 0;
+    if (breaker !== null) {
+      permit = breaker.acquire();
+      if (permit < 0) return this.reject(permit);
+    }
+    const target = this.tried === null ? upstream.pick(ctx) : upstream.pickOther(ctx, this.tried);
+    if (target === undefined) {
+      breaker?.release(permit, false);
+      writeError(ctx, new GatewayError('NO_TARGET'));
+      return this.finish();
+    }
+    (this.tried ??= []).push(target);
+    ctx.target = target;
+    const headers = ctx.upstreamHeaders;
+    const host = this.ctx.route!.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
+    if (this.hostIndex < 0) {
+      this.hostIndex = headers.length + 1;
+      headers.push('host', host, 'x-request-id', ctx.requestId);
+    } else {
+      headers[this.hostIndex] = host;
+    }
+    const attempt = new Attempt(this, target, permit);
+    this.attempt = attempt;
+    target.inflight++;
+    if (ctx.upstreamStartedAt === 0n) ctx.upstreamStartedAt = attempt.startedAt;
+    upstream.poolFor(target).dispatch(
+      {
+        path: ctx.upstreamPath + ctx.query,
+        method: ctx.req.method as Dispatcher.HttpMethod,
+        headers,
+        body: this.body,
+        headersTimeout: this.headersTimeout,
+      },
+      attempt,
+    );
+  }
+
+  /** A try's response head arrived: forward it, or drop it and retry. Returns undici's keep-reading flag. */
+  onHead(a: Attempt, status: number, raw: Buffer[]): boolean {
+    const ctx = this.ctx;
+    const now = process.hrtime.bigint();
+    a.target.observeLatency(Number(now - a.startedAt) / 1e6);
+    const breaker = this.upstream.breaker;
+    if (breaker !== null) {
+      breaker.record(a.permit, !breaker.isFailure(status));
+      a.recorded = true;
+    }
+    this.upstream.passive?.observeStatus(a.target, status);
+    if (this.policy !== null && this.policy.retriesStatus(status) && this.mayRetry()) {
+      a.mode = DISCARDING;
+      this.scheduleRetry();
+      return true;
+    }
+    a.mode = FORWARDING;
+    ctx.upstreamHeadersAt = now;
+    const err = forwardHead(ctx, status, raw, a);
+    if (err === null) return true;
+    a.abort?.(err);
+    return false;
+  }
+
+  /** A try failed (undici's onError). */
+  onAttemptError(a: Attempt, err: Error): void {
+    const ctx = this.ctx;
+    if (a.mode === DISCARDING) return a.end();
+    if (err === DOWNSTREAM_CLOSED || ctx.res.destroyed) {
+      a.end();
+      return this.finishAborted();
+    }
+    const e = fromUpstreamError(err);
+    this.upstream.passive?.failure(a.target, e.code);
+    if (a.mode === FORWARDING) {
+      // After the head went downstream (or could not be written): never retried.
+      a.end();
+      writeError(ctx, e);
+      return this.finish();
+    }
+    const breaker = this.upstream.breaker;
+    if (breaker !== null) {
+      breaker.record(a.permit, false);
+      a.recorded = true;
+    }
+    a.end();
+    if (this.policy !== null && this.policy.retriesError(e.code) && this.mayRetry()) return this.scheduleRetry();
+    writeError(ctx, e);
+    this.finish();
+  }
+
+  onComplete(a: Attempt): void {
+    a.end();
+    if (a.mode !== FORWARDING) return;
+    if (!this.ctx.res.writableEnded) this.ctx.res.end();
+    this.finish();
+  }
+
+  /** Takes a retry if one is left, the budget allows it and the client is still there. */
+  private mayRetry(): boolean {
+    if (this.retriesLeft <= 0 || this.ctx.res.destroyed) return false;
+    if (!this.policy!.budget.tryRetry()) return false;
+    this.retriesLeft--;
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    this.attempt = null;
+    this.timer = setTimeout(this.onBackoff, this.policy!.backoffMs(++this.retries));
+  }
+
+  private readonly onBackoff = (): void => {
+    this.timer = null;
+    this.startAttempt();
+  };
+
+  /** The breaker said no: 503 CIRCUIT_OPEN, or the configured fallback answer. */
+  private reject(permit: number): void {
+    const ctx = this.ctx;
+    const err =
+      permit === REJECTED_FULL
+        ? new GatewayError('CIRCUIT_OPEN', `upstream has ${this.upstream.breaker!.config.maxConcurrent} requests in flight (circuitBreaker.maxConcurrent)`)
+        : CIRCUIT_OPEN;
+    const fallback = this.upstream.breakerFallback;
+    if (fallback !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
+      ctx.error = err;
+      writeDirectResponse(ctx, fallback);
+    } else {
+      writeError(ctx, err);
+    }
+    this.finish();
+  }
+
+  /** A client that goes away aborts the try in flight, or ends the wait between tries. */
+  private readonly onDownstreamClose = (): void => {
+    if (this.finished) return;
+    if (this.timer !== null || this.buffering) return this.finishAborted();
+    const a = this.attempt;
+    if (a !== null && !a.ended && a.abort !== null) a.abort(DOWNSTREAM_CLOSED);
+  };
+
+  private finishAborted(): void {
+    const ctx = this.ctx;
+    ctx.error = DOWNSTREAM_CLOSED;
+    ctx.status ||= 499;
+    if (!ctx.res.destroyed) ctx.res.destroy();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.done(this.ctx);
+  }
+}
+
+/** One try of a guarded exchange: undici's handler for it. */
+class Attempt implements Dispatcher.DispatchHandler, BodySink {
+  readonly exchange: GuardedExchange;
+  readonly target: Target;
+  /** The breaker permit (0 without a breaker). */
+  readonly permit: number;
+  readonly startedAt = process.hrtime.bigint();
+  mode = PENDING;
+  /** The breaker has this try's outcome. */
+  recorded = false;
+  ended = false;
+  abort: ((err?: Error) => void) | null = null;
+  remaining = -1;
+  private resume: (() => void) | null = null;
+
+  constructor(exchange: GuardedExchange, target: Target, permit: number) {
+    this.exchange = exchange;
+    this.target = target;
+    this.permit = permit;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.exchange.ctx.res.destroyed) abort(DOWNSTREAM_CLOSED);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true;
+    this.resume = resume;
+    return this.exchange.onHead(this, status, raw);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.mode !== FORWARDING) return true;
+    const ctx = this.exchange.ctx;
+    const res = ctx.res;
+    ctx.bytesSent += chunk.length;
+    if (this.remaining === chunk.length) {
+      this.remaining = 0;
+      res.end(chunk);
+      return true;
+    }
+    if (this.remaining > 0) this.remaining -= chunk.length;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.resume!);
+    return false;
+  }
+
+  onComplete(): void {
+    this.exchange.onComplete(this);
+  }
+
+  onError(err: Error): void {
+    this.exchange.onAttemptError(this, err);
+  }
+
+  /** Releases the target and the breaker permit, once. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.target.inflight--;
+    const breaker = this.exchange.upstream.breaker;
+    if (breaker !== null) breaker.release(this.permit, this.recorded);
+  }
+}
+
+/**
+ * Reads a request body for replay: the whole body as one Buffer when it
+ * ends within `limit` bytes; otherwise a stream of what was read followed
+ * by the rest (sent once, not replayable). Rejects if the client goes away.
+ */
+async function readReplayable(req: IncomingMessage, limit: number): Promise<Buffer | Readable> {
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    chunks.push(r.value);
+    size += r.value.length;
+    if (size > limit) return Readable.from(rest(chunks, it), { objectMode: false });
+  }
+}
+
+async function* rest(read: Buffer[], it: AsyncIterator<Buffer>): AsyncIterable<Buffer> {
+  yield* read;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return;
+    yield r.value;
   }
 }

@@ -3,6 +3,12 @@ import type { RouteConfig } from '../config/schema.js';
 import type { ConsumerRegistry } from '../consumers/consumer.js';
 import type { StateStore } from '../state/store.js';
 import type { Middleware } from './middleware.js';
+import { rateLimit } from './rate-limit.js';
+import { basicAuth } from './basic-auth.js';
+import { faultInjection } from './fault-injection.js';
+import { ipRestriction } from './ip-restriction.js';
+import { jwtAuth } from './jwt-auth.js';
+import { keyAuth } from './key-auth.js';
 
 /** What a middleware factory may use when a snapshot is compiled. */
 export interface MiddlewareCompileContext {
@@ -16,4 +22,14 @@ export interface MiddlewareCompileContext {
 export type MiddlewareFactory = (options: never, ctx: MiddlewareCompileContext) => Middleware;
 
 /** Runtime factories by middleware name; the same keys as MIDDLEWARE_SCHEMAS. */
-export const MIDDLEWARE_FACTORIES: Record<string, MiddlewareFactory> = {};
+export const MIDDLEWARE_FACTORIES: Record<string, MiddlewareFactory> = {
+  'rate-limit': rateLimit as MiddlewareFactory,
+  'jwt-auth': jwtAuth as MiddlewareFactory,
+  'key-auth': keyAuth as MiddlewareFactory,
+  'basic-auth': basicAuth as MiddlewareFactory,
+  'ip-restriction': ipRestriction as MiddlewareFactory,
+  'fault-injection': faultInjection as MiddlewareFactory,
+};
+
+/** Middlewares that identify a consumer; the compiler adds consumer quotas right after them (compile.ts). */
+export const AUTH_MIDDLEWARES: ReadonlySet<string> = new Set(['jwt-auth', 'key-auth', 'basic-auth', 'mtls-auth']);

@@ -1,6 +1,7 @@
 import type { StateStore, TokenBucketResult } from './store.js';
 
 interface Bucket {
+  /** May be negative: a bucket in debt (delay mode). */
   tokens: number;
   /** ms timestamp of the last refill. */
   at: number;
@@ -11,39 +12,46 @@ interface Bucket {
 /**
  * The in-process store (the embedded default). Token buckets refill lazily
  * on each take; buckets that are full again and expired counters are swept
- * every `sweepMs`, so memory follows the set of active keys.
+ * every `sweepMs`, so memory follows the set of active keys. Every call is
+ * synchronous: no promise is allocated on the hot path.
  */
 export class MemoryStore implements StateStore {
   private readonly buckets = new Map<string, Bucket>();
   private readonly counters = new Map<string, { value: number; expiresAt: number }>();
   private readonly timer: NodeJS.Timeout;
-  private readonly now: () => number;
+  readonly now: () => number;
+  readonly timeZone: string;
 
-  constructor(options: { sweepMs?: number; now?: () => number } = {}) {
+  constructor(options: { sweepMs?: number; now?: () => number; timeZone?: string } = {}) {
     this.now = options.now ?? Date.now;
+    this.timeZone = options.timeZone ?? 'UTC';
     this.timer = setInterval(() => this.sweep(), options.sweepMs ?? 10_000).unref();
   }
 
-  takeToken(key: string, rate: number, burst: number, cost = 1): TokenBucketResult {
+  takeToken(key: string, rate: number, burst: number, cost = 1, maxDelayMs = 0): TokenBucketResult {
     const now = this.now();
     let b = this.buckets.get(key);
     if (b === undefined) {
       b = { tokens: burst, at: now, rate, burst };
       this.buckets.set(key, b);
     } else {
-      b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
-      b.at = now;
+      if (now > b.at) {
+        b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+        b.at = now;
+      } else if (b.tokens > burst) {
+        b.tokens = burst;
+      }
       b.rate = rate;
       b.burst = burst;
     }
-    const allowed = b.tokens >= cost;
-    if (allowed) b.tokens -= cost;
-    return {
-      allowed,
-      remaining: Math.floor(b.tokens),
-      retryAfterMs: allowed ? 0 : Math.ceil(((cost - b.tokens) * 1000) / rate),
-      resetMs: Math.ceil(((burst - b.tokens) * 1000) / rate),
-    };
+    return take(b, rate, burst, cost, maxDelayMs);
+  }
+
+  peekTokens(key: string, rate: number, burst: number): number {
+    const b = this.buckets.get(key);
+    if (b === undefined) return burst;
+    const now = this.now();
+    return Math.min(burst, now > b.at ? b.tokens + ((now - b.at) * rate) / 1000 : b.tokens);
   }
 
   increment(key: string, by: number, expiresAt: number): number {
@@ -57,6 +65,11 @@ export class MemoryStore implements StateStore {
     return c.value;
   }
 
+  /** Number of live buckets and counters (for tests and the admin API). */
+  get size(): { buckets: number; counters: number } {
+    return { buckets: this.buckets.size, counters: this.counters.size };
+  }
+
   private sweep(): void {
     const now = this.now();
     for (const [k, b] of this.buckets) {
@@ -68,4 +81,36 @@ export class MemoryStore implements StateStore {
   async close(): Promise<void> {
     clearInterval(this.timer);
   }
+}
+
+/**
+ * The decision on a refilled bucket; the same arithmetic as the Redis
+ * script in redis.ts. A request that finds too few tokens is admitted on
+ * credit when the deficit is paid back within `maxDelayMs`.
+ */
+function take(b: Bucket, rate: number, burst: number, cost: number, maxDelayMs: number): TokenBucketResult {
+  const before = b.tokens;
+  let allowed = false;
+  let retryAfterMs = 0;
+  let delayMs = 0;
+  if (before >= cost) {
+    b.tokens = before - cost;
+    allowed = true;
+  } else {
+    const waitMs = Math.ceil(((cost - before) * 1000) / rate);
+    if (maxDelayMs > 0 && waitMs <= maxDelayMs) {
+      b.tokens = before - cost;
+      allowed = true;
+      delayMs = waitMs;
+    } else {
+      retryAfterMs = waitMs;
+    }
+  }
+  return {
+    allowed,
+    remaining: b.tokens > 0 ? Math.floor(b.tokens) : 0,
+    retryAfterMs,
+    resetMs: Math.ceil(((burst - b.tokens) * 1000) / rate),
+    delayMs,
+  };
 }

@@ -1,15 +1,28 @@
 import type { Pool } from 'undici';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import type { RequestContext } from '../http/context.js';
+import { compileDirectResponse, type DirectResponse } from '../http/respond.js';
+import type { Logger } from '../observability/logger.js';
 import { createPicker } from './balancers/index.js';
 import type { Picker } from './balancers/balancer.js';
+import { CircuitBreaker, type BreakerView } from './circuit-breaker.js';
+import { UpstreamHealth, type UpstreamHealthView } from './health.js';
 import type { PoolRegistry } from './pool-registry.js';
+import { RetryPolicy, smallestTimeout } from './retry.js';
 import { Target } from './target.js';
+
+export interface UpstreamHealthReport extends UpstreamHealthView {
+  circuitBreaker: BreakerView | null;
+}
 
 /**
  * A named pool of targets, compiled from one `upstreams[]` entry: the
- * targets, the balancer's picker, and a keep-alive connection pool per
- * target. Immutable once built, apart from the targets' live counters.
+ * targets, the balancer's picker, a keep-alive connection pool per target,
+ * and the traffic policies (health, circuit breaker, retries).
+ *
+ * Immutable once built, apart from live state: the targets' counters, the
+ * policies' windows, and the picker, which is replaced (never edited) when
+ * health changes the set of targets it may pick from.
  */
 export class Upstream {
   readonly name: string;
@@ -17,16 +30,35 @@ export class Upstream {
   readonly config: UpstreamConfig;
   /** The registry keys of the pools this upstream uses (see PoolRegistry.retain). */
   readonly poolKeys: ReadonlySet<string>;
-  private readonly picker: Picker;
+  /** Target health (active checks, ejections, panic mode); null without `healthCheck`. */
+  readonly healthState: UpstreamHealth | null;
+  /** Where the proxy reports each exchange's outcome; null without `healthCheck.passive`. */
+  readonly passive: UpstreamHealth | null;
+  readonly breaker: CircuitBreaker | null;
+  /** Sent instead of 503 CIRCUIT_OPEN when the breaker rejects; null without `circuitBreaker.fallback`. */
+  readonly breakerFallback: DirectResponse | null;
+  /** The upstream's own `retries:` (routes may override it); null without one. */
+  readonly retry: RetryPolicy | null;
+  /**
+   * Whether requests need the guarded proxy path (breaker or retries).
+   * Health alone does not: it only changes the picker and reads outcomes.
+   */
+  readonly guarded: boolean;
+  private picker: Picker;
+  /** The targets `picker` picks from. */
+  private pickable: readonly Target[];
   private readonly pools: Map<Target, Pool>;
   private readonly hashKeyOf: ((ctx: RequestContext) => string | undefined) | null;
+  private readonly routePolicies = new Map<RouteConfig, RetryPolicy | null>();
+  private logger: Logger | null = null;
 
   constructor(config: UpstreamConfig, registry: PoolRegistry) {
     this.name = config.name;
     this.config = config;
     this.targets = config.targets.map((t) => new Target(t.address, t.weight));
     // Drained targets (weight 0) are left out of the picker; with none left, pick() finds nothing (503).
-    this.picker = createPicker(config.balancer, this.targets.filter((t) => t.weight > 0));
+    this.pickable = this.targets.filter((t) => t.weight > 0);
+    this.picker = createPicker(config.balancer, this.pickable);
     this.pools = new Map();
     const keys = new Set<string>();
     for (const t of this.targets) {
@@ -41,6 +73,38 @@ export class Upstream {
     }
     this.poolKeys = keys;
     this.hashKeyOf = config.balancer === 'consistent-hash' ? hashKeyExtractor(config.hashKey) : null;
+
+    this.healthState =
+      config.healthCheck === undefined ? null : new UpstreamHealth(config.name, this.targets, config.healthCheck, (set) => this.setPickable(set));
+    this.passive = config.healthCheck?.passive === undefined ? null : this.healthState;
+    this.breaker =
+      config.circuitBreaker === undefined
+        ? null
+        : new CircuitBreaker(config.circuitBreaker, {
+            onStateChange: (from, to, reason) => {
+              const detail = { upstream: this.name, from, to, reason };
+              if (to === 'open') this.logger?.warn(detail, 'circuit breaker state changed');
+              else this.logger?.info(detail, 'circuit breaker state changed');
+            },
+          });
+    this.breakerFallback = config.circuitBreaker?.fallback === undefined ? null : compileDirectResponse(config.circuitBreaker.fallback);
+    this.retry = config.retries === undefined ? null : this.compileRetry(config.retries);
+    this.guarded = this.breaker !== null || this.retry !== null;
+  }
+
+  /**
+   * Called when the snapshot holding this upstream becomes current: starts
+   * the active health checks. `previous` is the upstream of the same name
+   * in the snapshot being replaced, whose target health is carried over.
+   */
+  start(logger: Logger, previous?: Upstream): void {
+    this.logger = logger;
+    this.healthState?.start(logger, previous?.healthState ?? undefined);
+  }
+
+  /** Called when the snapshot is replaced or the gateway stops: stops checks and timers. */
+  stop(): void {
+    this.healthState?.stop();
   }
 
   /** Picks a target for this request; undefined when none is available. */
@@ -48,9 +112,84 @@ export class Upstream {
     return this.picker(this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx));
   }
 
+  /** Picks a target for a retry: one not in `tried` when there is one. */
+  pickOther(ctx: RequestContext, tried: readonly Target[]): Target | undefined {
+    const key = this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx);
+    for (let i = 0; i < 3; i++) {
+      const t = this.picker(key);
+      if (t === undefined || !tried.includes(t)) return t;
+    }
+    // The balancer keeps choosing tried targets (consistent-hash always does): take the first untried one.
+    for (const t of this.pickable) if (!tried.includes(t)) return t;
+    return this.picker(key);
+  }
+
   poolFor(target: Target): Pool {
     return this.pools.get(target)!;
   }
+
+  /** The retry policy for requests of `route` to this upstream (the route's own `retries` wins); null for none. */
+  retryPolicyFor(route: RouteConfig): RetryPolicy | null {
+    if (route.retries === undefined) return this.retry;
+    let p = this.routePolicies.get(route);
+    if (p === undefined) {
+      p = this.compileRetry(route.retries);
+      this.routePolicies.set(route, p);
+    }
+    return p;
+  }
+
+  /** The per-try response-head timeout when no retry policy applies (breaker timeout), or undefined for the pool's own. */
+  get headersTimeout(): number | undefined {
+    return this.attemptTimeout(0);
+  }
+
+  /** A read-only view of target health and the breaker, for the admin API. */
+  health(): UpstreamHealthReport {
+    const view: UpstreamHealthView = this.healthState?.view() ?? {
+      panic: false,
+      targets: this.targets.map((t) => ({
+        address: t.address,
+        weight: t.weight,
+        healthy: t.weight > 0,
+        active: 'unchecked' as const,
+        ejected: false,
+        ejectedForMs: 0,
+        ejections: 0,
+        failures: { active: 0, passive: 0 },
+      })),
+    };
+    return { ...view, circuitBreaker: this.breaker?.view() ?? null };
+  }
+
+  private compileRetry(config: NonNullable<UpstreamConfig['retries']>): RetryPolicy {
+    return new RetryPolicy(config, this.attemptTimeout(config.perTryTimeout));
+  }
+
+  private attemptTimeout(perTry: number): number | undefined {
+    const response = this.config.timeouts.response;
+    const ms = smallestTimeout(response, perTry, this.config.circuitBreaker?.timeout ?? 0);
+    return ms === response ? undefined : ms;
+  }
+
+  /** Health changed the set of targets to pick from: build a new picker and swap it in. */
+  private setPickable(targets: readonly Target[]): void {
+    this.pickable = targets;
+    this.picker = createPicker(this.config.balancer, targets);
+  }
+}
+
+/**
+ * Starts the health checks of the snapshot that became current and stops
+ * those of the one it replaced (whose in-flight requests still finish).
+ */
+export function swapUpstreams(
+  next: ReadonlyMap<string, Upstream> | undefined,
+  previous: ReadonlyMap<string, Upstream> | undefined,
+  logger: Logger,
+): void {
+  if (next !== undefined) for (const u of next.values()) u.start(logger, previous?.get(u.name));
+  if (previous !== undefined && previous !== next) for (const u of previous.values()) u.stop();
 }
 
 /**

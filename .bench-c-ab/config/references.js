@@ -1,0 +1,78 @@
+import { parseCidr } from '../http/ip.js';
+import { isLoopbackHost } from './loopback.js';
+import { checkConsumers } from '../consumers/check.js';
+/**
+ * Unique names and references between sections. It reads the document
+ * loosely (anything may be missing or mistyped), so it can run even when the
+ * schema check failed, and `validate` reports every error in one go.
+ */
+export function checkNames(doc) {
+    const errors = [];
+    const section = (key) => {
+        const v = doc?.[key];
+        return Array.isArray(v) ? v.map((x) => (x !== null && typeof x === 'object' ? x : {})) : [];
+    };
+    const listenerNames = unique(section('listeners'), 'listeners', errors);
+    const upstreamNames = unique(section('upstreams'), 'upstreams', errors);
+    unique(section('routes'), 'routes', errors);
+    section('routes').forEach((r, i) => {
+        if (typeof r.listener === 'string' && !listenerNames.has(r.listener)) {
+            errors.push({ path: `routes[${i}].listener`, message: `no listener named "${r.listener}"` });
+        }
+        if (typeof r.upstream === 'string' && !upstreamNames.has(r.upstream)) {
+            errors.push({ path: `routes[${i}].upstream`, message: `no upstream named "${r.upstream}"` });
+        }
+    });
+    return errors;
+}
+/** Checks what a schema cannot, on a schema-valid config: address clashes, admin exposure, CIDRs, host patterns. */
+export function checkReferences(config) {
+    const errors = [];
+    const bound = new Map();
+    const claim = (key, path) => {
+        if (key.endsWith(':0'))
+            return;
+        const other = bound.get(key);
+        if (other)
+            errors.push({ path, message: `address ${key} is already used by ${other}` });
+        else
+            bound.set(key, path);
+    };
+    if (config.admin) {
+        claim(`${config.admin.listen.host}:${config.admin.listen.port}`, 'admin.listen');
+        if (!isLoopbackHost(config.admin.listen.host) && !config.admin.apiKey) {
+            errors.push({ path: 'admin.apiKey', message: 'is required when admin.listen is not a loopback address' });
+        }
+    }
+    config.listeners.forEach((l, i) => {
+        claim(`${l.listen.host}:${l.listen.port}`, `listeners[${i}].listen`);
+        l.trustedProxies.forEach((c, j) => {
+            if (!parseCidr(c))
+                errors.push({ path: `listeners[${i}].trustedProxies[${j}]`, message: 'is not a valid IP address or CIDR' });
+        });
+    });
+    config.routes.forEach((r, i) => {
+        const hosts = r.match.host === undefined ? [] : Array.isArray(r.match.host) ? r.match.host : [r.match.host];
+        hosts.forEach((h, j) => {
+            if (h !== '*' && (h.slice(1).includes('*') || (h.startsWith('*') && !h.startsWith('*.')))) {
+                const path = Array.isArray(r.match.host) ? `routes[${i}].match.host[${j}]` : `routes[${i}].match.host`;
+                errors.push({ path, message: 'a wildcard is allowed only as a leading "*." (e.g. *.example.com)' });
+            }
+        });
+    });
+    // Consumers: unique ids/keys/issuers, `routes` naming existing routes; jwt-auth key sources.
+    errors.push(...checkConsumers(config));
+    return errors;
+}
+function unique(items, section, errors) {
+    const seen = new Set();
+    items.forEach((item, i) => {
+        if (typeof item.name !== 'string')
+            return;
+        if (seen.has(item.name))
+            errors.push({ path: `${section}[${i}].name`, message: `duplicate name "${item.name}"` });
+        seen.add(item.name);
+    });
+    return seen;
+}
+//# sourceMappingURL=references.js.map

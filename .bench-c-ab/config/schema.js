@@ -1,0 +1,205 @@
+import { z } from 'zod';
+import { BALANCERS } from '../upstream/balancers/balancer.js';
+import { parseDuration } from './duration.js';
+import { parseHostPort } from './address.js';
+import { stateSchema } from '../state/schema.js';
+import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
+import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
+import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstream/policy-schema.js';
+/**
+ * The config document's schema. Every object is strict (unknown keys are
+ * errors) and every leaf says what it accepts in its error message, because
+ * that message is what `portico validate` prints beside the field's path.
+ * Cross-references (a route naming a listener) are checked in validate.ts.
+ */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const name = z.string().regex(NAME, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+/** Integers may be written as numbers or, after `${ENV}` interpolation, as digit strings. */
+const int = (min, max) => z.preprocess((v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v), z.number().int(`must be a whole number`).min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
+const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean('must be true or false'));
+export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+        ctx.issues.push({ code: 'custom', input: v, message: 'must be a duration such as 500ms, 2s, 1m or 1h' });
+        return z.NEVER;
+    }
+    return ms;
+});
+/** `host:port`, `[v6]:port`; port 0 asks the OS for a free port. */
+export const listenAddress = z.string().transform((v, ctx) => {
+    const hp = parseHostPort(v);
+    if (!hp) {
+        ctx.issues.push({ code: 'custom', input: v, message: 'must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080' });
+        return z.NEVER;
+    }
+    return hp;
+});
+const targetAddress = z.string().refine((v) => {
+    const hp = parseHostPort(v);
+    return hp !== undefined && hp.port > 0;
+}, 'must be host:port with a port from 1 to 65535');
+const regex = z.string().refine((v) => {
+    try {
+        new RegExp(v);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}, 'must be a valid regular expression');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
+const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
+/** Headers the gateway itself owns on the upstream request; rules may not set or add them. */
+const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'x-request-id']);
+const settableHeader = headerName.refine((n) => !RESERVED.has(n.toLowerCase()), 'is managed by the gateway (Host: use preserveHost; framing and hop-by-hop headers are set per connection)');
+const headerRules = z.strictObject({
+    set: z.record(settableHeader, headerValue).optional(),
+    add: z.record(settableHeader, headerValue).optional(),
+    remove: z.array(headerName).optional(),
+});
+const cidr = z.string().refine((v) => {
+    // Checked precisely by ip.ts at compile time; this catches the obvious.
+    return /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v);
+}, 'must be an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32');
+const accessLog = z.union([bool, z.strictObject({ path: z.string().min(1) })]);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'];
+const headerMatch = z.union([
+    z.string(),
+    z.strictObject({ regex }),
+    z.strictObject({ present: bool }),
+]);
+const match = z.strictObject({
+    host: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    path: z.string().startsWith('/', 'must start with "/"').optional(),
+    pathPrefix: z.string().startsWith('/', 'must start with "/"').optional(),
+    pathRegex: regex.optional(),
+    methods: z.array(z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(METHODS))).min(1).optional(),
+    headers: z.record(headerName, headerMatch).optional(),
+});
+const listener = z.strictObject({
+    name,
+    protocol: z.enum(['http'], 'must be "http" (more protocols come with later releases)'),
+    listen: listenAddress,
+    accessLog: accessLog.default(true),
+    trustedProxies: z.array(cidr).default([]),
+    timeouts: z
+        .strictObject({
+        /** Time to receive the complete request head. */
+        headers: duration.default(30_000),
+        /** Time to receive the whole request, body included; 0 disables. */
+        request: duration.default(0),
+        /** How long an idle downstream keep-alive connection is kept. */
+        keepAlive: duration.default(60_000),
+    })
+        .prefault({})
+        .refine((t) => t.request === 0 || t.request >= t.headers, {
+        message: 'request must be 0 (off) or at least the headers timeout',
+        path: ['request'],
+    }),
+    maxHeaderSize: int(1024, 1_048_576).default(16_384),
+});
+const upstream = z.strictObject({
+    name,
+    balancer: z.enum(BALANCERS).default('weighted-round-robin'),
+    hashKey: z
+        .string()
+        .regex(/^(ip|uri|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[^\s;=]+)$/, 'must be ip, uri, header:NAME or cookie:NAME')
+        .default('ip'),
+    /** `weight: 0` drains a target: it stays configured but is never picked. */
+    targets: z.array(z.strictObject({ address: targetAddress, weight: int(0, 10_000).default(1) })).min(1, 'needs at least one target'),
+    timeouts: z
+        .strictObject({
+        connect: duration.refine((v) => v > 0, 'must be more than 0').default(5_000),
+        /** Until the response head arrives; 0 = no limit. */
+        response: duration.default(60_000),
+        /** Longest silence while a body is transferred, and longest a pooled connection idles; 0 = no body limit. */
+        idle: duration.default(60_000),
+    })
+        .prefault({}),
+    /** Most pooled connections per target; 0 = no limit. */
+    maxConnections: int(0, 100_000).default(0),
+    healthCheck: healthCheckSchema.optional(),
+    circuitBreaker: circuitBreakerSchema.optional(),
+    retries: retriesSchema.optional(),
+});
+/**
+ * One `middlewares:` entry: `{ <name>: <options> }` with exactly one known
+ * name; the options are validated by that middleware's schema and the entry
+ * becomes `{ name, options }`.
+ */
+const middlewareEntry = z.record(z.string(), z.unknown()).transform((entry, ctx) => {
+    const keys = Object.keys(entry);
+    const known = Object.keys(MIDDLEWARE_SCHEMAS);
+    if (keys.length !== 1) {
+        ctx.issues.push({ code: 'custom', input: entry, message: `must have exactly one key, the middleware name (${known.join(', ')})` });
+        return z.NEVER;
+    }
+    const name = keys[0];
+    const schema = MIDDLEWARE_SCHEMAS[name];
+    if (!schema) {
+        ctx.issues.push({ code: 'custom', input: entry, path: [name], message: `unknown middleware; known: ${known.join(', ')}` });
+        return z.NEVER;
+    }
+    const parsed = schema.safeParse(entry[name] ?? {});
+    if (!parsed.success) {
+        for (const issue of parsed.error.issues)
+            ctx.issues.push({ ...issue, path: [name, ...issue.path] });
+        return z.NEVER;
+    }
+    return { name, options: parsed.data };
+});
+const respond = z.strictObject({
+    status: int(200, 599).default(200),
+    headers: z.record(headerName, headerValue).default({}),
+    body: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).default(''),
+});
+const route = z
+    .strictObject({
+    name,
+    listener: name,
+    priority: int(-1_000_000, 1_000_000).default(0),
+    match: match.prefault({}),
+    stripPrefix: bool.default(false),
+    rewrite: z.array(z.strictObject({ pattern: regex, replacement: z.string() })).default([]),
+    requestHeaders: headerRules.optional(),
+    responseHeaders: headerRules.optional(),
+    preserveHost: bool.default(true),
+    upstream: name.optional(),
+    respond: respond.optional(),
+    'token-endpoint': tokenEndpointSchema.optional(),
+    middlewares: z.array(middlewareEntry).default([]),
+    retries: retriesSchema.optional(),
+})
+    .superRefine((r, ctx) => {
+    const kinds = [r.match.path, r.match.pathPrefix, r.match.pathRegex].filter((v) => v !== undefined).length;
+    if (kinds > 1)
+        ctx.addIssue({ code: 'custom', path: ['match'], message: 'use only one of path, pathPrefix and pathRegex' });
+    const ends = [r.upstream, r.respond, r['token-endpoint']].filter((v) => v !== undefined).length;
+    if (ends !== 1) {
+        ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'a route needs exactly one of upstream, respond or token-endpoint' });
+    }
+    if (r.stripPrefix && r.match.pathPrefix === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['stripPrefix'], message: 'needs match.pathPrefix' });
+    }
+});
+export const configSchema = z.strictObject({
+    admin: z
+        .strictObject({
+        listen: listenAddress,
+        /** Required when `listen` is not a loopback address; sent as `Authorization: Bearer KEY`. */
+        apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    })
+        .optional(),
+    log: z
+        .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+        .prefault({}),
+    watch: bool.default(false),
+    /** How long a graceful stop waits for in-flight requests before closing their connections. */
+    shutdownTimeout: duration.default(10_000),
+    listeners: z.array(listener).default([]),
+    upstreams: z.array(upstream).default([]),
+    routes: z.array(route).default([]),
+    consumers: z.array(consumerSchema).default([]),
+    state: stateSchema,
+});
+//# sourceMappingURL=schema.js.map

@@ -1,0 +1,75 @@
+export const ERROR_CODES = {
+    BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, message: 'bad request' },
+    REQUEST_TIMEOUT: { status: 408, source: 'downstream', retryable: false, message: 'request head not received in time' },
+    HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryable: false, message: 'request head too large' },
+    UNAUTHORIZED: { status: 401, source: 'downstream', retryable: false, message: 'missing or invalid credentials' },
+    FORBIDDEN: { status: 403, source: 'downstream', retryable: false, message: 'access denied' },
+    RATE_LIMITED: { status: 429, source: 'downstream', retryable: false, message: 'rate limit exceeded' },
+    QUOTA_EXCEEDED: { status: 429, source: 'downstream', retryable: false, message: 'quota exceeded' },
+    CIRCUIT_OPEN: { status: 503, source: 'upstream', retryable: false, message: 'upstream circuit is open' },
+    FAULT_INJECTED: { status: 500, source: 'internal', retryable: false, message: 'fault injected' },
+    ROUTE_NOT_FOUND: { status: 404, source: 'downstream', retryable: false, message: 'no route matches this request' },
+    PAYLOAD_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, message: 'request body too large' },
+    NO_TARGET: { status: 503, source: 'internal', retryable: false, message: 'no upstream target available' },
+    UPSTREAM_CONNECT_REFUSED: { status: 502, source: 'upstream', retryable: true, message: 'upstream refused the connection' },
+    UPSTREAM_RESET: { status: 502, source: 'upstream', retryable: true, message: 'upstream closed the connection' },
+    UPSTREAM_PROTOCOL_ERROR: { status: 502, source: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
+    UPSTREAM_CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, message: 'upstream connect timed out' },
+    UPSTREAM_RESPONSE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'upstream response timed out' },
+    DOWNSTREAM_ABORTED: { status: 499, source: 'downstream', retryable: false, message: 'client closed the request' },
+    INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal gateway error' },
+};
+export class GatewayError extends Error {
+    code;
+    source;
+    retryable;
+    headers;
+    status;
+    constructor(code, message, options) {
+        const def = ERROR_CODES[code];
+        super(message ?? def.message, options?.cause === undefined ? undefined : { cause: options.cause });
+        this.name = 'GatewayError';
+        this.code = code;
+        this.source = def.source;
+        this.retryable = def.retryable;
+        this.headers = options?.headers;
+        this.status = options?.status ?? def.status;
+    }
+}
+export function statusFor(err) {
+    return err.status;
+}
+/** Classifies an error thrown by the upstream client (undici, node:net) as a GatewayError. */
+export function fromUpstreamError(err) {
+    if (err instanceof GatewayError)
+        return err;
+    const e = err;
+    switch (e?.code) {
+        case 'ECONNREFUSED':
+        case 'EHOSTUNREACH':
+        case 'ENETUNREACH':
+        case 'ENOTFOUND':
+        case 'EAI_AGAIN':
+            return new GatewayError('UPSTREAM_CONNECT_REFUSED', undefined, { cause: err });
+        case 'UND_ERR_CONNECT_TIMEOUT':
+        case 'ETIMEDOUT':
+            return new GatewayError('UPSTREAM_CONNECT_TIMEOUT', undefined, { cause: err });
+        case 'UND_ERR_HEADERS_TIMEOUT':
+        case 'UND_ERR_BODY_TIMEOUT':
+            return new GatewayError('UPSTREAM_RESPONSE_TIMEOUT', undefined, { cause: err });
+        case 'HPE_INVALID_CONSTANT':
+        case 'HPE_INVALID_HEADER_TOKEN':
+        case 'HPE_INVALID_STATUS':
+        case 'HPE_INVALID_VERSION':
+        case 'HPE_HEADER_OVERFLOW':
+        case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
+        case 'UND_ERR_HEADERS_OVERFLOW':
+        case 'HPE_INVALID_CHUNK_SIZE':
+        case 'HPE_INVALID_TRANSFER_ENCODING':
+        case 'UND_ERR_INFO':
+            return new GatewayError('UPSTREAM_PROTOCOL_ERROR', undefined, { cause: err });
+        default:
+            return new GatewayError('UPSTREAM_RESET', undefined, { cause: err });
+    }
+}
+//# sourceMappingURL=errors.js.map

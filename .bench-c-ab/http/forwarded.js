@@ -1,0 +1,118 @@
+import { isIP } from 'node:net';
+import { connectionTokens, isHopByHop } from './hop-by-hop.js';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
+/**
+ * One pass over the inbound raw headers that builds the upstream header
+ * list: hop-by-hop headers (and those named in `Connection`) are dropped,
+ * and `X-Forwarded-For`, `-Proto`, `-Host` and `X-Real-IP` are set. It reads
+ * `rawHeaders` only, so Node never has to build `req.headers` for a plain
+ * proxied request.
+ *
+ * When the direct peer is in `trustedProxies`, the client's
+ * `X-Forwarded-For` is kept (the peer is appended) and the client IP is the
+ * right-most address in that chain that is not itself a trusted proxy;
+ * `X-Forwarded-Proto`/`-Host` sent by the peer are kept too. Otherwise every
+ * client-sent forwarding header is discarded and the peer is the client.
+ */
+export function readInbound(req, trusted, tls) {
+    const peer = peerAddress(req.socket.remoteAddress);
+    const trustPeer = trusted.size > 0 && trusted.has(peer);
+    const raw = req.rawHeaders;
+    let out = [];
+    let priorXff;
+    let xfProto;
+    let xfHost;
+    let requestId;
+    let host;
+    let connection;
+    let hasBody = false;
+    let contentLength = -1;
+    for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i];
+        const value = raw[i + 1];
+        const lower = name.toLowerCase();
+        switch (lower) {
+            case 'host':
+                host ??= value;
+                continue;
+            case 'x-real-ip':
+            case 'expect':
+                // Expect: 100-continue is answered by this server (Node sends the 100); it is not forwarded.
+                continue;
+            case 'content-length':
+                contentLength = Number(value);
+                hasBody ||= contentLength > 0;
+                break;
+            case 'connection':
+                connection = connection === undefined ? value : `${connection}, ${value}`;
+                continue;
+            case 'transfer-encoding':
+                hasBody = true;
+                continue;
+            case 'x-forwarded-for':
+                if (trustPeer)
+                    priorXff = priorXff === undefined ? value : `${priorXff}, ${value}`;
+                continue;
+            case 'x-forwarded-proto':
+                if (trustPeer)
+                    xfProto = value;
+                continue;
+            case 'x-forwarded-host':
+                if (trustPeer)
+                    xfHost = value;
+                continue;
+            case 'x-request-id':
+                // Re-added by the proxy phase with the id this request is logged under.
+                if (REQUEST_ID.test(value))
+                    requestId ??= value;
+                continue;
+            case 'te':
+                // `TE: trailers` is end-to-end in practice (gRPC needs it); other TE values are hop-by-hop.
+                if (value.trim().toLowerCase() === 'trailers')
+                    out.push(name, value);
+                continue;
+            default:
+                if (isHopByHop(lower))
+                    continue;
+        }
+        out.push(name, value);
+    }
+    // A message with both is malformed (RFC 9112 §6.3); Node's parser refuses it, this is a second guard.
+    if (hasBody && contentLength >= 0 && req.headers['transfer-encoding'] !== undefined) {
+        out = out.filter((_, i, a) => a[i - (i % 2)].toLowerCase() !== 'content-length');
+        contentLength = -1;
+    }
+    const drop = connectionTokens(connection);
+    // `Connection: TE` accompanies `TE: trailers` (RFC 9110 §10.1.4); that TE was kept on purpose above.
+    drop?.delete('te');
+    if (drop !== null && drop.size > 0)
+        out = out.filter((_, i, a) => !drop.has(a[i - (i % 2)].toLowerCase()));
+    const clientIp = priorXff !== undefined ? clientFromChain(priorXff, peer, trusted) : peer;
+    out.push('x-forwarded-for', priorXff !== undefined ? `${priorXff}, ${peer}` : peer, 'x-forwarded-proto', xfProto ?? (tls ? 'https' : 'http'), 'x-real-ip', clientIp);
+    const forwardedHost = xfHost ?? host;
+    if (forwardedHost !== undefined)
+        out.push('x-forwarded-host', forwardedHost);
+    return { clientIp, headers: out, requestId, host, hasBody, contentLength };
+}
+/** Walks the chain from the right, skipping trusted proxies; the first untrusted hop is the client. */
+function clientFromChain(chain, peer, trusted) {
+    const hops = chain.split(',');
+    let last = peer;
+    for (let i = hops.length - 1; i >= 0; i--) {
+        const hop = peerAddress(hops[i].trim());
+        // A hop that is not an address cannot be the client; trust stops at the last good one.
+        if (isIP(hop) === 0)
+            return last;
+        if (!trusted.has(hop))
+            return hop;
+        last = hop;
+    }
+    return last;
+}
+/** `::ffff:1.2.3.4` → `1.2.3.4`; undefined (a destroyed socket) → ''. */
+export function peerAddress(address) {
+    if (address === undefined)
+        return '';
+    return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+//# sourceMappingURL=forwarded.js.map

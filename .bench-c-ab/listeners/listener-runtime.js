@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=listener-runtime.js.map

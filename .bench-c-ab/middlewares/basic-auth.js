@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { GatewayError } from '../errors.js';
+import { admit, authorizationCredentials, decodeBasic, headerValues, withoutHeader } from '../consumers/admit.js';
+import { bool } from '../consumers/values.js';
+/** `basic-auth:` options. */
+export const basicAuthOptions = z.strictObject({
+    /** The realm named in `WWW-Authenticate`. */
+    realm: z
+        .string('must be a string')
+        .regex(/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters without " or \\')
+        .default('portico'),
+    /** Remove the Authorization header (it holds the consumer's secret) from the upstream request. */
+    hideCredentials: bool.default(true),
+});
+/**
+ * `basic-auth` (RFC 7617): `Authorization: Basic base64(id:secret)` checked
+ * against the consumers' ids and secrets (constant-time). Missing or wrong:
+ * 401 with `WWW-Authenticate: Basic realm="…", charset="UTF-8"`; then the
+ * consumer's routes / ipAllow (403). The header is not sent upstream unless
+ * `hideCredentials: false`.
+ */
+export function basicAuth(options, compile) {
+    const registry = compile.consumers;
+    const challenge = { 'www-authenticate': `Basic realm="${options.realm}", charset="UTF-8"` };
+    return {
+        name: 'basic-auth',
+        onRequest(ctx) {
+            const values = headerValues(ctx.req.rawHeaders, 'authorization');
+            if (values.length === 0)
+                throw new GatewayError('UNAUTHORIZED', 'credentials are required', { headers: challenge });
+            if (values.length > 1)
+                throw new GatewayError('BAD_REQUEST', 'more than one Authorization header');
+            const creds = authorizationCredentials(values[0].trim(), 'Basic');
+            const basic = creds === undefined ? undefined : decodeBasic(creds);
+            if (basic === undefined)
+                throw new GatewayError('UNAUTHORIZED', 'malformed Basic credentials', { headers: challenge });
+            const consumer = registry.authenticate(basic.id, basic.secret);
+            if (consumer === undefined)
+                throw new GatewayError('UNAUTHORIZED', 'invalid credentials', { headers: challenge });
+            admit(ctx, consumer);
+            if (options.hideCredentials)
+                ctx.upstreamHeaders = withoutHeader(ctx.upstreamHeaders, 'authorization');
+        },
+    };
+}
+//# sourceMappingURL=basic-auth.js.map

@@ -1,0 +1,15 @@
+import pino from 'pino';
+/**
+ * The gateway's own log (start, reload, errors): JSON lines on stdout.
+ * Access logs are separate (access-log.ts). Never pass secrets here; the
+ * `redact` list is a second line of defence for config objects.
+ */
+export function createLogger(level = 'info') {
+    return pino({
+        level,
+        base: { pid: process.pid },
+        timestamp: pino.stdTimeFunctions.isoTime,
+        redact: { paths: ['*.apiKey', '*.secret', '*.password', '*.signingKey', '*.keys', 'config.admin.apiKey'], censor: '[redacted]' },
+    });
+}
+//# sourceMappingURL=logger.js.map

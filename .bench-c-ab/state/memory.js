@@ -1,0 +1,99 @@
+/**
+ * The in-process store (the embedded default). Token buckets refill lazily
+ * on each take; buckets that are full again and expired counters are swept
+ * every `sweepMs`, so memory follows the set of active keys. Every call is
+ * synchronous: no promise is allocated on the hot path.
+ */
+export class MemoryStore {
+    buckets = new Map();
+    counters = new Map();
+    timer;
+    now;
+    timeZone;
+    constructor(options = {}) {
+        this.now = options.now ?? Date.now;
+        this.timeZone = options.timeZone ?? 'UTC';
+        this.timer = setInterval(() => this.sweep(), options.sweepMs ?? 10_000).unref();
+    }
+    takeToken(key, rate, burst, cost = 1, maxDelayMs = 0) {
+        const now = this.now();
+        let b = this.buckets.get(key);
+        if (b === undefined) {
+            b = { tokens: burst, at: now, rate, burst };
+            this.buckets.set(key, b);
+        }
+        else {
+            if (now > b.at) {
+                b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+                b.at = now;
+            }
+            else if (b.tokens > burst) {
+                b.tokens = burst;
+            }
+            b.rate = rate;
+            b.burst = burst;
+        }
+        return take(b, rate, burst, cost, maxDelayMs);
+    }
+    increment(key, by, expiresAt) {
+        const now = this.now();
+        let c = this.counters.get(key);
+        if (c === undefined || c.expiresAt <= now) {
+            c = { value: 0, expiresAt };
+            this.counters.set(key, c);
+        }
+        c.value += by;
+        return c.value;
+    }
+    /** Number of live buckets and counters (for tests and the admin API). */
+    get size() {
+        return { buckets: this.buckets.size, counters: this.counters.size };
+    }
+    sweep() {
+        const now = this.now();
+        for (const [k, b] of this.buckets) {
+            if (b.tokens + ((now - b.at) * b.rate) / 1000 >= b.burst)
+                this.buckets.delete(k);
+        }
+        for (const [k, c] of this.counters)
+            if (c.expiresAt <= now)
+                this.counters.delete(k);
+    }
+    async close() {
+        clearInterval(this.timer);
+    }
+}
+/**
+ * The decision on a refilled bucket; the same arithmetic as the Redis
+ * script in redis.ts. A request that finds too few tokens is admitted on
+ * credit when the deficit is paid back within `maxDelayMs`.
+ */
+function take(b, rate, burst, cost, maxDelayMs) {
+    const before = b.tokens;
+    let allowed = false;
+    let retryAfterMs = 0;
+    let delayMs = 0;
+    if (before >= cost) {
+        b.tokens = before - cost;
+        allowed = true;
+    }
+    else {
+        const waitMs = Math.ceil(((cost - before) * 1000) / rate);
+        if (maxDelayMs > 0 && waitMs <= maxDelayMs) {
+            b.tokens = before - cost;
+            allowed = true;
+            delayMs = waitMs;
+        }
+        else {
+            retryAfterMs = waitMs;
+        }
+    }
+    return {
+        allowed,
+        remaining: b.tokens > 0 ? Math.floor(b.tokens) : 0,
+        retryAfterMs,
+        resetMs: Math.ceil(((burst - b.tokens) * 1000) / rate),
+        delayMs,
+    };
+}
+//# sourceMappingURL=memory.js.map

@@ -1,0 +1,205 @@
+import { compileDirectResponse } from '../http/respond.js';
+import { createPicker } from './balancers/index.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { UpstreamHealth } from './health.js';
+import { RetryPolicy, smallestTimeout } from './retry.js';
+import { Target } from './target.js';
+/**
+ * A named pool of targets, compiled from one `upstreams[]` entry: the
+ * targets, the balancer's picker, a keep-alive connection pool per target,
+ * and the traffic policies (health, circuit breaker, retries).
+ *
+ * Immutable once built, apart from live state: the targets' counters, the
+ * policies' windows, and the picker, which is replaced (never edited) when
+ * health changes the set of targets it may pick from.
+ */
+export class Upstream {
+    name;
+    targets;
+    config;
+    /** The registry keys of the pools this upstream uses (see PoolRegistry.retain). */
+    poolKeys;
+    /** Target health (active checks, ejections, panic mode); null without `healthCheck`. */
+    healthState;
+    /** Where the proxy reports each exchange's outcome; null without `healthCheck.passive`. */
+    passive;
+    breaker;
+    /** Sent instead of 503 CIRCUIT_OPEN when the breaker rejects; null without `circuitBreaker.fallback`. */
+    breakerFallback;
+    /** The upstream's own `retries:` (routes may override it); null without one. */
+    retry;
+    /**
+     * Whether requests need the guarded proxy path (breaker or retries).
+     * Health alone does not: it only changes the picker and reads outcomes.
+     */
+    guarded;
+    picker;
+    /** The targets `picker` picks from. */
+    pickable;
+    pools;
+    hashKeyOf;
+    routePolicies = new Map();
+    logger = null;
+    constructor(config, registry) {
+        this.name = config.name;
+        this.config = config;
+        this.targets = config.targets.map((t) => new Target(t.address, t.weight));
+        // Drained targets (weight 0) are left out of the picker; with none left, pick() finds nothing (503).
+        this.pickable = this.targets.filter((t) => t.weight > 0);
+        this.picker = createPicker(config.balancer, this.pickable);
+        this.pools = new Map();
+        const keys = new Set();
+        for (const t of this.targets) {
+            const { key, pool } = registry.get(t.address, {
+                connectTimeout: config.timeouts.connect,
+                responseTimeout: config.timeouts.response,
+                idleTimeout: config.timeouts.idle,
+                maxConnections: config.maxConnections,
+            });
+            keys.add(key);
+            this.pools.set(t, pool);
+        }
+        this.poolKeys = keys;
+        this.hashKeyOf = config.balancer === 'consistent-hash' ? hashKeyExtractor(config.hashKey) : null;
+        this.healthState =
+            config.healthCheck === undefined ? null : new UpstreamHealth(config.name, this.targets, config.healthCheck, (set) => this.setPickable(set));
+        this.passive = config.healthCheck?.passive === undefined ? null : this.healthState;
+        this.breaker =
+            config.circuitBreaker === undefined
+                ? null
+                : new CircuitBreaker(config.circuitBreaker, {
+                    onStateChange: (from, to, reason) => {
+                        const detail = { upstream: this.name, from, to, reason };
+                        if (to === 'open')
+                            this.logger?.warn(detail, 'circuit breaker state changed');
+                        else
+                            this.logger?.info(detail, 'circuit breaker state changed');
+                    },
+                });
+        this.breakerFallback = config.circuitBreaker?.fallback === undefined ? null : compileDirectResponse(config.circuitBreaker.fallback);
+        this.retry = config.retries === undefined ? null : this.compileRetry(config.retries);
+        this.guarded = this.breaker !== null || this.retry !== null;
+    }
+    /**
+     * Called when the snapshot holding this upstream becomes current: starts
+     * the active health checks. `previous` is the upstream of the same name
+     * in the snapshot being replaced, whose target health is carried over.
+     */
+    start(logger, previous) {
+        this.logger = logger;
+        this.healthState?.start(logger, previous?.healthState ?? undefined);
+    }
+    /** Called when the snapshot is replaced or the gateway stops: stops checks and timers. */
+    stop() {
+        this.healthState?.stop();
+    }
+    /** Picks a target for this request; undefined when none is available. */
+    pick(ctx) {
+        return this.picker(this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx));
+    }
+    /** Picks a target for a retry: one not in `tried` when there is one. */
+    pickOther(ctx, tried) {
+        const key = this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx);
+        for (let i = 0; i < 3; i++) {
+            const t = this.picker(key);
+            if (t === undefined || !tried.includes(t))
+                return t;
+        }
+        // The balancer keeps choosing tried targets (consistent-hash always does): take the first untried one.
+        for (const t of this.pickable)
+            if (!tried.includes(t))
+                return t;
+        return this.picker(key);
+    }
+    poolFor(target) {
+        return this.pools.get(target);
+    }
+    /** The retry policy for requests of `route` to this upstream (the route's own `retries` wins); null for none. */
+    retryPolicyFor(route) {
+        if (route.retries === undefined)
+            return this.retry;
+        let p = this.routePolicies.get(route);
+        if (p === undefined) {
+            p = this.compileRetry(route.retries);
+            this.routePolicies.set(route, p);
+        }
+        return p;
+    }
+    /** The per-try response-head timeout when no retry policy applies (breaker timeout), or undefined for the pool's own. */
+    get headersTimeout() {
+        return this.attemptTimeout(0);
+    }
+    /** A read-only view of target health and the breaker, for the admin API. */
+    health() {
+        const view = this.healthState?.view() ?? {
+            panic: false,
+            targets: this.targets.map((t) => ({
+                address: t.address,
+                weight: t.weight,
+                healthy: t.weight > 0,
+                active: 'unchecked',
+                ejected: false,
+                ejectedForMs: 0,
+                ejections: 0,
+                failures: { active: 0, passive: 0 },
+            })),
+        };
+        return { ...view, circuitBreaker: this.breaker?.view() ?? null };
+    }
+    compileRetry(config) {
+        return new RetryPolicy(config, this.attemptTimeout(config.perTryTimeout));
+    }
+    attemptTimeout(perTry) {
+        const response = this.config.timeouts.response;
+        const ms = smallestTimeout(response, perTry, this.config.circuitBreaker?.timeout ?? 0);
+        return ms === response ? undefined : ms;
+    }
+    /** Health changed the set of targets to pick from: build a new picker and swap it in. */
+    setPickable(targets) {
+        this.pickable = targets;
+        this.picker = createPicker(this.config.balancer, targets);
+    }
+}
+/**
+ * Starts the health checks of the snapshot that became current and stops
+ * those of the one it replaced (whose in-flight requests still finish).
+ */
+export function swapUpstreams(next, previous, logger) {
+    if (next !== undefined)
+        for (const u of next.values())
+            u.start(logger, previous?.get(u.name));
+    if (previous !== undefined && previous !== next)
+        for (const u of previous.values())
+            u.stop();
+}
+/**
+ * The consistent-hash key: `ip` (trusted client IP), `uri` (path and query
+ * as received), `header:NAME` or `cookie:NAME`. A missing header or cookie
+ * falls back to the client IP, as APISIX does.
+ */
+function hashKeyExtractor(spec) {
+    if (spec === 'ip')
+        return (ctx) => ctx.clientIp;
+    if (spec === 'uri')
+        return (ctx) => ctx.path + ctx.query;
+    if (spec.startsWith('header:')) {
+        const name = spec.slice(7).toLowerCase();
+        return (ctx) => {
+            const v = ctx.req.headers[name];
+            return (Array.isArray(v) ? v[0] : v) || ctx.clientIp;
+        };
+    }
+    const cookie = spec.slice(7);
+    return (ctx) => readCookie(ctx.req.headers.cookie, cookie) ?? ctx.clientIp;
+}
+function readCookie(header, name) {
+    if (!header)
+        return undefined;
+    for (const part of header.split(';')) {
+        const eq = part.indexOf('=');
+        if (eq > 0 && part.slice(0, eq).trim() === name)
+            return part.slice(eq + 1).trim() || undefined;
+    }
+    return undefined;
+}
+//# sourceMappingURL=upstream.js.map

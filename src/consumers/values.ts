@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { parseDuration } from '../config/duration.js';
+import { parseCidr } from '../http/ip.js';
+
+/**
+ * Small value schemas shared by `consumers:`, `token-endpoint:` and the
+ * traffic-policy middlewares. They live here rather than in
+ * config/schema.ts because that module imports the middleware schemas
+ * (importing it back would be a cycle).
+ */
+
+/** Numbers may be written as numbers or, after `${ENV}` interpolation, as numeric strings. */
+const numeric = (v: unknown) => (typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v);
+
+export const int = (min: number, max: number) =>
+  z.preprocess(numeric, z.number('must be a number').int('must be a whole number').min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
+
+export const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean('must be true or false'));
+
+/** A number in [min, max]; `exclusiveMin` makes the lower bound strict (`> 0`). */
+export const number = (min: number, max: number, exclusiveMin = false) =>
+  z.preprocess(
+    numeric,
+    exclusiveMin
+      ? z.number('must be a number').gt(min, `must be > ${min}`).max(max, `must be <= ${max}`)
+      : z.number('must be a number').min(min, `must be >= ${min}`).max(max, `must be <= ${max}`),
+  );
+
+/** A duration (`500ms`, `2s`, `1m`, `1h`; a bare number is ms) as milliseconds, within [minMs, maxMs]. */
+export const duration = (minMs: number, maxMs: number, text: string) =>
+  z.union([z.string(), z.number()], `must be a duration such as ${text}`).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < minMs || ms > maxMs) {
+      ctx.issues.push({ code: 'custom', input: v, message: `must be a duration from ${text}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** An IPv4/IPv6 address or CIDR, checked with the same parser the data plane uses. */
+export const cidr = z
+  .string('must be an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32')
+  .refine((v) => parseCidr(v) !== undefined, 'is not a valid IP address or CIDR (e.g. 10.0.0.0/8 or 2001:db8::/32)');
+
+export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
+
+export const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
