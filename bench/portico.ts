@@ -30,7 +30,8 @@ export const POLICIES_API_KEY = 'bench-consumer-api-key-0001';
  * The config document, in exactly the shape the gateway validates. The
  * `/p/users` route does the same work as `/users` plus the traffic policies
  * of the `policies` scenario: key-auth (and the consumer-quota check the
- * compiler adds after it) and a rate-limit high enough never to trigger.
+ * compiler adds after it) and a rate-limit high enough never to trigger;
+ * `/rl/users` has the rate-limit alone, to tell the two costs apart.
  */
 export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog'>): string {
   return `admin: { listen: 127.0.0.1:${o.adminPort} }
@@ -61,6 +62,16 @@ routes:
     responseHeaders: { set: { X-Served-By: portico } }
     middlewares:
       - key-auth: {}
+      - rate-limit: { rate: 1e9 }
+    upstream: users
+  - name: users-ratelimit
+    listener: web
+    match: { host: "*.example.com", pathPrefix: /rl/users, methods: [GET, POST] }
+    stripPrefix: true
+    rewrite: [{ pattern: "^/v1/(.*)$", replacement: "/v2/$1" }]
+    requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
+    responseHeaders: { set: { X-Served-By: portico } }
+    middlewares:
       - rate-limit: { rate: 1e9 }
     upstream: users
 `;
