@@ -49,3 +49,28 @@ test('statistics per route, upstream and target, served by the admin API', async
   assert.equal(report.upstream!.up!.today, 10);
   assert.deepEqual(Object.keys(report.consumer!), []);
 });
+
+test('two gateways sharing a Redis store add up their QPS and daily totals', async (t) => {
+  const { startRedis } = await import('../helpers/redis.js');
+  const redis = await startRedis();
+  const up = await startUpstream((_req, res) => res.end('ok'));
+  const doc = { ...simpleConfig([up.address]), state: { store: 'redis', url: redis.url, keyPrefix: `stats-${process.pid}:` } };
+  const one = await startGateway(doc);
+  const two = await startGateway(doc);
+  t.after(async () => {
+    await one.close();
+    await two.close();
+    await up.close();
+    await redis.stop();
+  });
+  const { waitFor } = await import('../helpers/wait.js');
+  // The store connects asynchronously (until then it answers from memory): wait for both connections.
+  const usingRedis = (g: typeof one) => (g.gateway as unknown as { state: { store: { usingRedis?: boolean } } }).state.store.usingRedis === true;
+  await waitFor(() => usingRedis(one) && usingRedis(two), 'both gateways to reach Redis');
+  for (let i = 0; i < 6; i++) await get(one.url() + '/a');
+  for (let i = 0; i < 4; i++) await get(two.url() + '/b');
+  await waitFor(async () => (await one.gateway.stats.view('route', 'r'))?.today === 10, 'the daily total of both gateways', 10_000, 100);
+  const mine = await one.gateway.stats.view('route', 'r');
+  assert.equal(mine?.requests, 6, 'per-process counters stay per process');
+  assert.equal(mine?.today, 10);
+});
