@@ -15,6 +15,10 @@ export type Done = (ctx: RequestContext) => void;
 
 const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
 const CIRCUIT_OPEN = new GatewayError('CIRCUIT_OPEN');
+/** Aborts a retried try whose response body is not worth reading to the end. */
+const RETRIED = new Error('response dropped for a retry');
+/** A retried response body up to this size is read and dropped, keeping the connection; a larger or unsized one closes it. */
+const DRAIN_LIMIT = 64 * 1024;
 
 /**
  * The upstream request phase: pick a target, send the request through the
@@ -207,7 +211,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
 const PENDING = 0;
 /** Its response is going downstream: no retry any more. */
 const FORWARDING = 1;
-/** A retry took over; the rest of its response is read and dropped (the connection stays reusable). */
+/** A retry took over; the rest of its response is dropped (read to the end when small and sized, else the connection is closed). */
 const DISCARDING = 2;
 
 /**
@@ -222,8 +226,10 @@ const DISCARDING = 2;
  * - A try is retried on a failure before any response byte (connect
  *   failure, reset, response-head timeout) or a response status listed in
  *   `on`, if a retry is left, the budget allows one and the client is still
- *   there; the retried response's body is dropped, never sent. Once a
- *   response head is forwarded there is no retry.
+ *   there; the retried response's body is dropped, never sent (read to
+ *   its end when it is sized and small, so the connection is reused;
+ *   otherwise its connection is closed). Once a response head is
+ *   forwarded there is no retry.
  * - The breaker rejects at once (503 CIRCUIT_OPEN or the fallback) when it
  *   is open or `maxConcurrent` calls are in flight; each try's outcome is
  *   recorded in it when its response head (or failure) arrives.
@@ -237,6 +243,8 @@ class GuardedExchange {
   private body: Buffer | Readable | null = null;
   private retriesLeft = 0;
   private retries = 0;
+  /** Targets of the earlier tries: the first alone, then a list once there is a retry. */
+  private first: Target | null = null;
   private tried: Target[] | null = null;
   private attempt: Attempt | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -296,13 +304,20 @@ class GuardedExchange {
       permit = breaker.acquire();
       if (permit < 0) return this.reject(permit);
     }
-    const target = this.tried === null ? upstream.pick(ctx) : upstream.pickOther(ctx, this.tried);
+    let target: Target | undefined;
+    if (this.first === null) {
+      target = upstream.pick(ctx);
+    } else {
+      this.tried ??= [this.first];
+      target = upstream.pickOther(ctx, this.tried);
+    }
     if (target === undefined) {
       breaker?.release(permit, false);
       writeError(ctx, new GatewayError('NO_TARGET'));
       return this.finish();
     }
-    (this.tried ??= []).push(target);
+    if (this.first === null) this.first = target;
+    else this.tried!.push(target);
     ctx.target = target;
     const headers = ctx.upstreamHeaders;
     const host = this.ctx.route!.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
@@ -342,7 +357,10 @@ class GuardedExchange {
     if (this.policy !== null && this.policy.retriesStatus(status) && this.mayRetry()) {
       a.mode = DISCARDING;
       this.scheduleRetry();
-      return true;
+      const length = contentLength(raw);
+      if (length >= 0 && length <= DRAIN_LIMIT) return true;
+      a.abort?.(RETRIED);
+      return false;
     }
     a.mode = FORWARDING;
     ctx.upstreamHeadersAt = now;
@@ -396,13 +414,11 @@ class GuardedExchange {
 
   private scheduleRetry(): void {
     this.attempt = null;
-    this.timer = setTimeout(this.onBackoff, this.policy!.backoffMs(++this.retries));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.startAttempt();
+    }, this.policy!.backoffMs(++this.retries));
   }
-
-  private readonly onBackoff = (): void => {
-    this.timer = null;
-    this.startAttempt();
-  };
 
   /** The breaker said no: 503 CIRCUIT_OPEN, or the configured fallback answer. */
   private reject(permit: number): void {
@@ -512,6 +528,17 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
     const breaker = this.exchange.upstream.breaker;
     if (breaker !== null) breaker.release(this.permit, this.recorded);
   }
+}
+
+/** The Content-Length of a raw response head, or -1 when absent or invalid. */
+function contentLength(raw: Buffer[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 14 && raw[i]!.toString('latin1').toLowerCase() === 'content-length') {
+      const v = raw[i + 1]!.toString('latin1').trim();
+      return /^\d+$/.test(v) ? Number(v) : -1;
+    }
+  }
+  return -1;
 }
 
 /**

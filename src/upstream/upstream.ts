@@ -44,6 +44,8 @@ export class Upstream {
    * Health alone does not: it only changes the picker and reads outcomes.
    */
   readonly guarded: boolean;
+  /** undici `headersTimeout` of a call when no retry policy applies (the breaker's timeout), or undefined for the pool's own. */
+  readonly headersTimeout: number | undefined;
   private picker: Picker;
   /** The targets `picker` picks from. */
   private pickable: readonly Target[];
@@ -88,6 +90,7 @@ export class Upstream {
             },
           });
     this.breakerFallback = config.circuitBreaker?.fallback === undefined ? null : compileDirectResponse(config.circuitBreaker.fallback);
+    this.headersTimeout = this.attemptTimeout(0);
     this.retry = config.retries === undefined ? null : this.compileRetry(config.retries);
     this.guarded = this.breaker !== null || this.retry !== null;
   }
@@ -139,10 +142,6 @@ export class Upstream {
     return p;
   }
 
-  /** The per-try response-head timeout when no retry policy applies (breaker timeout), or undefined for the pool's own. */
-  get headersTimeout(): number | undefined {
-    return this.attemptTimeout(0);
-  }
 
   /** A read-only view of target health and the breaker, for the admin API. */
   health(): UpstreamHealthReport {

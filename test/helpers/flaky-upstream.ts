@@ -13,9 +13,10 @@ import { startUpstream, type TestUpstream } from './upstream.js';
  * - `reset`: destroys the connection without answering;
  * - `hang`: answers only when `release()` is called (or never);
  * - `slow`: answers `ok` after `delayMs`;
- * - `midbody`: sends a 200 head and part of the body, then resets.
+ * - `midbody`: sends a 200 head and part of the body, then resets;
+ * - `endless`: sends `status` with a chunked body that never ends.
  */
-export type FlakyMode = 'ok' | 'status' | 'reset' | 'hang' | 'slow' | 'midbody';
+export type FlakyMode = 'ok' | 'status' | 'reset' | 'hang' | 'slow' | 'midbody' | 'endless';
 
 export interface FlakyUpstream extends TestUpstream {
   readonly name: string;
@@ -73,6 +74,10 @@ export async function startFlaky(name: string): Promise<FlakyUpstream> {
         setTimeout(() => {
           if (!res.destroyed) ok(req, res, body);
         }, f.delayMs);
+        return;
+      case 'endless':
+        res.writeHead(f.status, { 'content-type': 'text/plain', 'x-upstream': name });
+        res.write('failed attempt, and more to come');
         return;
       case 'midbody':
         res.writeHead(200, { 'content-length': '100000', 'x-upstream': name });

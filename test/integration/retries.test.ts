@@ -66,6 +66,20 @@ describe('retries land on the other target', () => {
     assert.equal((await send(gw.url(), { method: 'DELETE', path: '/thing' })).status, 200, 'DELETE is idempotent');
   });
 
+  test('a retried answer with an unsized or endless body is not waited for: its connection is closed', async (t) => {
+    const { a, gw } = await pair(t, { retries: RETRIES });
+    a.mode = 'endless';
+    a.status = 503;
+    const connections = new Set<unknown>();
+    a.server.on('connection', (c) => connections.add(c));
+    const r = await viaA(gw, a);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-upstream'], 'b');
+    assert.doesNotMatch(r.body, /failed attempt/);
+    await waitFor(() => new Promise<boolean>((resolve) => a.server.getConnections((_e, n) => resolve(n === 0))), "a's connection to be closed");
+    await waitFor(() => gw.upstream().targets.every((x) => x.inflight === 0), 'inflight back to 0');
+  });
+
   test('a status not listed in `on` is forwarded as is', async (t) => {
     const { a, gw } = await pair(t, { retries: { ...RETRIES, on: [503] } });
     a.mode = 'status';
