@@ -183,7 +183,18 @@ export class Gateway {
             return { name: l.name, protocol: l.config.protocol, address: a ? formatHostPort(a) : null };
           })
         : [],
-      upstreams: snap ? [...snap.upstreams.values()].map((u) => ({ name: u.name, balancer: u.config.balancer, targets: u.targets.map((t) => ({ address: t.address, weight: t.weight, inflight: t.inflight })) })) : [],
+      upstreams: snap
+        ? [...snap.upstreams.values()].map((u) => {
+            const health = u.health();
+            return {
+              name: u.name,
+              balancer: u.config.balancer,
+              panic: health.panic,
+              circuitBreaker: health.circuitBreaker,
+              targets: u.targets.map((t, i) => ({ ...health.targets[i], inflight: t.inflight })),
+            };
+          })
+        : [],
     };
   }
 

@@ -142,7 +142,6 @@ export class Upstream {
     return p;
   }
 
-
   /** A read-only view of target health and the breaker, for the admin API. */
   health(): UpstreamHealthReport {
     const view: UpstreamHealthView = this.healthState?.view() ?? {

@@ -48,6 +48,16 @@ test('statistics per route, upstream and target, served by the admin API', async
   assert.equal(report.route!.r!.requests, 10);
   assert.equal(report.upstream!.up!.today, 10);
   assert.deepEqual(Object.keys(report.consumer!), []);
+
+  const status = JSON.parse((await get(`http://${formatHostPort(admin)}/status`)).body) as {
+    upstreams: { name: string; panic: boolean; targets: { address: string; healthy: boolean; inflight: number }[] }[];
+  };
+  assert.equal(status.upstreams[0]!.name, 'up');
+  assert.equal(status.upstreams[0]!.panic, false);
+  assert.deepEqual(
+    status.upstreams[0]!.targets.map((x) => [x.address, x.healthy, x.inflight]),
+    [[up.address, true, 0]],
+  );
 });
 
 test('two gateways sharing a Redis store add up their QPS and daily totals', async (t) => {
