@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 /**
  * Portico under test: writes the bench config to a temp file, starts
  * `node dist/cli/main.js start --config FILE` from the repo root (pinned to
@@ -23,13 +24,23 @@ export interface PorticoOptions {
   main?: string;
 }
 
-/** The API key the `policies` scenario sends (X-API-Key) on the `/p/users` route. */
-export const POLICIES_API_KEY = 'bench-consumer-api-key-0001';
+/** The HS256 key of the `policies` route's jwt-auth (bench only). */
+const POLICIES_JWT_KEY = 'bench-only-hs256-signing-key-0123456789';
+
+/**
+ * The bearer token the `policies` scenario sends on the `/p/users` route:
+ * HS256 (RFC 7519), `sub` = the bench consumer, valid for a day.
+ */
+export const POLICIES_TOKEN = (() => {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub: 'bench', exp: Math.floor(Date.now() / 1000) + 86_400 })}`;
+  return `${body}.${createHmac('sha256', POLICIES_JWT_KEY).update(body).digest('base64url')}`;
+})();
 
 /**
  * The config document, in exactly the shape the gateway validates. The
  * `/p/users` route does the same work as `/users` plus the traffic policies
- * of the `policies` scenario: key-auth (and the consumer-quota check the
+ * of the `policies` scenario: jwt-auth (and the consumer-quota check the
  * compiler adds after it) and a rate-limit high enough never to trigger;
  * `/rl/users` has the rate-limit alone, to tell the two costs apart.
  */
@@ -43,7 +54,7 @@ upstreams:
     targets: [{ address: "127.0.0.1:${o.upstreamPort}", weight: 1 }]
     timeouts: { connect: 2s, response: 30s, idle: 60s }
 consumers:
-  - { id: bench, keys: ["${POLICIES_API_KEY}"] }
+  - { id: bench }
 routes:
   - name: users-api
     listener: web
@@ -61,7 +72,7 @@ routes:
     requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
     responseHeaders: { set: { X-Served-By: portico } }
     middlewares:
-      - key-auth: {}
+      - jwt-auth: { signingKey: "${POLICIES_JWT_KEY}" }
       - rate-limit: { rate: 1e9 }
     upstream: users
   - name: users-ratelimit
@@ -167,7 +178,7 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     warnings.push(`GET /users/small through ${name} failed: ${(err as Error).message}`);
   }
   try {
-    const r = await httpGet(o.port, '/p/users/small', { host: 'api.example.com', 'x-api-key': POLICIES_API_KEY });
+    const r = await httpGet(o.port, '/p/users/small', { host: 'api.example.com', authorization: `Bearer ${POLICIES_TOKEN}` });
     if (r.status !== 200) warnings.push(`GET /p/users/small (policies) through ${name} returned ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
     else if (r.headers['ratelimit'] === undefined) warnings.push(`GET /p/users/small through ${name}: response lacks the RateLimit header`);
   } catch (err) {

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
 import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
 import { nginxBinary, startNginxPeer, type Started } from './nginx.js';
-import { POLICIES_API_KEY, startPortico, type RunningPortico } from './portico.js';
+import { POLICIES_TOKEN, startPortico, type RunningPortico } from './portico.js';
 import { startUpstream } from './upstream.js';
 import { REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
@@ -155,7 +155,7 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   large: 'keep-alive GET, 64 KiB body',
   close: 'GET 13-byte body, Connection: close on every request',
   'small-accesslog': 'keep-alive GET, 13-byte body, Portico access log on vs off',
-  policies: 'keep-alive GET, 13-byte body, route with key-auth + rate-limit (and with rate-limit alone) vs the bare route',
+  policies: 'keep-alive GET, 13-byte body, route with jwt-auth + rate-limit (and with rate-limit alone) vs the bare route',
 };
 
 const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large', close: '/small' };
@@ -395,7 +395,7 @@ async function main(): Promise<number> {
     process.stdout.write(renderTable(rep) + '\n\n');
   }
 
-  // Policies: the bare route, the route with key-auth + rate-limit, and the route with the rate-limit
+  // Policies: the bare route, the route with jwt-auth + rate-limit, and the route with the rate-limit
   // alone, on the same Portico. Run-to-run variation on a shared 2-core VM is larger than the cost
   // measured (the bare route alone moves by 20% between consecutive runs), so the three are measured
   // in alternation for POLICY_ROUNDS rounds of a third of --duration each, and each ratio is the
@@ -408,7 +408,7 @@ async function main(): Promise<number> {
       // runLoad always sends Host: api.example.com.
       const targets: [TargetName, string, Record<string, string>][] = [
         ['portico', '/users/small', {}],
-        ['portico+policies', '/p/users/small', { 'X-API-Key': POLICIES_API_KEY }],
+        ['portico+policies', '/p/users/small', { Authorization: `Bearer ${POLICIES_TOKEN}` }],
         ['portico+ratelimit', '/rl/users/small', {}],
       ];
       const rounds: Row[][] = [];

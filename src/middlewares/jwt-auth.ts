@@ -12,6 +12,8 @@ import type { MiddlewareCompileContext } from './registry.js';
 
 /** Longest token looked at; anything longer is refused before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
+/** Verified tokens kept per jwt-auth instance (see `verified`). */
+const VERIFIED_CACHE_SIZE = 10_000;
 /** JWS compact serialization: three base64url parts. */
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const REALM = 'Bearer realm="portico"';
@@ -239,6 +241,36 @@ export function jwtAuth(options: JwtAuthOptions, compile: MiddlewareCompileConte
     return out;
   }
 
+  /**
+   * Tokens whose signature was verified, until they expire (like Envoy's
+   * jwt_authn cache): a client sending the same token again costs a map
+   * lookup and a clock check, not a signature verification and a promise.
+   * Bounded; the oldest entries go first. Only a token that verified can be
+   * found here, so a forged one always takes the full path.
+   */
+  const verified = new Map<string, { consumer: Consumer; exp: number; nbf: number }>();
+  const leewayMs = options.leeway;
+
+  function remember(token: string, consumer: Consumer, payload: JWTPayload): void {
+    if (typeof payload.exp !== 'number') return;
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, { consumer, exp: payload.exp * 1000, nbf: typeof payload.nbf === 'number' ? payload.nbf * 1000 : 0 });
+  }
+
+  /** True when the token was verified before and is still within exp/nbf (with leeway); the consumer is admitted. */
+  function fromCache(ctx: RequestContext, token: string): boolean {
+    const hit = verified.get(token);
+    if (hit === undefined) return false;
+    const now = Date.now();
+    if (now > hit.exp + leewayMs || now + leewayMs < hit.nbf) {
+      verified.delete(token);
+      return false;
+    }
+    admit(ctx, hit.consumer);
+    if (options.hideCredentials) ctx.upstreamHeaders = withoutHeader(ctx.upstreamHeaders, headerLower);
+    return true;
+  }
+
   async function authenticate(ctx: RequestContext, token: string): Promise<void> {
     let alg: string | undefined;
     let kid: string | undefined;
@@ -275,6 +307,7 @@ export function jwtAuth(options: JwtAuthOptions, compile: MiddlewareCompileConte
       const consumer = c.consumer(payload);
       if (consumer === undefined) throw unauthorized('the token does not name a known consumer');
       admit(ctx, consumer);
+      remember(token, consumer, payload);
       if (options.hideCredentials) ctx.upstreamHeaders = withoutHeader(ctx.upstreamHeaders, headerLower);
       return;
     }
@@ -308,6 +341,7 @@ export function jwtAuth(options: JwtAuthOptions, compile: MiddlewareCompileConte
       }
       if (token.length > MAX_TOKEN_LENGTH) throw unauthorized('the token is too long');
       if (!JWS_COMPACT.test(token)) throw unauthorized('the token is malformed');
+      if (fromCache(ctx, token)) return;
       return authenticate(ctx, token);
     },
   };

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
+import { waitFor } from '../helpers/wait.js';
 import { startUpstream, freePort, type TestUpstream } from '../helpers/upstream.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -180,6 +181,18 @@ describe('jwt-auth with its own keys: HS256, RS256, ES256; leeway; claims', () =
     const r = await send(gw.url(), { path: '/hs/x', headers: bearer(t) });
     assert.equal(r.status, 200, r.body);
     assert.equal(upstreamSaw(up)['x-consumer-id'], 'alice');
+  });
+
+  test('a verified token is remembered until it expires, then refused', async () => {
+    const t = await sign({ sub: 'alice', aud: 'api://users', iss: 'portico', exp: now() + 2 }, hsKey, 'HS256');
+    for (let i = 0; i < 3; i++) assert.equal((await send(gw.url(), { path: '/strict/x', headers: bearer(t) })).status, 200);
+    // leeway 0s on this route: once exp passes, the cached entry must not admit it.
+    await waitFor(async () => (await send(gw.url(), { path: '/strict/x', headers: bearer(t) })).status === 401, 'the expired token to be refused', 6000, 100);
+    // A token that differs from a cached one in its signature only is never served from the cache.
+    const fresh = await sign({ sub: 'alice', aud: 'api://users', iss: 'portico', exp: now() + 60 }, hsKey, 'HS256');
+    assert.equal((await send(gw.url(), { path: '/strict/x', headers: bearer(fresh) })).status, 200);
+    const forged = fresh.slice(0, fresh.lastIndexOf('.') + 1) + 'A'.repeat(43);
+    assertBearerChallenge(await send(gw.url(), { path: '/strict/x', headers: bearer(forged) }), true);
   });
 
   test('RS256 and ES256 with a PEM public key; iss maps through jwtIssuers', async () => {
