@@ -119,6 +119,26 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
 }
 
 /**
+ * Writes one upstream body chunk downstream. Returns false when the
+ * downstream socket is full: the upstream is then paused until `resume` runs
+ * on 'drain'. When the chunk is the rest of a Content-Length body, the
+ * response ends with it, so a buffered head and the data leave in one write.
+ */
+function forwardChunk(ctx: RequestContext, sink: BodySink, chunk: Buffer, resume: () => void): boolean {
+  const res = ctx.res;
+  ctx.bytesSent += chunk.length;
+  if (sink.remaining === chunk.length) {
+    sink.remaining = 0;
+    res.end(chunk);
+    return true;
+  }
+  if (sink.remaining > 0) sink.remaining -= chunk.length;
+  if (res.write(chunk)) return true;
+  res.once('drain', resume);
+  return false;
+}
+
+/**
  * undici's core handler interface (the one its HTTP/1.1 client calls
  * directly: raw header buffers, boolean backpressure). The newer
  * controller-style interface is a wrapper around it that parses every
@@ -158,18 +178,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   }
 
   onData(chunk: Buffer): boolean {
-    const res = this.ctx.res;
-    this.ctx.bytesSent += chunk.length;
-    if (this.remaining === chunk.length) {
-      // The whole rest of the body: head (if still buffered) and data leave in one write.
-      this.remaining = 0;
-      res.end(chunk);
-      return true;
-    }
-    if (this.remaining > 0) this.remaining -= chunk.length;
-    if (res.write(chunk)) return true;
-    res.once('drain', this.resume!);
-    return false;
+    return forwardChunk(this.ctx, this, chunk, this.resume!);
   }
 
   onComplete(): void {
@@ -498,18 +507,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onData(chunk: Buffer): boolean {
     if (this.mode !== FORWARDING) return true;
-    const ctx = this.exchange.ctx;
-    const res = ctx.res;
-    ctx.bytesSent += chunk.length;
-    if (this.remaining === chunk.length) {
-      this.remaining = 0;
-      res.end(chunk);
-      return true;
-    }
-    if (this.remaining > 0) this.remaining -= chunk.length;
-    if (res.write(chunk)) return true;
-    res.once('drain', this.resume!);
-    return false;
+    return forwardChunk(this.exchange.ctx, this, chunk, this.resume!);
   }
 
   onComplete(): void {

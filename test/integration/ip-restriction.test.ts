@@ -3,27 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request over a fresh connection (agent: false) so tests do not share sockets. */
-function send(url: string, opts: { path?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { send } from '../helpers/http.js';
 
 describe('ip-restriction', () => {
   let up: TestUpstream;

@@ -5,30 +5,7 @@ import net from 'node:net';
 import { startUpstream, echo, type TestUpstream } from '../helpers/upstream.js';
 import { startGateway, simpleConfig, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request over a fresh connection (agent: false) so tests do not share sockets. */
-function send(url: string, opts: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: string } = {}): Promise<Reply> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
+import { send } from '../helpers/http.js';
 
 describe('the issue example config, end to end', () => {
   let up1: TestUpstream;

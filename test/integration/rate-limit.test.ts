@@ -5,29 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { startGateway, simpleConfig, type TestGateway } from '../helpers/gateway.js';
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  ms: number;
-}
-
-function send(url: string, opts: { path?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
-  const u = new URL(url);
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path: opts.path ?? '/', headers: opts.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString(), ms: performance.now() - started }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
-    req.end();
-  });
-}
+import { send, type Reply } from '../helpers/http.js';
 
 /** One route per case, each on its own path prefix, all on one listener. */
 function route(name: string, middlewares: unknown[], listener = 'web') {
