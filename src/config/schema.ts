@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BALANCERS } from '../upstream/balancers/balancer.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort } from './address.js';
+import { bool, headerName, headerValue } from './values.js';
 import { stateSchema } from '../state/schema.js';
 import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
 import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
@@ -24,10 +25,6 @@ const int = (min: number, max: number) =>
     z.number().int(`must be a whole number`).min(min, `must be >= ${min}`).max(max, `must be <= ${max}`),
   );
 
-const bool = z.preprocess(
-  (v) => (v === 'true' ? true : v === 'false' ? false : v),
-  z.boolean('must be true or false'),
-);
 
 export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
@@ -62,8 +59,6 @@ const regex = z.string().refine((v) => {
   }
 }, 'must be a valid regular expression');
 
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
-const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
 
 /** Headers the gateway itself owns on the upstream request; rules may not set or add them. */
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'x-request-id']);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../http/context.js';
 import { admit, authorizationCredentials, decodeBasic, headerValues, withoutHeader } from '../consumers/admit.js';
-import { bool } from '../consumers/values.js';
+import { bool } from '../config/values.js';
 import type { Middleware } from './middleware.js';
 import type { MiddlewareCompileContext } from './registry.js';
 

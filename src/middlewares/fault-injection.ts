@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../http/context.js';
-import { duration, headerName, int, number } from '../consumers/values.js';
+import { duration, headerName, int, number } from '../config/values.js';
 import type { Middleware } from './middleware.js';
 
 const percent = number(0, 100).default(100);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { IpSet } from '../http/ip.js';
 import type { RequestContext } from '../http/context.js';
-import { cidr } from '../consumers/values.js';
+import { cidr } from '../config/values.js';
 import type { Middleware } from './middleware.js';
 
 /** `ip-restriction:` options. */

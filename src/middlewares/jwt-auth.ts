@@ -6,7 +6,7 @@ import type { RequestContext } from '../http/context.js';
 import { admit, authorizationCredentials, headerValues, withoutHeader } from '../consumers/admit.js';
 import type { Consumer, ConsumerRegistry } from '../consumers/consumer.js';
 import { normalizePem, TOKEN_ALGORITHMS, type TokenAlgorithm } from '../consumers/schema.js';
-import { bool, duration, headerName } from '../consumers/values.js';
+import { bool, duration, headerName } from '../config/values.js';
 import type { Middleware } from './middleware.js';
 import type { MiddlewareCompileContext } from './registry.js';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { duration, int, number } from '../consumers/values.js';
+import { duration, int, number } from '../config/values.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext, ResponseHead } from '../http/context.js';
 import type { TokenBucketResult } from '../state/store.js';

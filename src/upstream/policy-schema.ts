@@ -1,13 +1,13 @@
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
+import { bool, headerName, headerValue } from '../config/values.js';
 
 /**
  * Schemas of the upstream traffic policies: `healthCheck:`, `circuitBreaker:`
  * and `retries:` (the last also on routes). Strict like the rest of the
  * document; every message says what is accepted, because `portico validate`
- * prints it beside the field's path. The value helpers are local: this
- * module is imported by config/schema.ts, so importing that back would be a
- * cycle.
+ * prints it beside the field's path. Shared value schemas come from
+ * config/values.ts; `int` and `duration` stay local for their messages.
  */
 
 const numeric = (v: unknown) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v);
@@ -15,7 +15,6 @@ const numeric = (v: unknown) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v
 const int = (min: number, max: number) =>
   z.preprocess(numeric, z.number('must be a whole number').int('must be a whole number').min(min, `must be >= ${min}`).max(max, `must be <= ${max}`));
 
-const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean('must be true or false'));
 
 /** A duration (`500ms`, `2s`, `1m`; a bare number is ms) in milliseconds, within [minMs, maxMs]. */
 const duration = (minMs: number, maxMs: number, range: string) =>
@@ -35,8 +34,6 @@ const optionalDuration = duration(0, HOUR, '0 to 1h, 0 = off');
 /** An HTTP status in [min, max], as a number or a digit string. */
 const status = (min: number, max: number) => int(min, max);
 
-const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
-const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
 
 /** Statuses that count as failures (passive health, breaker) or trigger a retry: 400-599. */
 const failureStatuses = z.array(status(400, 599)).max(200);

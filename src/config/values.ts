@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
+import { parseDuration } from './duration.js';
 import { parseCidr } from '../http/ip.js';
 
 /**
- * Small value schemas shared by `consumers:`, `token-endpoint:` and the
- * traffic-policy middlewares. They live here rather than in
- * config/schema.ts because that module imports the middleware schemas
- * (importing it back would be a cycle).
+ * Small value schemas shared by the config schema and the schemas of
+ * consumers, the token endpoint, the middlewares and the upstream policies.
+ * They live apart from config/schema.ts because that module imports those
+ * schemas (importing it back would be a cycle).
  */
 
 /** Numbers may be written as numbers or, after `${ENV}` interpolation, as numeric strings. */
@@ -43,5 +43,6 @@ export const cidr = z
   .refine((v) => parseCidr(v) !== undefined, 'is not a valid IP address or CIDR (e.g. 10.0.0.0/8 or 2001:db8::/32)');
 
 export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a valid header name (RFC 9110 token)');
+export const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
 
 export const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
