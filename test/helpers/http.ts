@@ -13,6 +13,8 @@ export interface SendOptions {
   path?: string;
   headers?: Record<string, string | string[]>;
   body?: string | Buffer;
+  /** Sent as separate writes, so the request goes out chunked (no Content-Length). */
+  chunked?: Buffer[];
 }
 
 /**
@@ -36,6 +38,9 @@ export function send(url: string, opts: SendOptions = {}): Promise<Reply> {
     );
     req.on('error', reject);
     req.setTimeout(10_000, () => req.destroy(new Error('client timeout')));
-    req.end(opts.body);
+    if (opts.chunked) {
+      for (const c of opts.chunked) req.write(c);
+      req.end();
+    } else req.end(opts.body);
   });
 }

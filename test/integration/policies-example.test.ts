@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { loadConfigText } from '../../src/config/load.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { startGateway } from '../helpers/gateway.js';
 import { parse } from 'yaml';
+import { send } from '../helpers/http.js';
 
 /** The issue's traffic-policy document, with the core document's listener around it. */
 const ISSUE_DOC = `
@@ -37,18 +37,6 @@ state: { store: memory }
 `;
 const ENV = { JWT_SIGNING_KEY: 'a-signing-key-of-32-characters!!', APP_B_SECRET: 'b-secret' };
 
-function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 test('the issue document validates as written', () => {
   const r = loadConfigText(ISSUE_DOC, ENV);
   assert.equal(r.ok, true, r.ok ? '' : JSON.stringify(r.errors));
@@ -66,12 +54,13 @@ test('token endpoint → jwt-auth → consumer qps limit, end to end on the issu
   const gw = await startGateway(doc);
   t.after(() => gw.close());
 
-  const noToken = await request(gw.url() + '/users/1');
+  const noToken = await send(gw.url(), { path: '/users/1' });
   assert.equal(noToken.status, 401);
   assert.match(String(noToken.headers['www-authenticate']), /^Bearer/);
 
-  const token = await request(gw.url() + '/oauth/tokens', {
+  const token = await send(gw.url(), {
     method: 'POST',
+    path: '/oauth/tokens',
     headers: {
       authorization: `Basic ${Buffer.from('app_id_b:b-secret').toString('base64')}`,
       'content-type': 'application/x-www-form-urlencoded',
@@ -86,7 +75,7 @@ test('token endpoint → jwt-auth → consumer qps limit, end to end on the issu
   // qps: 10 → a burst of 10 passes, the rest of a quick burst of 25 is limited.
   const statuses: number[] = [];
   for (let i = 0; i < 25; i++) {
-    statuses.push((await request(gw.url() + `/users/${i}`, { headers: { authorization: `Bearer ${String(accessToken)}` } })).status);
+    statuses.push((await send(gw.url(), { path: `/users/${i}`, headers: { authorization: `Bearer ${String(accessToken)}` } })).status);
   }
   const ok = statuses.filter((s) => s === 200).length;
   const limited = statuses.filter((s) => s === 429).length;
