@@ -57,14 +57,15 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
   const routesByListener = new Map<string, { config: Config['routes'][number]; value: RouteRuntime }[]>();
   for (const r of config.routes) {
     // Policies first (auth, limits), then the changes to what goes upstream.
+    const mwCtx = { route: r, state: deps.state, consumers, logger: deps.logger };
     const middlewares: Middleware[] = r.middlewares.map(({ name, options }) => {
       const factory = MIDDLEWARE_FACTORIES[name];
       if (!factory) throw new Error(`routes ${r.name}: middleware ${name} has no implementation`);
-      return factory(options as never, { route: r, state: deps.state, consumers, logger: deps.logger });
+      return factory(options as never, mwCtx);
     });
     // Consumer quotas (qps, qpd) right after the last auth middleware, once a consumer is known.
     const lastAuth = r.middlewares.findLastIndex((m) => AUTH_MIDDLEWARES.has(m.name));
-    if (lastAuth >= 0) middlewares.splice(lastAuth + 1, 0, consumerQuota({ route: r, state: deps.state, consumers, logger: deps.logger }));
+    if (lastAuth >= 0) middlewares.splice(lastAuth + 1, 0, consumerQuota(mwCtx));
     if (r.stripPrefix || r.rewrite.length > 0) {
       middlewares.push(rewrite({ stripPrefix: r.stripPrefix ? r.match.pathPrefix : undefined, rules: r.rewrite }));
     }
