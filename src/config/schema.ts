@@ -7,6 +7,9 @@ import { stateSchema } from '../state/schema.js';
 import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
 import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
 import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstream/policy-schema.js';
+import { listenerTlsSchema, upstreamTlsSchema } from '../tls/schema.js';
+import { websocketSchema } from '../http/websocket/schema.js';
+import { grpcMetadataSchema } from '../http/grpc/schema.js';
 
 /**
  * The config document's schema. Every object is strict (unknown keys are
@@ -98,8 +101,18 @@ const match = z.strictObject({
 
 const listener = z.strictObject({
   name,
-  protocol: z.enum(['http'], 'must be "http" (more protocols come with later releases)'),
+  /** `http`: HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port. `https`: TLS, HTTP/1.1 and HTTP/2 by ALPN. */
+  protocol: z.enum(['http', 'https'], 'must be http or https'),
   listen: listenAddress,
+  tls: listenerTlsSchema.optional(),
+  http2: z
+    .strictObject({
+      /** Serve HTTP/2 (h2 by ALPN on https, h2c prior knowledge on http). */
+      enabled: bool.default(true),
+      /** Streams a client may open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+      maxConcurrentStreams: int(1, 10_000).default(128),
+    })
+    .prefault({}),
   accessLog: accessLog.default(true),
   trustedProxies: z.array(cidr).default([]),
   timeouts: z
@@ -117,10 +130,16 @@ const listener = z.strictObject({
       path: ['request'],
     }),
   maxHeaderSize: int(1024, 1_048_576).default(16_384),
+}).superRefine((l, ctx) => {
+  if (l.protocol === 'https' && l.tls === undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'is required with protocol: https' });
+  if (l.protocol === 'http' && l.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs protocol: https' });
 });
 
 const upstream = z.strictObject({
   name,
+  /** How Portico talks to the targets: `http1` (HTTP/1.1, TLS with `tls:`), `h2` (HTTP/2 over TLS), `h2c` (cleartext HTTP/2, prior knowledge). */
+  protocol: z.enum(['http1', 'h2', 'h2c'], 'must be http1, h2 or h2c').default('http1'),
+  tls: upstreamTlsSchema.optional(),
   balancer: z.enum(BALANCERS).default('weighted-round-robin'),
   hashKey: z
     .string()
@@ -142,6 +161,8 @@ const upstream = z.strictObject({
   healthCheck: healthCheckSchema.optional(),
   circuitBreaker: circuitBreakerSchema.optional(),
   retries: retriesSchema.optional(),
+}).superRefine((u, ctx) => {
+  if (u.protocol === 'h2c' && u.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'h2c is cleartext: use protocol: h2 for HTTP/2 over TLS' });
 });
 
 /**
@@ -192,6 +213,8 @@ const route = z
     'token-endpoint': tokenEndpointSchema.optional(),
     middlewares: z.array(middlewareEntry).default([]),
     retries: retriesSchema.optional(),
+    websocket: websocketSchema.prefault({}),
+    grpcMetadata: grpcMetadataSchema.optional(),
   })
   .superRefine((r, ctx) => {
     const kinds = [r.match.path, r.match.pathPrefix, r.match.pathRegex].filter((v) => v !== undefined).length;

@@ -33,6 +33,12 @@ export class RequestContext {
   hasBody = false;
   /** The inbound Content-Length, or -1 when absent. */
   contentLength = -1;
+  /** The request arrived over HTTP/2 (`res` is node:http2's compatibility response, see listeners/http.ts). */
+  readonly h2: boolean;
+  /** A gRPC call (`content-type: application/grpc…`): gateway errors are sent as gRPC statuses in trailers. */
+  grpc = false;
+  /** The call's deadline from `grpc-timeout`, in ms from arrival; 0 = none. */
+  grpcTimeout = 0;
 
   route: RouteRuntime | undefined = undefined;
   /** The consumer an auth middleware identified, if any. */
@@ -54,7 +60,8 @@ export class RequestContext {
   upstreamHeadersAt = 0n;
   error: GatewayError | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerRuntime, requestId: string, clientIp: string) {
+  constructor(req: IncomingMessage, res: ServerResponse, listener: ListenerRuntime, requestId: string, clientIp: string, h2 = false) {
+    this.h2 = h2;
     this.req = req;
     this.res = res;
     this.listener = listener;
@@ -65,6 +72,12 @@ export class RequestContext {
     this.path = '';
     this.query = '';
     this.hostHeader = undefined;
+  }
+
+  /** The downstream response can no longer be written (the client left, or it was aborted). */
+  get closed(): boolean {
+    // node:http2's compatibility response has no `destroyed`; its stream has.
+    return this.h2 ? (this.res as unknown as { stream: { destroyed: boolean } }).stream.destroyed : this.res.destroyed;
   }
 }
 
