@@ -8,7 +8,12 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Binaries the test suite runs, and the Debian package of each. */
-const NEEDED = [{ binary: 'redis-server', pkg: 'redis-server' }];
+const NEEDED = [
+  { binary: 'redis-server', pkg: 'redis-server' },
+  // Certificates for the TLS tests are made with the openssl CLI; curl is one of the real TLS clients.
+  { binary: 'openssl', pkg: 'openssl' },
+  { binary: 'curl', pkg: 'curl' },
+];
 
 function onPath(binary) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {

@@ -1,10 +1,11 @@
 import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
 import { compile, type Snapshot } from './config/compile.js';
 import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/schema.js';
-import { createHttpServer, updateHttpServer, type HttpBinding } from './listeners/http.js';
+import { HttpFrontend, type HttpBinding } from './listeners/http.js';
+import type { ListenerRuntime } from './listeners/listener-runtime.js';
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
@@ -15,7 +16,9 @@ import { createStateStore, type StateStore } from './state/index.js';
 interface Bound extends HttpBinding {
   /** The configured address (`host:port`, port possibly 0): bindings are kept across reloads by this key. */
   readonly key: string;
-  readonly server: http.Server;
+  /** The bound socket; it accepts connections and hands them to `frontend`. */
+  readonly server: net.Server;
+  readonly frontend: HttpFrontend;
 }
 
 export type ApplyResult = { ok: true; version: number } | { ok: false; error: string };
@@ -82,7 +85,7 @@ export class Gateway {
         const key = bindingKey(l);
         const existing = this.bindings.get(key);
         if (existing) continue;
-        const bound = this.makeBinding(key, l.name, l);
+        const bound = this.makeBinding(key, l.name, next.listeners.get(l.name)!);
         await listen(bound.server, l.listen);
         created.push(bound);
       }
@@ -100,7 +103,7 @@ export class Gateway {
       }
     } catch (err) {
       if (state !== this.state) void state.store.close();
-      await Promise.all([...created.map((b) => closeServer(b.server, 0)), newAdmin && closeServer(newAdmin.server, 0)]);
+      await Promise.all([...created.map((b) => closeBinding(b, 0)), newAdmin && closeServer(newAdmin.server, 0)]);
       this.releaseUnused();
       return { ok: false, error: (err as Error).message };
     }
@@ -122,12 +125,12 @@ export class Gateway {
       keep.add(key);
       const b = this.bindings.get(key)!;
       b.name = l.name;
-      updateHttpServer(b.server, l);
+      b.frontend.update(next.listeners.get(l.name)!);
     }
     for (const [key, b] of this.bindings) {
       if (keep.has(key)) continue;
       this.bindings.delete(key);
-      void closeServer(b.server, config.shutdownTimeout);
+      void closeBinding(b, config.shutdownTimeout);
     }
     const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
     if (adminKey !== admin?.key) {
@@ -141,14 +144,26 @@ export class Gateway {
     return { ok: true, version: next.version };
   }
 
-  private makeBinding(key: string, name: string, config: Config['listeners'][number]): Bound {
+  private makeBinding(key: string, name: string, listener: ListenerRuntime): Bound {
     const partial: HttpBinding = {
       name,
+      // A binding made for the snapshot being applied serves it as soon as it is swapped in.
       current: () => this.current,
       draining: () => this.stopping,
     };
-    const server = createHttpServer(partial, config);
-    return Object.assign(partial, { key, server });
+    const frontend = new HttpFrontend(partial, listener, this.logger);
+    const server = net.createServer(
+      {
+        noDelay: true,
+        // node:http needs half-open sockets (a client may end its side and still read the response).
+        allowHalfOpen: true,
+        // A whole upstream read (up to 64 KiB) fits in the socket's buffer, so a
+        // large body does not pause and resume the upstream socket on every chunk.
+        highWaterMark: 256 * 1024,
+      },
+      (socket) => frontend.accept(socket),
+    );
+    return Object.assign(partial, { key, server, frontend });
   }
 
   /** Closes pools and log files that the current snapshot does not use. */
@@ -168,6 +183,13 @@ export class Gateway {
     return undefined;
   }
 
+  /** Open downstream connections over every listener (or one, by name). */
+  connections(listener?: string): number {
+    let n = 0;
+    for (const b of this.bindings.values()) if (listener === undefined || b.name === listener) n += b.frontend.connections;
+    return n;
+  }
+
   adminAddress(): HostPort | undefined {
     const a = this.admin?.server.address() as AddressInfo | null | undefined;
     return a ? { host: a.address, port: a.port } : undefined;
@@ -180,7 +202,13 @@ export class Gateway {
       listeners: snap
         ? [...snap.listeners.values()].map((l) => {
             const a = this.listenerAddress(l.name);
-            return { name: l.name, protocol: l.config.protocol, address: a ? formatHostPort(a) : null };
+            return {
+              name: l.name,
+              protocol: l.config.protocol,
+              address: a ? formatHostPort(a) : null,
+              connections: this.connections(l.name),
+              ...(l.certificates !== null ? { certificates: l.certificates.describe() } : {}),
+            };
           })
         : [],
       upstreams: snap
@@ -217,7 +245,7 @@ export class Gateway {
     this.stopping = true;
     await this.queue;
     swapUpstreams(undefined, this.snapshot?.upstreams, this.logger);
-    const closing = [...this.bindings.values()].map((b) => closeServer(b.server, graceMs));
+    const closing = [...this.bindings.values()].map((b) => closeBinding(b, graceMs));
     if (this.admin) closing.push(closeServer(this.admin.server, 0));
     await Promise.all(closing);
     this.bindings.clear();
@@ -229,7 +257,7 @@ export class Gateway {
   }
 }
 
-function listen(server: http.Server, address: HostPort): Promise<void> {
+function listen(server: net.Server, address: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       server.off('listening', onListening);
@@ -243,6 +271,12 @@ function listen(server: http.Server, address: HostPort): Promise<void> {
     server.once('listening', onListening);
     server.listen({ host: address.host, port: address.port, exclusive: true });
   });
+}
+
+/** Stops accepting on a listener's socket, then closes its connections gracefully (see HttpFrontend.close). */
+async function closeBinding(b: Bound, graceMs: number): Promise<void> {
+  b.server.close();
+  await b.frontend.close(graceMs);
 }
 
 /** Stops accepting; idle keep-alive connections close now, busy ones when done or after `graceMs`. */

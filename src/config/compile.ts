@@ -18,6 +18,7 @@ import { ConsumerRegistry } from '../consumers/consumer.js';
 import { AUTH_MIDDLEWARES, MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
 import { consumerQuota } from '../middlewares/consumer-quota.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
+import { ServerCertificates } from '../tls/certificates.js';
 
 /**
  * The compiled, immutable form of one config document. The running gateway
@@ -47,11 +48,14 @@ export interface CompileDeps {
 export function compile(config: Config, version: number, deps: CompileDeps): Snapshot {
   const upstreams = new Map<string, Upstream>();
   const poolKeys = new Set<string>();
-  for (const u of config.upstreams) {
-    const upstream = new Upstream(u, deps.pools);
+  config.upstreams.forEach((u, i) => {
+    const upstream = new Upstream(u, deps.pools, `upstreams[${i}]`);
+    if (upstream.insecureTls) {
+      deps.logger.warn({ upstream: u.name }, 'upstreams[].tls.insecureSkipVerify is on: the targets\' certificates are NOT verified (anyone on the path can impersonate them)');
+    }
     upstreams.set(u.name, upstream);
     for (const k of upstream.poolKeys) poolKeys.add(k);
-  }
+  });
 
   const consumers = new ConsumerRegistry(config.consumers);
   const routesByListener = new Map<string, { config: Config['routes'][number]; value: RouteRuntime }[]>();
@@ -87,7 +91,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
 
   const listeners = new Map<string, ListenerRuntime>();
   const accessLogs = new Set<string>();
-  for (const l of config.listeners) {
+  config.listeners.forEach((l, i) => {
     const dest = l.accessLog === false ? null : l.accessLog === true ? 'stdout' : l.accessLog.path;
     if (dest !== null) accessLogs.add(dest);
     listeners.set(l.name, {
@@ -97,8 +101,10 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       trustedProxies: new IpSet(l.trustedProxies),
       accessLog: dest === null ? null : deps.accessLogs.get(dest),
       stats: deps.stats,
-      tls: false,
+      tls: l.tls !== undefined,
+      // Read from their files on every compile, so a reload picks up renewed certificates.
+      certificates: l.tls === undefined ? null : new ServerCertificates(l.tls, `listeners[${i}].tls`),
     });
-  }
+  });
   return { version, config, listeners, upstreams, consumers, poolKeys, accessLogs };
 }

@@ -78,14 +78,16 @@ export interface TokenEndpointKey {
 /**
  * The consumers of one snapshot with their lookups precomputed: by id, by
  * API key (keyed by the key's SHA-256, so a lookup's timing says nothing
- * about the key's characters) and by JWT issuer. The snapshot's token
- * endpoints register their verification keys here when they are compiled,
- * so `jwt-auth` can verify the tokens they issue.
+ * about the key's characters), by JWT issuer and by client-certificate
+ * name (`tlsSubjects`). The snapshot's token endpoints register their
+ * verification keys here when they are compiled, so `jwt-auth` can verify
+ * the tokens they issue.
  */
 export class ConsumerRegistry {
   private readonly byId = new Map<string, Consumer>();
   private readonly byKey = new Map<string, Consumer>();
   private readonly byIss = new Map<string, Consumer>();
+  private readonly bySubject = new Map<string, Consumer>();
   private readonly endpoints: TokenEndpointKey[] = [];
 
   constructor(configs: readonly ConsumerConfig[]) {
@@ -94,6 +96,7 @@ export class ConsumerRegistry {
       this.byId.set(c.id, consumer);
       for (const k of c.keys ?? []) this.byKey.set(digest(k).toString('hex'), consumer);
       for (const iss of c.jwtIssuers ?? []) this.byIss.set(iss, consumer);
+      for (const s of c.tlsSubjects ?? []) this.bySubject.set(s, consumer);
     }
   }
 
@@ -117,6 +120,19 @@ export class ConsumerRegistry {
   /** The consumer that lists `iss` in its `jwtIssuers`. */
   byIssuer(iss: string): Consumer | undefined {
     return this.byIss.get(iss);
+  }
+
+  /**
+   * The consumer identified by a client certificate: the first of `names`
+   * (its CN, then its subjectAltName values) that a consumer lists in
+   * `tlsSubjects`.
+   */
+  byTlsSubject(names: readonly string[]): Consumer | undefined {
+    for (const n of names) {
+      const c = this.bySubject.get(n);
+      if (c !== undefined) return c;
+    }
+    return undefined;
   }
 
   /**

@@ -4,7 +4,7 @@ import { cidr, duration, int, number, ROUTE_NAME } from '../config/values.js';
 
 /**
  * `consumers[]`: tenants/apps that call through the gateway. Credentials
- * (`secret`, `keys`, `jwtIssuers`), quotas (`qps`, `qpd`, enforced by
+ * (`secret`, `keys`, `jwtIssuers`, `tlsSubjects`), quotas (`qps`, `qpd`, enforced by
  * rate-limit) and where they may go (`routes`, `ipAllow`).
  */
 export const consumerSchema = z.strictObject({
@@ -23,6 +23,21 @@ export const consumerSchema = z.strictObject({
     .optional(),
   /** JWT `iss` values that identify this consumer (jwt-auth). Unique across consumers. */
   jwtIssuers: z.array(z.string('must be a string').min(1, 'must not be empty').max(1024)).optional(),
+  /**
+   * Client-certificate names that identify this consumer (mtls-auth): a
+   * certificate's subject CN or any of its subjectAltName values (DNS name,
+   * URI such as spiffe://…, email, IP). Exact, case-sensitive; unique across consumers.
+   */
+  tlsSubjects: z
+    .array(
+      z
+        .string('must be a string')
+        .min(1, 'must not be empty')
+        .max(1024, 'must be at most 1024 characters')
+        .refine((v) => !/[\x00-\x1f\x7f]/.test(v), 'must not contain control characters'),
+    )
+    .min(1, 'must list at least one name (or leave tlsSubjects out)')
+    .optional(),
   /** Requests per second allowed to this consumer (enforced by rate-limit). */
   qps: number(0, 1_000_000_000, true).optional(),
   /** Requests per day allowed to this consumer (enforced by rate-limit). */

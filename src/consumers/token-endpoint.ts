@@ -199,7 +199,7 @@ function formDecode(text: string): string | undefined {
 
 function writeJson(ctx: RequestContext, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const res = ctx.res;
-  if (res.destroyed || res.headersSent) {
+  if (ctx.closed || res.headersSent) {
     ctx.status = 499;
     return;
   }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { IpSet } from './ip.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
+import { parseGrpcTimeout } from './grpc/timeout.js';
 
 export interface InboundView {
   /** The client's address as this gateway trusts it. */
@@ -16,6 +17,8 @@ export interface InboundView {
   hasBody: boolean;
   /** Content-Length, or -1. */
   contentLength: number;
+  /** Set for a gRPC call (content-type application/grpc…): its `grpc-timeout` in ms, 0 when absent. */
+  grpcTimeout: number | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
@@ -33,7 +36,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
  * `X-Forwarded-Proto`/`-Host` sent by the peer are kept too. Otherwise every
  * client-sent forwarding header is discarded and the peer is the client.
  */
-export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean): InboundView {
+export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, h2 = false): InboundView {
   const peer = peerAddress(req.socket.remoteAddress);
   const trustPeer = trusted.size > 0 && trusted.has(peer);
   const raw = req.rawHeaders;
@@ -46,10 +49,25 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
   let connection: string | undefined;
   let hasBody = false;
   let contentLength = -1;
+  let grpc = false;
+  let grpcTimeout = 0;
+  let cookies: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
+    if (h2) {
+      // HTTP/2 pseudo-headers (RFC 9113 §8.3.1) are not forwarded; :authority stands for Host.
+      if (lower.charCodeAt(0) === 0x3a) {
+        if (lower === ':authority') host ??= value;
+        continue;
+      }
+      // Split cookie fields are joined into one for HTTP/1.1 (RFC 9113 §8.2.3).
+      if (lower === 'cookie') {
+        cookies = cookies === undefined ? value : `${cookies}; ${value}`;
+        continue;
+      }
+    }
     switch (lower) {
       case 'host':
         host ??= value;
@@ -81,6 +99,12 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
         // Re-added by the proxy phase with the id this request is logged under.
         if (REQUEST_ID.test(value)) requestId ??= value;
         continue;
+      case 'content-type':
+        grpc = value.startsWith('application/grpc');
+        break;
+      case 'grpc-timeout':
+        grpcTimeout = parseGrpcTimeout(value) ?? 0;
+        break;
       case 'te':
         // `TE: trailers` is end-to-end in practice (gRPC needs it); other TE values are hop-by-hop.
         if (value.trim().toLowerCase() === 'trailers') out.push(name, value);
@@ -90,6 +114,9 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
     }
     out.push(name, value);
   }
+  if (cookies !== undefined) out.push('cookie', cookies);
+  // An HTTP/2 request has a body unless its HEADERS frame ended the stream (RFC 9113 §8.1).
+  if (h2) hasBody = !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
   // A message with both is malformed (RFC 9112 §6.3); Node's parser refuses it, this is a second guard.
   if (hasBody && contentLength >= 0 && req.headers['transfer-encoding'] !== undefined) {
     out = out.filter((_, i, a) => a[i - (i % 2)]!.toLowerCase() !== 'content-length');
@@ -107,7 +134,7 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean):
   );
   const forwardedHost = xfHost ?? host;
   if (forwardedHost !== undefined) out.push('x-forwarded-host', forwardedHost);
-  return { clientIp, headers: out, requestId, host, hasBody, contentLength };
+  return { clientIp, headers: out, requestId, host, hasBody, contentLength, grpcTimeout: grpc ? grpcTimeout : undefined };
 }
 
 /** Walks the chain from the right, skipping trusted proxies; the first untrusted hop is the client. */

@@ -15,13 +15,17 @@ import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
  *   match → request middlewares → (direct response | proxy) → log.
  * The log phase always runs, after errors too.
  */
-export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse): void {
-  const inbound = readInbound(req, listener.trustedProxies, listener.tls);
-  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
+export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, h2 = false): void {
+  const inbound = readInbound(req, listener.trustedProxies, listener.tls, h2);
+  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.upstreamHeaders = inbound.headers;
   ctx.hostHeader = inbound.host;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;
+  if (inbound.grpcTimeout !== undefined) {
+    ctx.grpc = true;
+    ctx.grpcTimeout = inbound.grpcTimeout;
+  }
 
   const target = splitTarget(req.url ?? '');
   if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
@@ -45,7 +49,7 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 }
 
 function forward(ctx: RequestContext): void {
-  if (ctx.res.destroyed) {
+  if (ctx.closed) {
     ctx.status = 499;
     return log(ctx);
   }

@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../errors.js';
@@ -14,6 +15,7 @@ import { writeDirectResponse, writeError } from './respond.js';
 export type Done = (ctx: RequestContext) => void;
 
 const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
+const DEADLINE = new GatewayError('DEADLINE_EXCEEDED');
 const CIRCUIT_OPEN = new GatewayError('CIRCUIT_OPEN');
 /** Aborts a retried try whose response body is not worth reading to the end. */
 const RETRIED = new Error('response dropped for a retry');
@@ -63,6 +65,7 @@ export function proxy(ctx: RequestContext, done: Done): void {
       method: req.method as Dispatcher.HttpMethod,
       headers,
       body: ctx.hasBody ? req : null,
+      servername: upstream.serverNameFor(target),
     },
     handler,
   );
@@ -79,7 +82,7 @@ interface BodySink {
  * middlewares and writes it. Returns null, or the error to abort the
  * upstream request with (the client left, or a header Node refuses).
  */
-function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink): GatewayError | null {
+function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink, endStream = false): GatewayError | null {
   let headers: string[] = [];
   let connection: string | undefined;
   let hasRequestId = false;
@@ -108,13 +111,39 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
   ctx.route!.chain.runResponse(ctx, head);
   ctx.status = head.status;
   const res = ctx.res;
-  if (res.destroyed) return DOWNSTREAM_CLOSED;
+  if (ctx.closed) return DOWNSTREAM_CLOSED;
+  if (endStream && ctx.h2) return respondHeadOnly(ctx, head);
   try {
     res.writeHead(head.status, head.headers);
   } catch (err) {
     // An upstream header Node refuses to forward (e.g. invalid characters).
     return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
   }
+  return null;
+}
+
+/**
+ * An HTTP/2 upstream answered with a HEADERS frame that ended its stream
+ * (gRPC's Trailers-Only response carries grpc-status there): the client
+ * gets the same single frame. node:http2's compatibility writeHead + end
+ * would add an empty DATA frame, which gRPC clients do not read as
+ * Trailers-Only.
+ */
+function respondHeadOnly(ctx: RequestContext, head: ResponseHead): GatewayError | null {
+  const out: OutgoingHttpHeaders = { ':status': head.status };
+  const h = head.headers;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!.toLowerCase();
+    const prior = out[name];
+    out[name] = prior === undefined ? h[i + 1]! : Array.isArray(prior) ? [...prior, h[i + 1]!] : [String(prior), h[i + 1]!];
+  }
+  try {
+    (ctx.res as unknown as Http2ServerResponse).stream.respond(out, { endStream: true });
+  } catch (err) {
+    return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
+  }
+  // Marks the compatibility response ended: its stream is done.
+  ctx.res.end();
   return null;
 }
 
@@ -127,7 +156,7 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
 function forwardChunk(ctx: RequestContext, sink: BodySink, chunk: Buffer, resume: () => void): boolean {
   const res = ctx.res;
   ctx.bytesSent += chunk.length;
-  if (sink.remaining === chunk.length) {
+  if (sink.remaining === chunk.length && !ctx.grpc) {
     sink.remaining = 0;
     res.end(chunk);
     return true;
@@ -136,6 +165,39 @@ function forwardChunk(ctx: RequestContext, sink: BodySink, chunk: Buffer, resume
   if (res.write(chunk)) return true;
   res.once('drain', resume);
   return false;
+}
+
+/** Raw trailer names and values: Buffers at run time (undici's types say strings). */
+type RawTrailers = (Buffer | string)[] | null;
+
+const latin1 = (v: Buffer | string): string => (typeof v === 'string' ? v : v.toString('latin1'));
+
+/**
+ * Ends the downstream response after the upstream's body, with the
+ * upstream's trailers (gRPC's grpc-status and friends). HTTP/2 sends them
+ * as a trailing HEADERS frame; node:http sends them only on a chunked
+ * response (RFC 9112 §7.1.2) and drops them otherwise.
+ */
+function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
+  const res = ctx.res;
+  if (res.writableEnded) return;
+  if (trailers !== null && trailers.length > 0) {
+    const out: Record<string, string> = {};
+    for (let i = 0; i < trailers.length; i += 2) {
+      const name = latin1(trailers[i]!).toLowerCase();
+      if (isHopByHop(name)) continue;
+      const value = latin1(trailers[i + 1]!);
+      out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
+    }
+    try {
+      res.addTrailers(out);
+    } catch (err) {
+      // A trailer Node refuses (invalid characters): the response is cut, not ended as if complete.
+      res.destroy(err as Error);
+      return;
+    }
+  }
+  res.end();
 }
 
 /**
@@ -150,6 +212,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   private abort: ((err?: Error) => void) | null = null;
   private resume: (() => void) | null = null;
   private finished = false;
+  private deadline: NodeJS.Timeout | null = null;
   /** The upstream's Content-Length, or -1: lets the last chunk go out with `end`, in one write. */
   remaining = -1;
 
@@ -160,10 +223,17 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
-    if (this.ctx.res.destroyed) abort(DOWNSTREAM_CLOSED);
+    if (this.ctx.closed) abort(DOWNSTREAM_CLOSED);
+    else if (this.ctx.grpcTimeout > 0 && this.deadline === null) this.deadline = setTimeout(this.onDeadline, deadlineLeft(this.ctx));
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+  /** The gRPC call's deadline passed: cancel the upstream stream; the client gets DEADLINE_EXCEEDED. */
+  private readonly onDeadline = (): void => {
+    this.deadline = null;
+    if (!this.finished) this.abort?.(DEADLINE);
+  };
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void, _text?: string, endStream?: boolean): boolean {
     if (status < 200) return true; // 1xx interim responses are not forwarded on HTTP/1.1 (Node answers 100-continue itself).
     const ctx = this.ctx;
     this.resume = resume;
@@ -171,7 +241,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
     const passive = ctx.upstream!.passive;
     if (passive !== null) passive.observeStatus(ctx.target!, status);
-    const err = forwardHead(ctx, status, raw, this);
+    const err = forwardHead(ctx, status, raw, this, endStream);
     if (err === null) return true;
     this.abort?.(err);
     return false;
@@ -181,20 +251,20 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     return forwardChunk(this.ctx, this, chunk, this.resume!);
   }
 
-  onComplete(): void {
-    if (!this.ctx.res.writableEnded) this.ctx.res.end();
+  onComplete(trailers: RawTrailers): void {
+    endResponse(this.ctx, trailers);
     this.finish();
   }
 
   onError(err: Error): void {
     const ctx = this.ctx;
-    if (err === DOWNSTREAM_CLOSED || ctx.res.destroyed) {
+    if (err === DOWNSTREAM_CLOSED || ctx.closed) {
       ctx.error = DOWNSTREAM_CLOSED;
       ctx.status ||= 499;
-      if (!ctx.res.destroyed) ctx.res.destroy();
+      if (!ctx.closed) ctx.res.destroy();
     } else {
       const e = fromUpstreamError(err);
-      ctx.upstream!.passive?.failure(ctx.target!, e.code);
+      if (e !== DEADLINE) ctx.upstream!.passive?.failure(ctx.target!, e.code);
       writeError(ctx, e);
     }
     this.finish();
@@ -208,9 +278,15 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.deadline !== null) clearTimeout(this.deadline);
     this.ctx.target!.inflight--;
     this.done(this.ctx);
   }
+}
+
+/** Milliseconds left before a gRPC call's deadline (`grpc-timeout`, counted from its arrival); at least 1. */
+function deadlineLeft(ctx: RequestContext): number {
+  return Math.max(1, ctx.grpcTimeout - Number(process.hrtime.bigint() - ctx.startedAt) / 1e6);
 }
 
 // ---------------------------------------------------------------------------
@@ -259,6 +335,7 @@ class GuardedExchange {
   private timer: NodeJS.Timeout | null = null;
   private buffering = false;
   private finished = false;
+  private deadline: NodeJS.Timeout | null = null;
   /** Index of the Host value in ctx.upstreamHeaders, once added. */
   private hostIndex = -1;
 
@@ -273,6 +350,7 @@ class GuardedExchange {
   start(): void {
     const ctx = this.ctx;
     ctx.res.on('close', this.onDownstreamClose);
+    if (ctx.grpcTimeout > 0) this.deadline = setTimeout(this.onDeadline, deadlineLeft(ctx));
     const policy = this.policy;
     if (policy !== null) {
       policy.budget.onRequest();
@@ -347,13 +425,14 @@ class GuardedExchange {
         headers,
         body: this.body,
         headersTimeout: this.headersTimeout,
+        servername: upstream.serverNameFor(target),
       },
       attempt,
     );
   }
 
   /** A try's response head arrived: forward it, or drop it and retry. Returns undici's keep-reading flag. */
-  onHead(a: Attempt, status: number, raw: Buffer[]): boolean {
+  onHead(a: Attempt, status: number, raw: Buffer[], endStream: boolean): boolean {
     const ctx = this.ctx;
     const now = process.hrtime.bigint();
     a.target.observeLatency(Number(now - a.startedAt) / 1e6);
@@ -373,7 +452,7 @@ class GuardedExchange {
     }
     a.mode = FORWARDING;
     ctx.upstreamHeadersAt = now;
-    const err = forwardHead(ctx, status, raw, a);
+    const err = forwardHead(ctx, status, raw, a, endStream);
     if (err === null) return true;
     a.abort?.(err);
     return false;
@@ -383,13 +462,13 @@ class GuardedExchange {
   onAttemptError(a: Attempt, err: Error): void {
     const ctx = this.ctx;
     if (a.mode === DISCARDING) return a.end();
-    if (err === DOWNSTREAM_CLOSED || ctx.res.destroyed) {
+    if (err === DOWNSTREAM_CLOSED || ctx.closed) {
       a.end();
       return this.finishAborted();
     }
     const e = fromUpstreamError(err);
-    this.upstream.passive?.failure(a.target, e.code);
-    if (a.mode === FORWARDING) {
+    if (e !== DEADLINE) this.upstream.passive?.failure(a.target, e.code);
+    if (a.mode === FORWARDING || e === DEADLINE) {
       // After the head went downstream (or could not be written): never retried.
       a.end();
       writeError(ctx, e);
@@ -406,16 +485,16 @@ class GuardedExchange {
     this.finish();
   }
 
-  onComplete(a: Attempt): void {
+  onComplete(a: Attempt, trailers: RawTrailers): void {
     a.end();
     if (a.mode !== FORWARDING) return;
-    if (!this.ctx.res.writableEnded) this.ctx.res.end();
+    endResponse(this.ctx, trailers);
     this.finish();
   }
 
   /** Takes a retry if one is left, the budget allows it and the client is still there. */
   private mayRetry(): boolean {
-    if (this.retriesLeft <= 0 || this.ctx.res.destroyed) return false;
+    if (this.retriesLeft <= 0 || this.ctx.closed) return false;
     if (!this.policy!.budget.tryRetry()) return false;
     this.retriesLeft--;
     return true;
@@ -437,7 +516,7 @@ class GuardedExchange {
         ? new GatewayError('CIRCUIT_OPEN', `upstream has ${this.upstream.breaker!.config.maxConcurrent} requests in flight (circuitBreaker.maxConcurrent)`)
         : CIRCUIT_OPEN;
     const fallback = this.upstream.breakerFallback;
-    if (fallback !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
+    if (fallback !== null && !ctx.res.headersSent && !ctx.closed) {
       ctx.error = err;
       writeDirectResponse(ctx, fallback);
     } else {
@@ -445,6 +524,16 @@ class GuardedExchange {
     }
     this.finish();
   }
+
+  /** The gRPC call's deadline passed: cancel the try in flight, or end the wait between tries. */
+  private readonly onDeadline = (): void => {
+    this.deadline = null;
+    if (this.finished) return;
+    const a = this.attempt;
+    if (this.timer === null && !this.buffering && a !== null && !a.ended && a.abort !== null) return a.abort(DEADLINE);
+    writeError(this.ctx, DEADLINE);
+    this.finish();
+  };
 
   /** A client that goes away aborts the try in flight, or ends the wait between tries. */
   private readonly onDownstreamClose = (): void => {
@@ -458,13 +547,14 @@ class GuardedExchange {
     const ctx = this.ctx;
     ctx.error = DOWNSTREAM_CLOSED;
     ctx.status ||= 499;
-    if (!ctx.res.destroyed) ctx.res.destroy();
+    if (!ctx.closed) ctx.res.destroy();
     this.finish();
   }
 
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.deadline !== null) clearTimeout(this.deadline);
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -496,13 +586,13 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
-    if (this.exchange.ctx.res.destroyed) abort(DOWNSTREAM_CLOSED);
+    if (this.exchange.ctx.closed) abort(DOWNSTREAM_CLOSED);
   }
 
-  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+  onHeaders(status: number, raw: Buffer[], resume: () => void, _text?: string, endStream?: boolean): boolean {
     if (status < 200) return true;
     this.resume = resume;
-    return this.exchange.onHead(this, status, raw);
+    return this.exchange.onHead(this, status, raw, endStream === true);
   }
 
   onData(chunk: Buffer): boolean {
@@ -510,8 +600,8 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
     return forwardChunk(this.exchange.ctx, this, chunk, this.resume!);
   }
 
-  onComplete(): void {
-    this.exchange.onComplete(this);
+  onComplete(trailers: RawTrailers): void {
+    this.exchange.onComplete(this, trailers);
   }
 
   onError(err: Error): void {

@@ -1,5 +1,6 @@
 import type { RequestContext } from './context.js';
 import { GatewayError, statusFor } from '../errors.js';
+import { writeGrpcError } from './grpc/status.js';
 
 /** A route's `respond:` answer, serialized once at compile time. */
 export interface DirectResponse {
@@ -36,7 +37,8 @@ export function writeDirectResponse(ctx: RequestContext, r: DirectResponse): voi
 export function writeError(ctx: RequestContext, err: GatewayError): void {
   ctx.error = err;
   const res = ctx.res;
-  if (res.headersSent || res.destroyed) {
+  if (ctx.grpc) return writeGrpcError(ctx, err);
+  if (res.headersSent || ctx.closed) {
     if (!res.writableEnded) res.destroy(err);
     return;
   }

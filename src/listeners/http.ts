@@ -1,11 +1,19 @@
 import http from 'node:http';
-import type { Socket } from 'node:net';
-import type { ListenerConfig } from '../config/schema.js';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/compile.js';
+import type { ListenerConfig } from '../config/schema.js';
 import { handleRequest } from '../http/handler.js';
+import { handleUpgrade } from '../http/upgrade.js';
+import { WebSocketSessions } from '../http/websocket/sessions.js';
+import type { Logger } from '../observability/logger.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { ListenerRuntime } from './listener-runtime.js';
+import { sniffPreface } from './h2-preface.js';
 
-/** What an HTTP listener's socket needs from the gateway; `name` may change on reload. */
+/** What an HTTP listener's sockets need from the gateway; `name` may change on reload. */
 export interface HttpBinding {
   name: string;
   readonly current: () => Snapshot;
@@ -13,44 +21,197 @@ export interface HttpBinding {
   readonly draining: () => boolean;
 }
 
-/**
- * An `http` listener: a node:http server whose requests are handled by the
- * listener runtime of the snapshot current when each request arrives.
- */
-export function createHttpServer(binding: HttpBinding, config: ListenerConfig): http.Server {
-  const server = http.createServer(
-    {
-      keepAliveTimeout: config.timeouts.keepAlive,
-      headersTimeout: config.timeouts.headers,
-      requestTimeout: config.timeouts.request,
-      maxHeaderSize: config.maxHeaderSize,
-      noDelay: true,
-      // A whole upstream read (up to 64 KiB) fits in the response's buffer, so a
-      // large body does not pause and resume the upstream socket on every chunk.
-      highWaterMark: 256 * 1024,
-      // How often Node checks the headers/request timeouts (its default, 30 s, makes them fire late).
-      connectionsCheckingInterval: 1000,
-    },
-    (req, res) => {
-      const listener = binding.current().listeners.get(binding.name);
-      if (listener === undefined || binding.draining()) res.shouldKeepAlive = false;
-      if (listener === undefined) {
-        res.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
-        res.end('{"error":"listener is shutting down","code":"LISTENER_CLOSED"}');
-        return;
-      }
-      handleRequest(listener, req, res);
-    },
-  );
-  server.on('clientError', onClientError);
-  return server;
-}
+/** Server-side HTTP/2 settings beyond the configured ones (RFC 9113 §6.5.2). */
+const H2_INITIAL_WINDOW = 1024 * 1024;
 
-/** Applies timeouts that node:http lets us change on a live server (maxHeaderSize needs a new socket). */
-export function updateHttpServer(server: http.Server, config: ListenerConfig): void {
-  server.keepAliveTimeout = config.timeouts.keepAlive;
-  server.headersTimeout = config.timeouts.headers;
-  server.requestTimeout = config.timeouts.request;
+/**
+ * The protocol side of an `http` or `https` listener: it takes each
+ * accepted TCP connection from the bound socket and serves it.
+ *
+ * - `http`: a connection that opens with the HTTP/2 client preface
+ *   (RFC 9113 §3.4, prior knowledge) goes to the HTTP/2 server, any other
+ *   to the HTTP/1.1 server.
+ * - `https`: TLS is terminated with the listener's certificates (picked by
+ *   SNI), then ALPN decides: `h2` → HTTP/2, else HTTP/1.1.
+ *
+ * Both servers hand requests to the same lifecycle (http/handler.ts) on
+ * the snapshot current when each request arrives; HTTP/2 requests use
+ * node:http2's compatibility request/response, which has the members the
+ * lifecycle uses (the one gap, `res.destroyed`, is `ctx.closed`). Upgrade
+ * requests on HTTP/1.1 are WebSocket tunnels (http/upgrade.ts).
+ *
+ * Neither inner server listens: the bound socket belongs to the gateway
+ * (kept across reloads), and the frontend is updated in place on reload.
+ */
+export class HttpFrontend {
+  readonly h1: http.Server;
+  readonly h2: http2.Http2Server;
+  readonly websockets = new WebSocketSessions();
+  private readonly binding: HttpBinding;
+  private readonly logger: Logger;
+  private config: ListenerConfig;
+  /** TLS template server (never listening) built from the current listener's certificates; null for `http`. */
+  private tlsServer: tls.Server | null = null;
+  /** Every accepted TCP connection, until it closes (for graceful close). */
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private closing = false;
+
+  constructor(binding: HttpBinding, listener: ListenerRuntime, logger: Logger) {
+    this.binding = binding;
+    this.logger = logger;
+    this.config = listener.config;
+    const config = listener.config;
+    this.h1 = http.createServer(
+      {
+        keepAliveTimeout: config.timeouts.keepAlive,
+        headersTimeout: config.timeouts.headers,
+        requestTimeout: config.timeouts.request,
+        maxHeaderSize: config.maxHeaderSize,
+        noDelay: true,
+        // How often Node checks the headers/request timeouts (its default, 30 s, makes them fire late).
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => this.onRequest(req, res, false),
+    );
+    this.h1.on('clientError', onClientError);
+    this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      const l = this.listener();
+      if (l === undefined) return socket.destroy();
+      handleUpgrade(l, req, socket, head, this.websockets);
+    });
+    // node:http checks header/request timeouts only for servers that emitted
+    // 'listening' (that is when it starts tracking connections); this one
+    // never listens itself, so it is told once here.
+    this.h1.emit('listening');
+
+    this.h2 = http2.createServer(
+      {
+        settings: { maxConcurrentStreams: config.http2.maxConcurrentStreams, initialWindowSize: H2_INITIAL_WINDOW, maxHeaderListSize: config.maxHeaderSize },
+        maxSessionMemory: 32,
+      },
+      (req, res) => this.onRequest(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, true),
+    );
+    this.h2.on('session', (session) => this.onSession(session));
+    this.h2.on('sessionError', (err) => this.logger.debug({ listener: this.binding.name, err: err.message }, 'http2 session error'));
+    this.update(listener);
+  }
+
+  /** Applies the settings of a reloaded listener (timeouts, TLS certificates, HTTP/2 switch). */
+  update(listener: ListenerRuntime): void {
+    const config = listener.config;
+    this.config = config;
+    this.h1.keepAliveTimeout = config.timeouts.keepAlive;
+    this.h1.headersTimeout = config.timeouts.headers;
+    this.h1.requestTimeout = config.timeouts.request;
+    const certs = listener.certificates;
+    if (certs === null) {
+      this.tlsServer = null;
+      return;
+    }
+    const server = tls.createServer({
+      ...certs.serverOptions(),
+      ALPNProtocols: config.http2.enabled ? ['h2', 'http/1.1'] : ['http/1.1'],
+      handshakeTimeout: config.timeouts.headers,
+      // Session tickets are keyed per template; a reload starts new ones (clients fall back to a full handshake).
+    });
+    server.on('secureConnection', (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+      else this.h1.emit('connection', socket);
+    });
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      // A refused client certificate surfaces as a reset; the socket knows the real reason (e.g. CERT_HAS_EXPIRED).
+      const reason = socket.authorizationError ?? err.code ?? err.message;
+      this.logger.info({ listener: this.binding.name, client: socket.remoteAddress, reason: String(reason) }, 'TLS handshake refused');
+      socket.destroy();
+    });
+    this.tlsServer = server;
+  }
+
+  /** Serves one accepted TCP connection. */
+  accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (this.tlsServer !== null) {
+      this.tlsServer.emit('connection', socket);
+      return;
+    }
+    if (!this.config.http2.enabled) {
+      this.h1.emit('connection', socket);
+      return;
+    }
+    sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.h2 : this.h1).emit('connection', socket));
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /**
+   * Graceful close, once the bound socket stopped accepting: WebSocket
+   * sessions get 1001 Going Away; HTTP/2 sessions a GOAWAY (open streams
+   * finish); idle HTTP/1.1 connections close now and busy ones when their
+   * response is done. Whatever is left after `graceMs` is destroyed.
+   */
+  close(graceMs: number): Promise<void> {
+    this.closing = true;
+    this.websockets.closeAll();
+    for (const s of this.sessions) if (!s.closed) s.close();
+    this.h1.closeIdleConnections();
+    return new Promise((resolve) => {
+      const deadline = Date.now() + graceMs;
+      const sweep = setInterval(() => {
+        this.h1.closeIdleConnections();
+        if (this.sockets.size > 0 && Date.now() < deadline) return;
+        clearInterval(sweep);
+        for (const s of this.sessions) s.destroy();
+        for (const s of this.sockets) s.destroy();
+        // Stops node:http's connection checks (the interval 'listening' started).
+        this.h1.close(() => undefined);
+        resolve();
+      }, 50);
+    });
+  }
+
+  private listener(): ListenerRuntime | undefined {
+    return this.binding.current().listeners.get(this.binding.name);
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, h2: boolean): void {
+    const listener = this.listener();
+    if (!h2 && (listener === undefined || this.binding.draining())) res.shouldKeepAlive = false;
+    if (listener === undefined) {
+      res.writeHead(503, { 'content-type': 'application/json', ...(h2 ? {} : { connection: 'close' }) });
+      res.end('{"error":"listener is shutting down","code":"LISTENER_CLOSED"}');
+      return;
+    }
+    handleRequest(listener, req, res, h2);
+  }
+
+  /**
+   * An HTTP/2 connection. Idle connections (no open stream for the
+   * keep-alive timeout) are closed with GOAWAY; a malformed frame or a
+   * protocol error makes nghttp2 send GOAWAY itself, and the error is logged.
+   */
+  private onSession(session: http2.ServerHttp2Session): void {
+    this.sessions.add(session);
+    let open = 0;
+    session.on('stream', (stream: http2.ServerHttp2Stream) => {
+      open++;
+      stream.once('close', () => open--);
+    });
+    session.setTimeout(this.config.timeouts.keepAlive, () => {
+      if (open === 0) session.close();
+    });
+    session.on('error', (err) => this.logger.info({ listener: this.binding.name, err: err.message }, 'http2 connection error'));
+    session.on('frameError', (type, code) => this.logger.debug({ listener: this.binding.name, type, code }, 'http2 frame error'));
+    session.once('close', () => this.sessions.delete(session));
+    if (this.closing || this.binding.draining()) session.close();
+  }
 }
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
@@ -60,8 +221,8 @@ const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Time
  * not received in time): answer once with the mapped status and a JSON body
  * (no request id exists yet), then close. Never throws.
  */
-function onClientError(err: Error & { code?: string }, socket: Socket): void {
-  if (socket.writable && !(socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (socket.writable && !(socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
     const code: ErrorCode =
       err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
     const { status, message } = ERROR_CODES[code];
@@ -69,7 +230,8 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
     socket.end(
       `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
-    socket.setTimeout(5000, () => socket.destroy());
+    const timer = setTimeout(() => socket.destroy(), 5000);
+    socket.once('close', () => clearTimeout(timer));
   } else {
     socket.destroy();
   }

@@ -9,6 +9,7 @@ import { faultInjection } from './fault-injection.js';
 import { ipRestriction } from './ip-restriction.js';
 import { jwtAuth } from './jwt-auth.js';
 import { keyAuth } from './key-auth.js';
+import { mtlsAuth } from './mtls-auth.js';
 
 /** What a middleware factory may use when a snapshot is compiled. */
 export interface MiddlewareCompileContext {
@@ -27,6 +28,7 @@ export const MIDDLEWARE_FACTORIES: Record<string, MiddlewareFactory> = {
   'jwt-auth': jwtAuth as MiddlewareFactory,
   'key-auth': keyAuth as MiddlewareFactory,
   'basic-auth': basicAuth as MiddlewareFactory,
+  'mtls-auth': mtlsAuth as MiddlewareFactory,
   'ip-restriction': ipRestriction as MiddlewareFactory,
   'fault-injection': faultInjection as MiddlewareFactory,
 };

@@ -5,6 +5,7 @@ import { faultInjectionOptions } from './fault-injection.js';
 import { ipRestrictionOptions } from './ip-restriction.js';
 import { jwtAuthOptions } from './jwt-auth.js';
 import { keyAuthOptions } from './key-auth.js';
+import { mtlsAuthOptions } from './mtls-auth.js';
 
 /**
  * Option schemas of the middlewares a route can list under `middlewares:`,
@@ -16,6 +17,7 @@ export const MIDDLEWARE_SCHEMAS: Record<string, z.ZodType> = {
   'jwt-auth': jwtAuthOptions,
   'key-auth': keyAuthOptions,
   'basic-auth': basicAuthOptions,
+  'mtls-auth': mtlsAuthOptions,
   'ip-restriction': ipRestrictionOptions,
   'fault-injection': faultInjectionOptions,
 };

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { bool } from '../config/values.js';
 
@@ -32,7 +33,7 @@ export const listenerTlsSchema = z
     clientAuth: z.enum(['none', 'optional', 'require'], 'must be none, optional or require').default('none'),
     minVersion: z.enum(TLS_VERSIONS, 'must be TLSv1.2 or TLSv1.3').default('TLSv1.2'),
     /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults); absent = Node's defaults. */
-    ciphers: z.string().min(1).optional(),
+    ciphers: z.string('must be an OpenSSL cipher list').min(1, 'must be an OpenSSL cipher list').optional(),
   })
   .superRefine((t, ctx) => {
     if (t.certificates.filter((c) => c.default).length > 1) {
@@ -52,7 +53,12 @@ export const upstreamTlsSchema = z
     /** PEM CA bundle that targets' certificates must chain to; absent = the system's CAs. */
     ca: file.optional(),
     /** SNI and the name checked against the target's certificate; absent = the target's host. */
-    serverName: z.string().min(1).optional(),
+    serverName: z
+      .string('must be a host name')
+      .min(1, 'must be a host name')
+      .max(253, 'must be at most 253 characters')
+      .refine((v) => isIP(v) === 0, 'must be a host name: SNI cannot carry an IP address (RFC 6066 §3); leave it out to check the target IP against the certificate')
+      .optional(),
     /** Do not verify the target's certificate. Logged as a warning at every load; never use it in production. */
     insecureSkipVerify: bool.default(false),
     /** A client certificate (and its key) for targets that require mutual TLS. */

@@ -1,7 +1,9 @@
 import http from 'node:http';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { parseHostPort, type HostPort } from '../config/address.js';
 import type { Logger } from '../observability/logger.js';
+import { probeGrpcHealth } from './grpc-health-probe.js';
 import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from './policy-schema.js';
 import type { Target } from './target.js';
 
@@ -26,6 +28,15 @@ export interface UpstreamHealthView {
   /** Too few healthy targets (below minHealthyPercent): every target is used. */
   panic: boolean;
   targets: TargetHealthView[];
+}
+
+/** How active checks reach the targets, from the upstream's own settings. */
+export interface HealthCheckTransport {
+  /**
+   * The upstream's TLS client options (ca, servername, cert/key, minVersion…)
+   * when it connects over TLS. gRPC checks then run over h2 (ALPN) instead of h2c.
+   */
+  tls?: tls.ConnectionOptions;
 }
 
 /** Called with the targets the balancer may pick from whenever that set changes. */
@@ -64,7 +75,7 @@ class TargetState {
 }
 
 /**
- * The health of one upstream's targets: active checks (HTTP or TCP, on
+ * The health of one upstream's targets: active checks (HTTP, TCP or gRPC, on
  * their own short-lived connections, never the data-plane pools), passive
  * outlier ejection fed by the proxy, and the panic threshold. Whenever the
  * set of targets the balancer may use changes, `onPickSet` gets the new
@@ -95,9 +106,11 @@ export class UpstreamHealth {
   private panic = false;
   private running = false;
   private logger: Logger | null = null;
+  private readonly transport: HealthCheckTransport;
 
-  constructor(upstream: string, targets: readonly Target[], config: HealthCheckConfig, onPickSet: PickSetListener) {
+  constructor(upstream: string, targets: readonly Target[], config: HealthCheckConfig, onPickSet: PickSetListener, transport: HealthCheckTransport = {}) {
     this.upstream = upstream;
+    this.transport = transport;
     this.config = config;
     this.active = config.active;
     this.passive = config.passive;
@@ -232,6 +245,13 @@ export class UpstreamHealth {
       s.checking = socket;
       socket.on('connect', () => settle(true, 'connected'));
       socket.on('error', (err: Error & { code?: string }) => settle(false, err.code ?? err.message));
+      return;
+    }
+    if (a.type === 'grpc') {
+      s.checking = probeGrpcHealth(
+        { host, port, service: a.service, timeoutMs: a.timeout, authority: a.host ?? s.target.address, tls: this.transport.tls },
+        settle,
+      );
       return;
     }
     const req = http.request(

@@ -55,27 +55,35 @@ const statusRange = z
 
 const activeCheck = z
   .strictObject({
-    /** `http`: GET `path` and expect a status in `expectStatus`. `tcp`: a connection that opens is healthy. */
-    type: z.enum(['http', 'tcp'], 'must be http or tcp').default('http'),
+    /**
+     * `http`: GET `path` and expect a status in `expectStatus`. `tcp`: a connection that opens is healthy.
+     * `grpc`: the gRPC Health Checking Protocol (`grpc.health.v1.Health/Check` for `service`) over
+     * HTTP/2, h2c or TLS as the upstream speaks; healthy iff the answer is SERVING.
+     */
+    type: z.enum(['http', 'tcp', 'grpc'], 'must be http, tcp or grpc').default('http'),
     path: z.string().startsWith('/', 'must start with "/"').regex(/^[^\s]*$/, 'must not contain spaces').optional(),
-    /** Host header of the check; default the target's address. */
+    /** Host header (`:authority` for grpc) of the check; default the target's address. */
     host: z.string().min(1).regex(/^[^\s\r\n\0]+$/, 'must be a host name without spaces').optional(),
     expectStatus: statusRange.optional(),
+    /** For grpc: the service name asked about; '' (the default) is the server as a whole. */
+    service: z.string().max(1024, 'must be at most 1024 characters').regex(/^[\x21-\x7e]*$/, 'must be a service name such as echo.Echo (no spaces)').optional(),
     interval: positiveDuration.default(10_000),
     timeout: positiveDuration.default(2_000),
     healthyThreshold: int(1, 1000).default(2),
     unhealthyThreshold: int(1, 1000).default(3),
   })
   .superRefine((a, ctx) => {
-    if (a.type !== 'tcp') return;
-    for (const key of ['path', 'host', 'expectStatus'] as const) {
-      if (a[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'applies only to type: http' });
+    const onlyHttp = a.type === 'http' ? [] : a.type === 'tcp' ? (['path', 'host', 'expectStatus'] as const) : (['path', 'expectStatus'] as const);
+    for (const key of onlyHttp) {
+      if (a[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: a.type === 'tcp' && key === 'host' ? 'applies only to type: http or grpc' : 'applies only to type: http' });
     }
+    if (a.type !== 'grpc' && a.service !== undefined) ctx.addIssue({ code: 'custom', path: ['service'], message: 'applies only to type: grpc' });
   })
   .transform((a) => ({
     ...a,
     path: a.path ?? '/',
     expectStatus: a.expectStatus ?? ([200, 399] as [number, number]),
+    service: a.service ?? '',
   }));
 
 const passiveCheck = z

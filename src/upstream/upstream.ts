@@ -1,4 +1,4 @@
-import type { Pool } from 'undici';
+import { isIP } from 'node:net';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import type { RequestContext } from '../http/context.js';
 import { compileDirectResponse, type DirectResponse } from '../http/respond.js';
@@ -7,7 +7,9 @@ import { createPicker } from './balancers/index.js';
 import type { Picker } from './balancers/balancer.js';
 import { CircuitBreaker, type BreakerView } from './circuit-breaker.js';
 import { UpstreamHealth, type UpstreamHealthView } from './health.js';
-import type { PoolRegistry } from './pool-registry.js';
+import type { PoolRegistry, TargetPool } from './pool-registry.js';
+import { loadUpstreamTls } from '../tls/upstream-tls.js';
+import { parseHostPort } from '../config/address.js';
 import { RetryPolicy, smallestTimeout } from './retry.js';
 import { Target } from './target.js';
 
@@ -49,12 +51,17 @@ export class Upstream {
   private picker: Picker;
   /** The targets `picker` picks from. */
   private pickable: readonly Target[];
-  private readonly pools: Map<Target, Pool>;
+  private readonly pools: Map<Target, TargetPool>;
+  /** TLS server name per target for https HTTP/1.1 targets (the configured serverName, else the target's host name); empty without TLS. */
+  private readonly serverNames = new Map<Target, string>();
+  /** The upstream is reached over TLS and `insecureSkipVerify` is set (the compiler warns). */
+  readonly insecureTls: boolean;
   private readonly hashKeyOf: ((ctx: RequestContext) => string | undefined) | null;
   private readonly routePolicies = new Map<RouteConfig, RetryPolicy | null>();
   private logger: Logger | null = null;
 
-  constructor(config: UpstreamConfig, registry: PoolRegistry) {
+  /** `where` is the config path of this upstream (`upstreams[2]`), for file errors in its `tls:`. */
+  constructor(config: UpstreamConfig, registry: PoolRegistry, where = `upstreams.${config.name}`) {
     this.name = config.name;
     this.config = config;
     this.targets = config.targets.map((t) => new Target(t.address, t.weight));
@@ -63,8 +70,17 @@ export class Upstream {
     this.picker = createPicker(config.balancer, this.pickable);
     this.pools = new Map();
     const keys = new Set<string>();
+    const tls = config.tls === undefined ? undefined : loadUpstreamTls(config.tls, `${where}.tls`);
+    this.insecureTls = tls?.insecure ?? false;
     for (const t of this.targets) {
+      if (tls !== undefined && config.protocol === 'http1') {
+        const host = parseHostPort(t.address)?.host ?? '';
+        const name = config.tls!.serverName ?? (isIP(host) === 0 ? host : undefined);
+        if (name !== undefined) this.serverNames.set(t, name);
+      }
       const { key, pool } = registry.get(t.address, {
+        protocol: config.protocol,
+        tls,
         connectTimeout: config.timeouts.connect,
         responseTimeout: config.timeouts.response,
         idleTimeout: config.timeouts.idle,
@@ -127,8 +143,13 @@ export class Upstream {
     return this.picker(key);
   }
 
-  poolFor(target: Target): Pool {
+  poolFor(target: Target): TargetPool {
     return this.pools.get(target)!;
+  }
+
+  /** The TLS server name to send to `target` (https HTTP/1.1 upstreams), or undefined. */
+  serverNameFor(target: Target): string | undefined {
+    return this.serverNames.size === 0 ? undefined : this.serverNames.get(target);
   }
 
   /** The retry policy for requests of `route` to this upstream (the route's own `retries` wins); null for none. */

@@ -525,12 +525,14 @@ routes:
       listen: { host: '127.0.0.1', port: 8080 },
       accessLog: true,
       trustedProxies: [],
+      http2: { enabled: true, maxConcurrentStreams: 128 },
       timeouts: { headers: 30_000, request: 0, keepAlive: 60_000 },
       maxHeaderSize: 16_384,
     });
 
     assert.deepEqual(c.upstreams[0], {
       name: 'users',
+      protocol: 'http1',
       balancer: 'weighted-round-robin',
       hashKey: 'ip',
       targets: [
@@ -553,6 +555,7 @@ routes:
       preserveHost: true,
       upstream: 'users',
       middlewares: [],
+      websocket: { enabled: true, idleTimeout: 300_000, maxFrameSize: 16 * 1024 * 1024 },
     });
   });
 

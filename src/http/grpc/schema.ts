@@ -4,14 +4,33 @@ import { z } from 'zod';
  * A route's `grpcMetadata:`: request metadata (HTTP/2 headers) to set, add
  * or remove before the call goes upstream, the gRPC form of `requestHeaders`.
  * Keys are lower-case gRPC metadata keys; `-bin` keys take base64 values
- * (gRPC over HTTP/2, "Custom-Metadata"). Reserved `grpc-*` keys and
- * pseudo-headers belong to the protocol and cannot be changed.
+ * (gRPC over HTTP/2, "Custom-Metadata"). Reserved `grpc-*` keys,
+ * pseudo-headers and the headers the gateway or HTTP manage cannot be
+ * changed.
  */
+
+/** Headers that frame the call or belong to the connection or the gateway. */
+const MANAGED = new Set([
+  'te',
+  'content-type',
+  'content-length',
+  'host',
+  'user-agent',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'x-request-id',
+]);
+
 const key = z
   .string()
+  .min(1, 'must not be empty')
   .regex(/^[0-9a-z_.-]+$/, 'must be a gRPC metadata key: lower-case letters, digits, "_", "-" or "."')
   .refine((k) => !k.startsWith('grpc-'), 'grpc-* keys are reserved by gRPC')
-  .refine((k) => !['te', 'content-type', 'host', 'user-agent', 'connection'].includes(k), 'is managed by gRPC or the gateway');
+  .refine((k) => !MANAGED.has(k), 'is managed by gRPC, HTTP or the gateway');
 
 const values = z.record(key, z.string()).superRefine((rec, ctx) => {
   for (const [k, v] of Object.entries(rec)) {

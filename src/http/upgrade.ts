@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { GatewayError } from '../errors.js';
+import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import { RequestContext } from './context.js';
+import { readInbound } from './forwarded.js';
+import { handleRequest } from './handler.js';
+import { normalizeHost } from './host.js';
+import { splitTarget } from './path.js';
+import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
+import { dialUpstream } from './websocket/dial.js';
+import type { WebSocketSessions } from './websocket/sessions.js';
+import { CLOSE_GRACE_MS } from './websocket/tunnel.js';
+
+/**
+ * The lifecycle of an HTTP/1.1 request with an `Upgrade` header (node:http's
+ * 'upgrade' event, on a plain or TLS socket), on the snapshot current when
+ * it arrived; the same phases as handler.ts:
+ *   match → request middlewares → (direct response | WebSocket proxy) → log.
+ *
+ * - `Upgrade: websocket` (RFC 6455 §4.1: a GET on HTTP/1.1 with a
+ *   Sec-WebSocket-Key, else 400) is matched like any request; the route's
+ *   middlewares run on the handshake, so auth, IP lists, rate limits and
+ *   quotas answer 401/403/429 before any 101. A route with
+ *   `websocket.enabled: false` answers 403. A `respond:` route or a token
+ *   endpoint answers as usual. Otherwise websocket/dial.ts proxies the
+ *   handshake and, on 101, tunnels the session.
+ * - Any other upgrade token (e.g. `h2c`) is ignored, as RFC 9110 §7.8
+ *   allows: a request without a body is served as a plain HTTP/1.1 request
+ *   (the Upgrade header is hop-by-hop and not forwarded); one with a body is
+ *   refused with 400.
+ *
+ * Every answer that is not a 101 is written with a node:http
+ * ServerResponse on the upgraded socket (so writeError and
+ * writeDirectResponse work unchanged) and the connection then closes: the
+ * HTTP parser has already let go of the socket. The log phase runs once:
+ * after that answer, or when the WebSocket session ends.
+ */
+export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, socket: Duplex, head: Buffer, sessions: WebSocketSessions): void {
+  const client = socket as Socket;
+  // node:http removed its own listeners; a reset must not become an uncaught error.
+  client.on('error', ignore);
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  try {
+    res.assignSocket(client);
+  } catch {
+    // The socket still carries an earlier pipelined response: no clean way to answer.
+    client.destroy();
+    return;
+  }
+  res.once('finish', () => closeAfterAnswer(client));
+
+  const inbound = readInbound(req, listener.trustedProxies, listener.tls);
+  const websocket = upgradesToWebSocket(req.headers.upgrade);
+  if (!websocket && !inbound.hasBody) return handleRequest(listener, req, res);
+
+  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
+  ctx.upstreamHeaders = inbound.headers;
+  ctx.hostHeader = inbound.host;
+  ctx.hasBody = inbound.hasBody;
+  ctx.contentLength = inbound.contentLength;
+
+  const target = splitTarget(req.url ?? '');
+  if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
+  ctx.path = target.path;
+  ctx.query = target.query;
+  ctx.host = normalizeHost(inbound.host);
+  if (!websocket) return fail(ctx, new GatewayError('BAD_REQUEST', `upgrade to "${String(req.headers.upgrade)}" with a request body is not supported`));
+  const invalid = invalidHandshake(req, inbound.hasBody);
+  if (invalid !== null) return fail(ctx, new GatewayError('BAD_REQUEST', invalid));
+
+  const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
+  if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
+  ctx.route = route;
+  ctx.upstreamPath = ctx.path;
+  if (!route.config.websocket.enabled) return fail(ctx, new GatewayError('FORBIDDEN', 'WebSocket upgrades are disabled on this route'));
+
+  const ticket = sessions.ticket();
+  const forward = (): void => {
+    if (client.destroyed) {
+      ctx.status = 499;
+      return log(ctx);
+    }
+    if (route.respond !== undefined) {
+      writeDirectResponse(ctx, route.respond);
+      return log(ctx);
+    }
+    if (route.endpoint !== undefined) {
+      let pending: void | Promise<void>;
+      try {
+        pending = route.endpoint(ctx);
+      } catch (err) {
+        return fail(ctx, toGatewayError(err));
+      }
+      if (pending === undefined) return log(ctx);
+      pending.then(() => log(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
+      return;
+    }
+    dialUpstream(ctx, client, head, sessions, ticket, log);
+  };
+
+  let pending: void | Promise<void>;
+  try {
+    pending = route.chain.runRequest(ctx);
+  } catch (err) {
+    return fail(ctx, toGatewayError(err));
+  }
+  if (pending === undefined) forward();
+  else pending.then(forward, (err: unknown) => fail(ctx, toGatewayError(err)));
+}
+
+/** Whether an Upgrade value lists `websocket` (tokens are case-insensitive, RFC 9110 §7.8). */
+function upgradesToWebSocket(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  for (const token of value.split(',')) if (token.trim().toLowerCase() === 'websocket') return true;
+  return false;
+}
+
+/** Why a WebSocket opening handshake is malformed (RFC 6455 §4.1, §4.2.1), or null. */
+function invalidHandshake(req: IncomingMessage, hasBody: boolean): string | null {
+  if (req.method !== 'GET') return 'a WebSocket handshake must be a GET request';
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return 'a WebSocket handshake needs HTTP/1.1';
+  if (hasBody) return 'a WebSocket handshake has no request body';
+  if (req.headers['sec-websocket-key'] === undefined) return 'missing Sec-WebSocket-Key header';
+  return null;
+}
+
+/**
+ * After an answer that is not a 101: end our half, read and drop what the
+ * client still sends until it closes, and destroy the socket if it lingers.
+ */
+function closeAfterAnswer(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.end();
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+function fail(ctx: RequestContext, err: GatewayError): void {
+  writeError(ctx, err);
+  log(ctx);
+}
+
+function log(ctx: RequestContext): void {
+  ctx.listener.stats.record(ctx);
+  ctx.listener.accessLog?.write(ctx);
+}
+
+function ignore(): void {
+  /* the socket is destroyed; 'close' does the rest */
+}

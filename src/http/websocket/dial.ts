@@ -1,0 +1,341 @@
+import type { Socket } from 'node:net';
+import type { Dispatcher } from 'undici';
+import { GatewayError, fromUpstreamError } from '../../errors.js';
+import { REJECTED_FULL } from '../../upstream/circuit-breaker.js';
+import type { Target } from '../../upstream/target.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import type { RequestContext, ResponseHead } from '../context.js';
+import { connectionTokens, isHopByHop } from '../hop-by-hop.js';
+import { toGatewayError, writeDirectResponse, writeError } from '../respond.js';
+import type { WebSocketSessions } from './sessions.js';
+import { Tunnel } from './tunnel.js';
+
+/** Called exactly once when the upgrade is over: after the answer when there was no 101, else when the session ends. */
+export type Done = (ctx: RequestContext) => void;
+
+const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
+const CIRCUIT_OPEN = new GatewayError('CIRCUIT_OPEN');
+
+/** Waiting for the upstream's answer. */
+const WAITING = 0;
+/** A non-101 answer is going to the client as a plain response. */
+const ANSWERING = 1;
+/** The handshake is over (101 or not). */
+const OVER = 2;
+
+/**
+ * The proxy phase of a WebSocket upgrade (RFC 6455 §4): the upstream's
+ * balancer picks a target, and the client's handshake is sent through that
+ * target's connection pool as an undici upgrade request, with the headers
+ * the request phase built (the client's Sec-WebSocket-Key, -Version,
+ * -Protocol, -Extensions, Origin, cookies and credentials end to end, plus
+ * X-Forwarded-* and X-Request-Id; undici adds `Connection: upgrade` and
+ * `Upgrade: websocket`).
+ *
+ * - 101: the upstream's head goes to the client (its Sec-WebSocket-Accept,
+ *   -Protocol, -Extensions and other headers verbatim, hop-by-hop ones
+ *   replaced by `Upgrade: websocket` and `Connection: Upgrade`, after the
+ *   route's response middlewares) and a Tunnel joins the two sockets.
+ * - Any other answer goes to the client as a plain response, body
+ *   included, and the connection closes.
+ * - Failures before an answer are gateway errors, as for plain requests:
+ *   502 refused/reset, 504 connect or response-head timeout (the pool's),
+ *   503 no target or circuit open.
+ *
+ * Upstream policies: the circuit breaker covers the handshake (a permit is
+ * taken before the dial and released when the answer is in; a 101 is a
+ * success, other statuses count by `circuitBreaker.statuses`), not the
+ * session. Passive health sees connect failures and answer statuses. No
+ * retries: a handshake is sent once. The target's `inflight` counts the
+ * session until it ends, so least-connections balances live sessions.
+ * HTTP/2 upstreams (`protocol: h2 | h2c`) are refused with 502: WebSocket
+ * over HTTP/2 (RFC 8441) is not supported.
+ */
+export function dialUpstream(ctx: RequestContext, client: Socket, head: Buffer, sessions: WebSocketSessions, ticket: number, done: Done): void {
+  const route = ctx.route!;
+  const upstream = route.upstream!;
+  ctx.upstream = upstream;
+  if (upstream.config.protocol !== 'http1') {
+    writeError(
+      ctx,
+      new GatewayError(
+        'UPSTREAM_PROTOCOL_ERROR',
+        `upstream "${upstream.name}" uses protocol ${upstream.config.protocol}: WebSocket over HTTP/2 (RFC 8441) is not supported, use an http1 upstream`,
+      ),
+    );
+    return done(ctx);
+  }
+  const breaker = upstream.breaker;
+  let permit = 0;
+  if (breaker !== null) {
+    permit = breaker.acquire();
+    if (permit < 0) return rejectByBreaker(ctx, upstream, permit, done);
+  }
+  const target = upstream.pick(ctx);
+  if (target === undefined) {
+    breaker?.release(permit, false);
+    writeError(ctx, new GatewayError('NO_TARGET'));
+    return done(ctx);
+  }
+  ctx.target = target;
+  const headers = ctx.upstreamHeaders;
+  headers.push('host', route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address);
+  headers.push('x-request-id', ctx.requestId);
+  const handshake = new UpstreamHandshake(ctx, client, head, target, permit, sessions, ticket, done);
+  target.inflight++;
+  ctx.upstreamStartedAt = process.hrtime.bigint();
+  client.on('close', handshake.onClientClose);
+  upstream.poolFor(target).dispatch(
+    {
+      path: ctx.upstreamPath + ctx.query,
+      method: 'GET',
+      headers,
+      upgrade: 'websocket',
+      // TLS server name for https targets (wss upstream).
+      servername: upstream.serverNameFor(target),
+      // The breaker's timeout when it is shorter than the pool's response timeout.
+      headersTimeout: upstream.headersTimeout,
+    },
+    handshake,
+  );
+}
+
+/** The breaker said no: 503 CIRCUIT_OPEN, or the configured fallback answer (as proxy.ts does). */
+function rejectByBreaker(ctx: RequestContext, upstream: Upstream, permit: number, done: Done): void {
+  const err =
+    permit === REJECTED_FULL
+      ? new GatewayError('CIRCUIT_OPEN', `upstream has ${upstream.breaker!.config.maxConcurrent} requests in flight (circuitBreaker.maxConcurrent)`)
+      : CIRCUIT_OPEN;
+  if (upstream.breakerFallback !== null && !ctx.res.destroyed) {
+    ctx.error = err;
+    writeDirectResponse(ctx, upstream.breakerFallback);
+  } else {
+    writeError(ctx, err);
+  }
+  done(ctx);
+}
+
+/** undici's core handler for the upgrade request (see proxy.ts ProxyHandler for why the core interface). */
+class UpstreamHandshake implements Dispatcher.DispatchHandler {
+  private readonly ctx: RequestContext;
+  private readonly client: Socket;
+  private readonly head: Buffer;
+  private readonly target: Target;
+  private readonly permit: number;
+  private readonly sessions: WebSocketSessions;
+  private readonly ticket: number;
+  private readonly done: Done;
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private state = WAITING;
+  private recorded = false;
+
+  constructor(ctx: RequestContext, client: Socket, head: Buffer, target: Target, permit: number, sessions: WebSocketSessions, ticket: number, done: Done) {
+    this.ctx = ctx;
+    this.client = client;
+    this.head = head;
+    this.target = target;
+    this.permit = permit;
+    this.sessions = sessions;
+    this.ticket = ticket;
+    this.done = done;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+    if (this.client.destroyed) abort(DOWNSTREAM_CLOSED);
+  }
+
+  /** 101: answer the client with the upstream's head and start the session. */
+  onUpgrade(status: number, raw: Buffer[] | string[] | null, socket: unknown): void {
+    const upstreamSocket = socket as Socket;
+    const ctx = this.ctx;
+    this.arrived(status);
+    this.endHandshake();
+    const client = this.client;
+    if (client.destroyed || !client.writable) {
+      upstreamSocket.destroy();
+      ctx.status = 499;
+      ctx.error = DOWNSTREAM_CLOSED;
+      this.target.inflight--;
+      return this.over();
+    }
+    let text: string;
+    try {
+      text = switchingProtocolsHead(ctx, raw ?? []);
+    } catch (err) {
+      // A response middleware failed: the upstream session is dropped, the client gets the error.
+      upstreamSocket.destroy();
+      writeError(ctx, toGatewayError(err));
+      this.target.inflight--;
+      return this.over();
+    }
+    ctx.status = 101;
+    ctx.res.detachSocket(client);
+    client.write(text, 'latin1');
+    const ws = ctx.route!.config.websocket;
+    const target = this.target;
+    const sessions = this.sessions;
+    const done = this.done;
+    const tunnel = new Tunnel(ctx, client, upstreamSocket, { idleTimeout: ws.idleTimeout, maxFrameSize: ws.maxFrameSize }, (t) => {
+      sessions.delete(t);
+      target.inflight--;
+      done(t.ctx);
+    });
+    tunnel.start(this.head);
+    if (!sessions.open(tunnel, this.ticket)) tunnel.goAway();
+  }
+
+  /** Any other answer: forwarded as a plain response (no upgrade). */
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true;
+    const ctx = this.ctx;
+    this.resume = resume;
+    this.arrived(status);
+    this.state = ANSWERING;
+    let head: ResponseHead;
+    try {
+      head = responseHead(ctx, status, raw);
+    } catch (err) {
+      this.abort?.(toGatewayError(err));
+      return false;
+    }
+    ctx.status = head.status;
+    const res = ctx.res;
+    if (res.destroyed) {
+      this.abort?.(DOWNSTREAM_CLOSED);
+      return false;
+    }
+    try {
+      res.writeHead(head.status, head.headers);
+    } catch (err) {
+      this.abort?.(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.ctx.res;
+    this.ctx.bytesSent += chunk.length;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.resume!);
+    return false;
+  }
+
+  onComplete(): void {
+    const res = this.ctx.res;
+    if (!res.writableEnded) res.end();
+    this.endHandshake();
+    this.target.inflight--;
+    this.over();
+  }
+
+  onError(err: Error): void {
+    if (this.state === OVER) return;
+    const ctx = this.ctx;
+    if (err === DOWNSTREAM_CLOSED || this.client.destroyed) {
+      ctx.error = DOWNSTREAM_CLOSED;
+      ctx.status ||= 499;
+      this.client.destroy();
+    } else {
+      const e = fromUpstreamError(err);
+      ctx.upstream!.passive?.failure(this.target, e.code);
+      if (this.state === WAITING) this.record(false);
+      writeError(ctx, e);
+    }
+    this.endHandshake();
+    this.target.inflight--;
+    this.over();
+  }
+
+  /** A client that goes away during the handshake (or the non-101 answer) aborts the upstream request. */
+  readonly onClientClose = (): void => {
+    if (this.state !== OVER && this.abort !== null) this.abort(DOWNSTREAM_CLOSED);
+  };
+
+  /** The upstream's answer head is in. */
+  private arrived(status: number): void {
+    const ctx = this.ctx;
+    ctx.upstreamHeadersAt = process.hrtime.bigint();
+    this.target.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
+    ctx.upstream!.passive?.observeStatus(this.target, status);
+    const breaker = ctx.upstream!.breaker;
+    if (breaker !== null) this.record(status === 101 || !breaker.isFailure(status));
+  }
+
+  private record(ok: boolean): void {
+    const breaker = this.ctx.upstream!.breaker;
+    if (breaker === null || this.recorded) return;
+    breaker.record(this.permit, ok);
+    this.recorded = true;
+  }
+
+  /** The handshake no longer needs the breaker permit nor the client-close watch. */
+  private endHandshake(): void {
+    if (this.state === OVER) return;
+    this.state = OVER;
+    this.ctx.upstream!.breaker?.release(this.permit, this.recorded);
+    this.client.off('close', this.onClientClose);
+  }
+
+  private over(): void {
+    this.done(this.ctx);
+  }
+}
+
+/**
+ * The upstream's answer head as the client gets it: hop-by-hop headers
+ * (and those named in its Connection header) dropped, X-Request-Id
+ * ensured, then the route's response middlewares.
+ */
+function responseHead(ctx: RequestContext, status: number, raw: readonly (Buffer | string)[]): ResponseHead {
+  let headers: string[] = [];
+  let connection: string | undefined;
+  let hasRequestId = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = text(raw[i]!);
+    const value = text(raw[i + 1]!);
+    const lower = name.toLowerCase();
+    if (lower === 'connection') {
+      connection = connection === undefined ? value : `${connection}, ${value}`;
+      continue;
+    }
+    if (isHopByHop(lower)) continue;
+    if (lower === 'x-request-id') hasRequestId = true;
+    headers.push(name, value);
+  }
+  const drop = connectionTokens(connection);
+  if (drop !== null) headers = headers.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
+  if (!hasRequestId) headers.push('x-request-id', ctx.requestId);
+  const head: ResponseHead = { status, headers };
+  ctx.route!.chain.runResponse(ctx, head);
+  return head;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The 101 head for the client (RFC 6455 §4.2.2): the upstream's headers
+ * as `responseHead` leaves them (a middleware cannot change the status of
+ * a 101), with `Upgrade: websocket` and `Connection: Upgrade`. A header a
+ * middleware made invalid is left out rather than written raw.
+ */
+function switchingProtocolsHead(ctx: RequestContext, raw: readonly (Buffer | string)[]): string {
+  const { headers } = responseHead(ctx, 101, raw);
+  let out = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n';
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) continue;
+    // A 1xx response has no content (RFC 9110 §8.6).
+    if (name.length === 14 && name.toLowerCase() === 'content-length') continue;
+    out += `${name}: ${value}\r\n`;
+  }
+  return out + '\r\n';
+}
+
+function text(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
+}

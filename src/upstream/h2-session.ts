@@ -1,0 +1,234 @@
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type tls from 'node:tls';
+
+/** Being connected: TCP, TLS (ALPN h2), then the server's first SETTINGS frame. */
+export const CONNECTING = 0;
+/** Takes new streams, up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS. */
+export const READY = 1;
+/** GOAWAY sent or received (RFC 9113 §6.8): open streams finish, no new ones. */
+export const DRAINING = 2;
+export const CLOSED = 3;
+
+/** RFC 9113 §7 error codes used here. */
+export const NO_ERROR = 0;
+export const REFUSED_STREAM = 7;
+export const CANCEL = 8;
+
+/** Per-stream receive window we advertise (SETTINGS_INITIAL_WINDOW_SIZE, RFC 9113 §6.9.2): bounds what a paused stream buffers. */
+const STREAM_WINDOW = 1024 * 1024;
+/** Connection-level receive window (RFC 9113 §6.9.1): several streams can each fill their window at once. */
+const CONNECTION_WINDOW = 16 * 1024 * 1024;
+/** Kept when the pool has no idle timeout (undici's keepAliveTimeout default). */
+const DEFAULT_SESSION_IDLE = 60_000;
+
+const END_STREAM = Object.freeze({ endStream: true });
+const OPEN_STREAM = Object.freeze({ endStream: false });
+
+/** What a session reports to its pool. */
+export interface SessionOwner {
+  /** The server's first SETTINGS arrived: streams can be opened. */
+  sessionReady(s: H2Session): void;
+  /** GOAWAY (either way) or an idle close began: no new streams on `s`. */
+  sessionDraining(s: H2Session): void;
+  /** The session is gone. `err` is why (null after a clean close); `everReady` is false for a failed connect. */
+  sessionClosed(s: H2Session, err: Error | null, everReady: boolean): void;
+}
+
+export interface SessionOptions {
+  tls: tls.ConnectionOptions | undefined;
+  /** ms for TCP + TLS + the server's SETTINGS (0 = none). */
+  connectTimeout: number;
+  /** ms a session with no open stream is kept (0 = the 60 s default). */
+  idleTimeout: number;
+}
+
+/**
+ * An error of the HTTP/2 client. `code` is one undici uses where one
+ * exists (UND_ERR_CONNECT_TIMEOUT, UND_ERR_HEADERS_TIMEOUT, …), so
+ * `fromUpstreamError` classifies both clients alike; `rstCode` is the
+ * RST_STREAM error code (RFC 9113 §7) of a stream the server reset.
+ */
+export class H2ClientError extends Error {
+  readonly code: string;
+  readonly rstCode: number | undefined;
+
+  constructor(code: string, message: string, rstCode?: number, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'H2ClientError';
+    this.code = code;
+    this.rstCode = rstCode;
+  }
+}
+
+/**
+ * One HTTP/2 connection to a target (`ClientHttp2Session`) and the pool's
+ * bookkeeping for it: its state, the streams it carries and the peer's
+ * stream limit.
+ *
+ * - It counts as connected only once the server's first SETTINGS frame is
+ *   in (RFC 9113 §3.4), so `connectTimeout` covers a server that accepts
+ *   TCP and never speaks HTTP/2, and the pool knows the stream limit
+ *   before it opens streams.
+ * - Over TLS, a server that did not select `h2` by ALPN (RFC 7301) is
+ *   refused (UPSTREAM_ALPN_MISMATCH) rather than sent a preface it cannot read.
+ * - A GOAWAY from the server makes it DRAINING; `goawayLastStreamId` then
+ *   tells which streams the server never processed (§6.8).
+ * - With no open stream it is unref'd (it does not keep the process alive)
+ *   and closed gracefully after `idleTimeout` without activity.
+ */
+export class H2Session {
+  readonly session: ClientHttp2Session;
+  state = CONNECTING;
+  /** Streams opened and not yet closed. */
+  active = 0;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §6.5.2). */
+  maxStreams = 0;
+  /** The last stream id of a GOAWAY received, or -1. */
+  goawayLastStreamId = -1;
+  error: Error | null = null;
+  private readonly owner: SessionOwner;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private everReady = false;
+  private referenced = true;
+
+  constructor(owner: SessionOwner, origin: string, o: SessionOptions) {
+    this.owner = owner;
+    const session = http2.connect(origin, {
+      ...o.tls,
+      settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
+      // Node's defaults (128 header pairs, 10 MB of session memory) are below what a gateway sees.
+      maxHeaderListPairs: 2000,
+      maxSessionMemory: 64,
+    });
+    this.session = session;
+    session.on('connect', this.onConnect);
+    session.on('remoteSettings', this.onRemoteSettings);
+    session.on('goaway', this.onGoaway);
+    session.on('error', this.onError);
+    session.on('close', this.onClose);
+    session.on('timeout', this.onTimeout);
+    session.setTimeout(o.idleTimeout > 0 ? o.idleTimeout : DEFAULT_SESSION_IDLE);
+    if (o.connectTimeout > 0) {
+      this.connectTimer = setTimeout(this.onConnectTimeout, o.connectTimeout, o.connectTimeout);
+    }
+  }
+
+  /** Whether a new stream may be opened now. */
+  get available(): boolean {
+    return this.state === READY && this.active < this.maxStreams;
+  }
+
+  /** Opens a stream (throws what `ClientHttp2Session.request` throws, e.g. on an invalid header). */
+  request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+    const stream = this.session.request(headers, endStream ? END_STREAM : OPEN_STREAM);
+    if (this.active++ === 0 && !this.referenced) {
+      this.referenced = true;
+      this.session.ref();
+    }
+    return stream;
+  }
+
+  /** One of this session's streams closed. */
+  streamClosed(): void {
+    if (--this.active === 0 && this.referenced && this.state !== CLOSED) {
+      this.referenced = false;
+      this.session.unref();
+    }
+  }
+
+  /** Unrefs a session that got no stream right after it became ready. */
+  idleCheck(): void {
+    if (this.active === 0 && this.referenced) {
+      this.referenced = false;
+      this.session.unref();
+    }
+  }
+
+  /**
+   * Whether the server provably did not process `stream`, so that it may be
+   * sent again on another connection: it was refused (REFUSED_STREAM,
+   * RFC 9113 §8.7), its id is above a GOAWAY's last stream id (§6.8), or it
+   * never got an id (its HEADERS never left).
+   */
+  unprocessed(stream: ClientHttp2Stream): boolean {
+    if (stream.rstCode === REFUSED_STREAM) return true;
+    const id = stream.id;
+    return id === undefined || (this.goawayLastStreamId >= 0 && id > this.goawayLastStreamId);
+  }
+
+  /** Graceful: GOAWAY, open streams finish, then the socket closes. */
+  close(): void {
+    if (this.state === CLOSED) return;
+    if (this.state === CONNECTING) return this.destroy(null);
+    this.state = DRAINING;
+    this.session.close();
+  }
+
+  destroy(err: Error | null): void {
+    if (this.state === CLOSED) return;
+    if (err !== null) this.error ??= err;
+    this.state = DRAINING;
+    this.session.destroy();
+  }
+
+  private readonly onConnect = (): void => {
+    const session = this.session;
+    if (session.encrypted && session.alpnProtocol !== 'h2') {
+      this.destroy(new H2ClientError('UPSTREAM_ALPN_MISMATCH', `upstream did not negotiate h2 by ALPN (got ${String(session.alpnProtocol || 'none')})`));
+      return;
+    }
+    session.setLocalWindowSize(CONNECTION_WINDOW);
+  };
+
+  private readonly onRemoteSettings = (settings: http2.Settings): void => {
+    this.maxStreams = settings.maxConcurrentStreams ?? 0xffffffff;
+    if (this.state !== CONNECTING) {
+      // A raised limit frees room for queued requests.
+      if (this.state === READY) this.owner.sessionReady(this);
+      return;
+    }
+    this.state = READY;
+    this.everReady = true;
+    this.clearConnectTimer();
+    this.owner.sessionReady(this);
+    this.idleCheck();
+  };
+
+  private readonly onGoaway = (_code: number, lastStreamId: number): void => {
+    this.goawayLastStreamId = lastStreamId;
+    if (this.state === CLOSED) return;
+    this.state = DRAINING;
+    this.owner.sessionDraining(this);
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.error ??= err;
+  };
+
+  private readonly onClose = (): void => {
+    this.clearConnectTimer();
+    this.state = CLOSED;
+    this.owner.sessionClosed(this, this.error, this.everReady);
+  };
+
+  /** No frame for `idleTimeout`: close when no stream is open (an open but quiet stream has its own timeout). */
+  private readonly onTimeout = (): void => {
+    if (this.active > 0 || this.state !== READY) return;
+    this.state = DRAINING;
+    this.owner.sessionDraining(this);
+    this.session.close();
+  };
+
+  private readonly onConnectTimeout = (ms: number): void => {
+    this.connectTimer = null;
+    if (this.state !== CONNECTING) return;
+    this.destroy(new H2ClientError('UND_ERR_CONNECT_TIMEOUT', `connect timeout: no HTTP/2 session within ${ms} ms`));
+  };
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer !== null) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = null;
+    }
+  }
+}
