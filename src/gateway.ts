@@ -190,6 +190,13 @@ export class Gateway {
     return n;
   }
 
+  /** Live WebSocket sessions over every listener (or one, by name). */
+  websocketSessions(listener?: string): number {
+    let n = 0;
+    for (const b of this.bindings.values()) if (listener === undefined || b.name === listener) n += b.frontend.websockets.size;
+    return n;
+  }
+
   adminAddress(): HostPort | undefined {
     const a = this.admin?.server.address() as AddressInfo | null | undefined;
     return a ? { host: a.address, port: a.port } : undefined;

@@ -11,6 +11,7 @@ import { normalizeHost } from './host.js';
 import { splitTarget } from './path.js';
 import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
 import { dialUpstream } from './websocket/dial.js';
+import { unwatchHandshake, watchHandshake } from './websocket/handshake-watch.js';
 import type { WebSocketSessions } from './websocket/sessions.js';
 import { CLOSE_GRACE_MS } from './websocket/tunnel.js';
 
@@ -40,8 +41,8 @@ import { CLOSE_GRACE_MS } from './websocket/tunnel.js';
  */
 export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, socket: Duplex, head: Buffer, sessions: WebSocketSessions): void {
   const client = socket as Socket;
-  // node:http removed its own listeners; a reset must not become an uncaught error.
-  client.on('error', ignore);
+  // node:http removed its own listeners: from now on the socket is ours to watch.
+  watchHandshake(client);
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false;
   try {
@@ -55,7 +56,12 @@ export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, s
 
   const inbound = readInbound(req, listener.trustedProxies, listener.tls);
   const websocket = upgradesToWebSocket(req.headers.upgrade);
-  if (!websocket && !inbound.hasBody) return handleRequest(listener, req, res);
+  if (!websocket && !inbound.hasBody) {
+    // node:http stopped parsing at the head of an upgrade, so this request never ends on its own; it has no body.
+    req.complete = true;
+    req.push(null);
+    return handleRequest(listener, req, res);
+  }
 
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
   ctx.upstreamHeaders = inbound.headers;
@@ -134,6 +140,7 @@ function invalidHandshake(req: IncomingMessage, hasBody: boolean): string | null
  */
 function closeAfterAnswer(socket: Socket): void {
   if (socket.destroyed) return;
+  unwatchHandshake(socket);
   socket.end();
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
@@ -148,8 +155,4 @@ function fail(ctx: RequestContext, err: GatewayError): void {
 function log(ctx: RequestContext): void {
   ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
-}
-
-function ignore(): void {
-  /* the socket is destroyed; 'close' does the rest */
 }

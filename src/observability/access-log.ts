@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { sessionStats } from '../http/websocket/tunnel.js';
 import type { RequestContext } from '../http/context.js';
 
 const NS_PER_MS = 1_000_000;
@@ -33,6 +34,15 @@ export class AccessLog {
     if (ctx.target !== undefined) line += `,"target":${str(ctx.target.address)}`;
     if (ctx.upstreamStartedAt !== 0n) line += `,"upstreamMs":${ms((ctx.upstreamHeadersAt || now) - ctx.upstreamStartedAt)}`;
     if (ctx.error !== undefined) line += `,"error":${str(ctx.error.code)}`;
+    if (ctx.status === 101) {
+      // A WebSocket session, logged when it ends.
+      const ws = sessionStats(ctx);
+      if (ws !== undefined) {
+        line +=
+          `,"websocket":{"messagesIn":${ws.messagesIn},"messagesOut":${ws.messagesOut}` +
+          `,"framesIn":${ws.framesIn},"framesOut":${ws.framesOut},"closedBy":${str(String(ws.closedBy))}}`;
+      }
+    }
     this.stream.write(line + '}\n');
   }
 

@@ -109,6 +109,7 @@ const SINGLE_VALUE = new Set([
  */
 export class H2Pool implements SessionOwner {
   readonly origin: string;
+  private readonly url: URL;
   readonly idleTimeout: number;
   readonly responseTimeout: number;
   /** `:scheme` of every request: http (h2c) or https (h2). */
@@ -133,6 +134,7 @@ export class H2Pool implements SessionOwner {
     this.scheme = url.protocol.slice(0, -1);
     this.authority = url.host;
     this.origin = url.origin;
+    this.url = url;
     this.tls = url.protocol === 'https:' ? (o.tls ?? {}) : undefined;
     this.connectTimeout = o.connectTimeout;
     this.responseTimeout = o.responseTimeout;
@@ -250,7 +252,11 @@ export class H2Pool implements SessionOwner {
         queue.length = 0;
         this.head = 0;
       }
-      if (this.closing) for (const s of [...this.sessions]) s.close();
+      if (this.closing) {
+        // Only sessions with no stream: a GOAWAY sent before a new stream's HEADERS makes nghttp2 refuse that stream.
+        for (const s of [...this.sessions]) if (s.active === 0) s.close();
+        this.settleClose();
+      }
     } else if (this.head > 1024 && this.head * 2 > queue.length) {
       this.queue = queue.slice(this.head);
       this.head = 0;
@@ -272,7 +278,7 @@ export class H2Pool implements SessionOwner {
     }
     if (live >= this.maxSessions) return;
     this.sessions.push(
-      new H2Session(this, this.origin, { tls: this.tls, connectTimeout: this.connectTimeout, idleTimeout: this.idleTimeout }),
+      new H2Session(this, this.url, { tls: this.tls, connectTimeout: this.connectTimeout, idleTimeout: this.idleTimeout }),
     );
   }
 

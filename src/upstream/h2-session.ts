@@ -1,5 +1,6 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
-import type tls from 'node:tls';
+import net from 'node:net';
+import tls from 'node:tls';
 
 /** Being connected: TCP, TLS (ALPN h2), then the server's first SETTINGS frame. */
 export const CONNECTING = 0;
@@ -20,6 +21,8 @@ const STREAM_WINDOW = 1024 * 1024;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Kept when the pool has no idle timeout (undici's keepAliveTimeout default). */
 const DEFAULT_SESSION_IDLE = 60_000;
+/** After GOAWAY with no stream left, how long the peer has to close its side before the socket is destroyed. */
+const DRAIN_LINGER = 1000;
 
 const END_STREAM = Object.freeze({ endStream: true });
 const OPEN_STREAM = Object.freeze({ endStream: false });
@@ -87,14 +90,23 @@ export class H2Session {
   goawayLastStreamId = -1;
   error: Error | null = null;
   private readonly owner: SessionOwner;
+  /** The TCP or TLS socket, kept to end a graceful close the peer never finishes (the session hides it). */
+  private readonly socket: net.Socket;
   private connectTimer: NodeJS.Timeout | null = null;
+  private lingerTimer: NodeJS.Timeout | null = null;
   private everReady = false;
   private referenced = true;
 
-  constructor(owner: SessionOwner, origin: string, o: SessionOptions) {
+  constructor(owner: SessionOwner, origin: URL, o: SessionOptions) {
     this.owner = owner;
+    const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
+    const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
+    this.socket =
+      o.tls === undefined
+        ? net.connect({ host, port })
+        : tls.connect({ servername: net.isIP(host) === 0 ? host : undefined, ...o.tls, host, port, ALPNProtocols: ['h2'] });
     const session = http2.connect(origin, {
-      ...o.tls,
+      createConnection: () => this.socket,
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
       // Node's defaults (128 header pairs, 10 MB of session memory) are below what a gateway sees.
       maxHeaderListPairs: 2000,
@@ -130,10 +142,12 @@ export class H2Session {
 
   /** One of this session's streams closed. */
   streamClosed(): void {
-    if (--this.active === 0 && this.referenced && this.state !== CLOSED) {
+    if (--this.active > 0) return;
+    if (this.referenced && this.state !== CLOSED) {
       this.referenced = false;
       this.session.unref();
     }
+    if (this.state === DRAINING) this.linger();
   }
 
   /** Unrefs a session that got no stream right after it became ready. */
@@ -162,6 +176,7 @@ export class H2Session {
     if (this.state === CONNECTING) return this.destroy(null);
     this.state = DRAINING;
     this.session.close();
+    if (this.active === 0) this.linger();
   }
 
   destroy(err: Error | null): void {
@@ -199,6 +214,7 @@ export class H2Session {
     if (this.state === CLOSED) return;
     this.state = DRAINING;
     this.owner.sessionDraining(this);
+    if (this.active === 0) this.linger();
   };
 
   private readonly onError = (err: Error): void => {
@@ -207,6 +223,7 @@ export class H2Session {
 
   private readonly onClose = (): void => {
     this.clearConnectTimer();
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.state = CLOSED;
     this.owner.sessionClosed(this, this.error, this.everReady);
   };
@@ -217,6 +234,7 @@ export class H2Session {
     this.state = DRAINING;
     this.owner.sessionDraining(this);
     this.session.close();
+    this.linger();
   };
 
   private readonly onConnectTimeout = (ms: number): void => {
@@ -224,6 +242,16 @@ export class H2Session {
     if (this.state !== CONNECTING) return;
     this.destroy(new H2ClientError('UND_ERR_CONNECT_TIMEOUT', `connect timeout: no HTTP/2 session within ${ms} ms`));
   };
+
+  /**
+   * A graceful close ends our side of the socket and waits for the peer to
+   * close its side, which a peer with streams of its own still open may
+   * never do: past DRAIN_LINGER with no stream left, the socket is reset (TCP RST).
+   */
+  private linger(): void {
+    if (this.lingerTimer !== null || this.state === CLOSED) return;
+    this.lingerTimer = setTimeout(() => this.socket.resetAndDestroy(), DRAIN_LINGER);
+  }
 
   private clearConnectTimer(): void {
     if (this.connectTimer !== null) {

@@ -5,6 +5,8 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import tls from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { fromUpstreamError } from '../../src/errors.js';
 import { H2Pool, type H2DispatchHandler, type H2DispatchOptions, type H2PoolOptions } from '../../src/upstream/h2-pool.js';
@@ -20,6 +22,7 @@ const MiB = 1024 * 1024;
 type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, raw: string[]) => void;
 
 interface H2Server {
+  raw: http2.Http2Server;
   port: number;
   origin: string;
   /** Sessions ever accepted. */
@@ -55,6 +58,7 @@ async function startH2(handler: StreamHandler, settings: http2.Settings = {}, tl
   });
   const port = await listen(server);
   return {
+    raw: server,
     port,
     origin: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     sessions,
@@ -183,6 +187,16 @@ async function setup(
     await server.close();
   });
   return { server, pool };
+}
+
+/** Node's own AbortError (what `stream.destroy` turns into RST_STREAM CANCEL), from an aborted timer. */
+async function abortError(): Promise<Error> {
+  const ac = new AbortController();
+  ac.abort();
+  return delay(1, undefined, { signal: ac.signal }).then(
+    () => new Error('not aborted'),
+    (e: Error) => e,
+  );
 }
 
 function freePort(): Promise<number> {
@@ -417,7 +431,8 @@ describe('resets and aborts', () => {
     const { pool } = await setup(t, (stream, headers) => {
       if (headers[':path'] === '/after') {
         stream.respond({ ':status': 200 });
-        stream.write('partial', () => stream.close(NGHTTP2_CANCEL));
+        // close(CANCEL) after respond() would send END_STREAM first; destroy(AbortError) resets with CANCEL.
+        stream.write('partial', () => void abortError().then((e) => stream.destroy(e)));
       } else {
         stream.close(NGHTTP2_CANCEL);
       }
@@ -542,18 +557,22 @@ describe('GOAWAY and session failures', () => {
     assert.equal(err.code, 'UPSTREAM_STREAM_RESET');
     assert.equal(err.rstCode, NGHTTP2_REFUSED_STREAM);
     assert.equal(server.sessions.length, 2);
+    // The old session closes once its last stream is done, even though this server never closes its side.
     await waitFor(() => pool.stats().sessions === 1, 'the old session to close');
+    server.sessions[0]!.destroy(); // the server, half-closed with unanswered streams, lets go too
   });
 
   test('the server closing the session mid-response fails that request; the next one opens a new session', async (t) => {
+    const sockets: net.Socket[] = [];
     const { pool, server } = await setup(t, (stream, headers, raw) => {
       if (headers[':path'] === '/die') {
         stream.respond({ ':status': 200 });
-        stream.write('some', () => stream.session!.socket.destroy());
+        stream.write('some', () => sockets[0]!.destroy());
         return;
       }
       echo(stream, headers, raw);
     });
+    server.raw.on('connection', (s: net.Socket) => sockets.push(s));
     const dead = send(pool, { path: '/die' });
     await dead.done;
     assert.ok(dead.error, 'the truncated response is an error');
@@ -623,10 +642,9 @@ describe('connect failures and timeouts', () => {
   });
 
   test('connect timeout: a server that accepts and never sends SETTINGS', async () => {
-    const sockets = new Set<net.Socket>();
     const silent = net.createServer((s) => {
-      sockets.add(s);
       s.on('error', () => undefined);
+      s.resume(); // reads (and ignores) the preface, so it sees the client's FIN
     });
     const port = await listen(silent);
     const pool = new H2Pool({ ...BASE, origin: `http://127.0.0.1:${port}`, connectTimeout: 150 });
@@ -710,6 +728,8 @@ describe('close and destroy', () => {
     assert.equal((late.error as Error & { code: string }).code, 'UND_ERR_CLOSED');
     held[0]!();
     await Promise.all([slow.done, queued.done, closing]);
+    assert.equal(slow.error, null);
+    assert.equal(queued.error, null);
     assert.equal(slow.status, 200);
     assert.equal(queued.status, 200);
     assert.deepEqual(pool.stats(), { sessions: 0, streams: 0, queued: 0 });
@@ -772,14 +792,22 @@ describe('h2 over TLS', () => {
   });
 
   test('a TLS server that does not negotiate h2 is refused', async (t) => {
-    const server = https.createServer({ key: leaf.keyPem, cert: leaf.certPem }, (_req, res) => res.end('http/1.1'));
-    const port = await listen(server);
-    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const pool = new H2Pool({ ...BASE, origin: `https://127.0.0.1:${port}`, tls: { ca: pki.caPem } });
-    const r = send(pool);
-    await r.done;
-    assert.equal((r.error as Error & { code: string }).code, 'UPSTREAM_ALPN_MISMATCH');
-    await pool.close();
-    await waitFor(async () => (await connectionCount(server)) === 0, 'no connection left');
+    // An HTTP/1.1 server with ALPN answers no_application_protocol; one without ALPN selects nothing.
+    const http1 = https.createServer({ key: leaf.keyPem, cert: leaf.certPem }, (_req, res) => res.end('http/1.1'));
+    const noAlpn = tls.createServer({ key: leaf.keyPem, cert: leaf.certPem }, (s) => s.end());
+    const servers: [net.Server, string][] = [
+      [http1, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'],
+      [noAlpn, 'UPSTREAM_ALPN_MISMATCH'],
+    ];
+    t.after(() => Promise.all(servers.map(([s]) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined));
+    for (const [server, code] of servers) {
+      const port = await listen(server);
+      const pool = new H2Pool({ ...BASE, origin: `https://127.0.0.1:${port}`, tls: { ca: pki.caPem } });
+      const r = send(pool);
+      await r.done;
+      assert.equal((r.error as Error & { code: string }).code, code);
+      await pool.close();
+      await waitFor(async () => (await connectionCount(server)) === 0, 'no connection left');
+    }
   });
 });

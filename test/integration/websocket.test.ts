@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { WebSocket, WebSocketServer, type RawData, type ServerOptions } from 'ws
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
-import type { WebSocketSessions } from '../../src/http/websocket/sessions.js';
+import { createPki, type Pki } from '../helpers/certs.js';
 
 // ---------------------------------------------------------------------------
 // Helpers: real servers on 127.0.0.1:0, real clients.
@@ -127,11 +128,13 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-/** The WebSocket sessions registry of the gateway's `web` listener (HttpFrontend.websockets). */
-function sessionsOf(gw: TestGateway): WebSocketSessions {
-  const bindings = (gw.gateway as unknown as { bindings: Map<string, { name: string; frontend: { websockets: WebSocketSessions } }> }).bindings;
-  for (const b of bindings.values()) if (b.name === 'web') return b.frontend.websockets;
-  throw new Error('no web listener');
+/** Live WebSocket sessions of the gateway's `web` listener. */
+function sessionsOf(gw: TestGateway): { readonly size: number } {
+  return {
+    get size() {
+      return gw.gateway.websocketSessions('web');
+    },
+  };
 }
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -254,7 +257,9 @@ describe('WebSocket proxying', () => {
         { name: 'plain', targets: [{ address: plain.address }] },
         { name: 'down', targets: [{ address: `127.0.0.1:${down}` }] },
         { name: 'hold', targets: [{ address: `127.0.0.1:${(hold.address() as AddressInfo).port}` }], timeouts: { response: '300ms' } },
+        { name: 'parked', targets: [{ address: `127.0.0.1:${(hold.address() as AddressInfo).port}` }], timeouts: { response: '60s' } },
         { name: 'h2', protocol: 'h2c', targets: [{ address: `127.0.0.1:${down}` }] },
+        { name: 'fused', targets: [{ address: `127.0.0.1:${down}` }], circuitBreaker: { volumeThreshold: 2, errorPercent: 50, sleepWindow: '1m' } },
       ],
       routes: [
         route('echo', 'echo'),
@@ -263,7 +268,9 @@ describe('WebSocket proxying', () => {
         route('plain', 'plain'),
         route('down', 'down'),
         route('hold', 'hold'),
+        route('parked', 'parked'),
         route('h2', 'h2'),
+        route('fused', 'fused'),
         route('auth', 'echo', { middlewares: [{ 'key-auth': {} }] }),
         route('deny', 'echo', { middlewares: [{ 'ip-restriction': { deny: ['127.0.0.0/8'] } }] }),
         route('limited', 'echo', { middlewares: [{ 'rate-limit': { rate: 0.01, burst: 1 } }] }),
@@ -446,6 +453,14 @@ describe('WebSocket proxying', () => {
     await waitFor(() => held.size === 0, 'the gateway to drop the unanswered upstream connection');
   });
 
+  test('the circuit breaker counts failed handshakes and, once open, answers 503 before any dial', async () => {
+    assert.equal((await refused(wsUrl(gw, '/fused'))).status, 502);
+    assert.equal((await refused(wsUrl(gw, '/fused'))).status, 502);
+    const r = await refused(wsUrl(gw, '/fused'));
+    assert.equal(r.status, 503);
+    assert.equal((JSON.parse(r.body) as { code: string }).code, 'CIRCUIT_OPEN');
+  });
+
   test('an HTTP/2 upstream is refused with 502 (RFC 8441 is not supported)', async () => {
     const r = await refused(wsUrl(gw, '/h2'));
     assert.equal(r.status, 502);
@@ -624,16 +639,19 @@ describe('WebSocket proxying', () => {
     try {
       const hello = wsFrame(0x1, Buffer.from('hello with the handshake'), true);
       const client = await rawClient(gw2, '/raw', hello);
+      // A second frame in its own write, most likely before the 101 is back: it waits in the socket, in order.
+      const hello2 = wsFrame(0x1, Buffer.from('right after'), true);
+      client.socket.write(hello2);
       await waitFor(() => client.body().length >= early.length, 'the upstream early frame');
       assert.match(client.head(), /^HTTP\/1\.1 101 /);
       assert.ok(client.body().subarray(0, early.length).equals(early));
-      await waitFor(() => Buffer.concat(fromClient).length >= hello.length, 'the client early frame upstream');
-      assert.ok(Buffer.concat(fromClient).equals(hello));
+      await waitFor(() => Buffer.concat(fromClient).length >= hello.length + hello2.length, 'the client early frames upstream');
+      assert.ok(Buffer.concat(fromClient).equals(Buffer.concat([hello, hello2])));
       const second = wsFrame(0x2, Buffer.from([1, 2, 3]), true);
       client.socket.end(second);
       await waitFor(() => client.ended(), 'the upstream to end its side');
       assert.ok(upstreamSawEnd);
-      assert.ok(Buffer.concat(fromClient).equals(Buffer.concat([hello, second])));
+      assert.ok(Buffer.concat(fromClient).equals(Buffer.concat([hello, hello2, second])));
       const expected = Buffer.concat([early, wsFrame(0x1, Buffer.from('after your FIN'), false), wsFrame(0x8, Buffer.from([0x03, 0xe8]), false)]);
       assert.ok(client.body().equals(expected), 'the frames after the FIN, and no close frame of the gateway (the upstream sent one)');
       await waitFor(() => raw.sockets.size === 0 && sessionsOf(gw2).size === 0, 'both sides closed');
@@ -644,15 +662,19 @@ describe('WebSocket proxying', () => {
     }
   });
 
-  test('a client that leaves during the dial aborts the upstream connection', async () => {
-    const before = held.size;
+  test('a client that leaves during the dial (FIN) aborts the upstream connection at once', async () => {
+    const before = new Set(held);
     const u = new URL(gw.url());
     const s = net.connect({ host: u.hostname, port: Number(u.port) });
     s.on('error', () => undefined);
-    s.write('GET /hold HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
-    await waitFor(() => held.size > before, 'the dial to reach the upstream');
-    s.destroy();
-    await waitFor(() => held.size === 0, 'the upstream connection to be closed');
+    s.resume();
+    // The upstream never answers and its response timeout is 60 s: only the client leaving ends the dial.
+    s.write('GET /parked HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    const dialed = await waitFor(() => [...held].find((c) => !before.has(c)), 'the dial to reach the upstream');
+    s.end();
+    // (undici's pool may open a fresh idle connection after an abort; the dialed one must close.)
+    await waitFor(() => dialed.destroyed, 'the dialed upstream connection to be closed', 3000);
+    await waitFor(() => s.destroyed || s.readableEnded, 'the client connection to be closed', 3000);
   });
 
   test('a session is logged with status 101, its bytes and the route', async () => {
@@ -680,6 +702,8 @@ describe('WebSocket proxying', () => {
     await waitFor(() => sessionsOf(gw).size === 0, 'no live session');
     await waitFor(() => echo.sockets.size === 0, 'no open socket on the echo upstream');
     await waitFor(() => deflate.sockets.size === 0 && picky.sockets.size === 0, 'no open socket on the other upstreams');
+    // Every client connection of every test (sessions, refusals, malformed handshakes) is closed on the gateway side too.
+    await waitFor(() => gw.gateway.connections('web') === 0, 'no client connection left open in the gateway');
   });
 });
 
@@ -710,5 +734,89 @@ describe('WebSocket sessions and gateway stop', () => {
       await gw.close().catch(() => undefined);
       await up.close();
     }
+  });
+});
+
+describe('wss: a TLS listener and a TLS upstream', () => {
+  let pki: Pki;
+  let upstream: https.Server;
+  let wss: WebSocketServer;
+  const upstreamSockets = new Set<net.Socket>();
+  const handshakes: http.IncomingMessage[] = [];
+  const peers: WebSocket[] = [];
+  let gw: TestGateway;
+  let url: string;
+
+  before(async () => {
+    pki = await createPki();
+    const [gatewayCert, upstreamCert] = await Promise.all([
+      pki.issue('gateway.test', { sans: ['gateway.test', 'IP:127.0.0.1'] }),
+      pki.issue('upstream.internal', { sans: ['upstream.internal', 'IP:127.0.0.1'] }),
+    ]);
+    upstream = https.createServer({ cert: upstreamCert.certPem, key: upstreamCert.keyPem });
+    upstream.on('secureConnection', (s: net.Socket) => {
+      upstreamSockets.add(s);
+      s.on('close', () => upstreamSockets.delete(s));
+    });
+    wss = new WebSocketServer({ server: upstream, perMessageDeflate: true });
+    wss.on('connection', (ws, req) => {
+      handshakes.push(req);
+      peers.push(ws);
+      ws.on('error', () => undefined);
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    gw = await startGateway({
+      listeners: [{ name: 'web', protocol: 'https', listen: '127.0.0.1:0', accessLog: false, tls: { certificates: [{ cert: gatewayCert.cert, key: gatewayCert.key, default: true }] } }],
+      upstreams: [
+        { name: 'up', tls: { ca: pki.caCert, serverName: 'upstream.internal' }, targets: [{ address: `127.0.0.1:${(upstream.address() as AddressInfo).port}` }] },
+      ],
+      routes: [{ name: 'r', listener: 'web', upstream: 'up', websocket: { maxFrameSize: 100_000 } }],
+    });
+    const a = gw.gateway.listenerAddress('web')!;
+    url = `wss://127.0.0.1:${a.port}`;
+  });
+
+  after(async () => {
+    await gw.close();
+    for (const ws of wss.clients) ws.terminate();
+    wss.close();
+    await new Promise<void>((r) => {
+      upstream.close(() => r());
+      upstream.closeAllConnections();
+    });
+    await pki.cleanup();
+  });
+
+  test('echo with permessage-deflate through TLS on both sides; X-Forwarded-Proto is https', async () => {
+    const ws = await open(`${url}/secure`, undefined, { ca: pki.caPem, perMessageDeflate: true });
+    assert.match(ws.extensions, /permessage-deflate/);
+    assert.equal(handshakes.at(-1)!.headers['x-forwarded-proto'], 'https');
+    assert.equal((handshakes.at(-1)!.socket as import('node:tls').TLSSocket & { servername?: string }).servername, 'upstream.internal');
+    for (const size of [10, 50_000]) {
+      const payload = randomBytes(size);
+      ws.send(payload);
+      assert.ok((await nextMessage(ws)).data.equals(payload));
+    }
+    const c = closed(ws);
+    ws.close(1000);
+    assert.equal((await c).code, 1000);
+  });
+
+  test('an oversized frame and an upstream that goes away are closed over TLS too', async () => {
+    const ws = await open(`${url}/big`, undefined, { ca: pki.caPem, perMessageDeflate: false });
+    const c = closed(ws);
+    ws.send(randomBytes(200_000));
+    assert.equal((await c).code, 1009);
+
+    const ws2 = await open(`${url}/gone`, undefined, { ca: pki.caPem });
+    ws2.send('x');
+    await nextMessage(ws2);
+    const c2 = closed(ws2);
+    peers.at(-1)!.terminate();
+    const r = await c2;
+    assert.equal(r.code, 1001);
+    assert.ok(r.ms < 2000);
+    await waitFor(() => sessionsOf(gw).size === 0 && upstreamSockets.size === 0, 'every session and upstream socket closed');
   });
 });

@@ -365,6 +365,20 @@ describe('writeGrpcError', () => {
     assert.equal(seen.rstCode, 0);
   });
 
+  it('after the head, while the client is still sending: trailers, then RST_STREAM(NO_ERROR) closes the stream', async () => {
+    let closed = false;
+    const seen = await call((ctx, res) => {
+      res.on('close', () => (closed = true));
+      res.writeHead(200, { 'content-type': 'application/grpc' });
+      res.write(Buffer.from([0, 0, 0, 0, 0]));
+      setTimeout(() => writeGrpcError(ctx, new GatewayError('DEADLINE_EXCEEDED')), 20);
+    }, false);
+    assert.equal(seen.trailers!['grpc-status'], '4');
+    assert.equal(seen.trailers!['grpc-message'], encodeGrpcMessage(new GatewayError('DEADLINE_EXCEEDED').message));
+    assert.equal(seen.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+    assert.equal(closed, true);
+  });
+
   it('after the head: an upstream stream reset resets the downstream stream with the same code', async () => {
     const seen = await call((ctx, res) => {
       res.writeHead(200, { 'content-type': 'application/grpc' });

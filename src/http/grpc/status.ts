@@ -204,6 +204,7 @@ export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
     const trailers: Record<string, string> = { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(err.message) };
     // Already ended: the status went out with it.
     if (res.writableEnded) return;
+    closeAfterTrailers(stream);
     (res as unknown as Http2ServerResponse).addTrailers(trailers);
     res.end();
     return;
@@ -227,7 +228,8 @@ export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
   res.end();
 }
 
-/** NGHTTP2_CANCEL (RFC 9113 §7). */
+/** NGHTTP2_NO_ERROR and NGHTTP2_CANCEL (RFC 9113 §7). */
+const NO_ERROR = 0x0;
 const CANCEL = 0x8;
 
 /**
@@ -244,6 +246,22 @@ function respondTrailersOnly(res: Http2ServerResponse, stream: ServerHttp2Stream
     // The stream closed between the check and the answer: nothing to tell.
     if (!stream.destroyed) stream.close(CANCEL);
   }
+}
+
+/**
+ * The call is over once its trailers are out, but a client still sending
+ * (a bidi call that never half-closed) would keep the stream open, and
+ * Node does not close it then. So once the compatibility response has
+ * sent the trailers (its 'wantTrailers' listener runs first), a stream
+ * still open is closed with RST_STREAM(NO_ERROR) (RFC 9113 §8.1), which
+ * tells the client to stop sending without an error.
+ */
+function closeAfterTrailers(stream: ServerHttp2Stream): void {
+  stream.once('wantTrailers', () =>
+    setImmediate(() => {
+      if (!stream.closed && !stream.destroyed) stream.close(NO_ERROR);
+    }),
+  );
 }
 
 /** The HTTP/2 error code of an upstream stream reset carried by `err` (its cause's `rstCode`), if any. */

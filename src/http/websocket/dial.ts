@@ -7,6 +7,7 @@ import type { Upstream } from '../../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from '../context.js';
 import { connectionTokens, isHopByHop } from '../hop-by-hop.js';
 import { toGatewayError, writeDirectResponse, writeError } from '../respond.js';
+import { unwatchHandshake } from './handshake-watch.js';
 import type { WebSocketSessions } from './sessions.js';
 import { Tunnel } from './tunnel.js';
 
@@ -172,6 +173,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
     }
     ctx.status = 101;
     ctx.res.detachSocket(client);
+    unwatchHandshake(client);
     client.write(text, 'latin1');
     const ws = ctx.route!.config.websocket;
     const target = this.target;
