@@ -19,6 +19,7 @@ import { AUTH_MIDDLEWARES, MIDDLEWARE_FACTORIES } from '../middlewares/registry.
 import { consumerQuota } from '../middlewares/consumer-quota.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
 import { ServerCertificates } from '../tls/certificates.js';
+import { grpcMetadata } from '../http/grpc/metadata.js';
 
 /**
  * The compiled, immutable form of one config document. The running gateway
@@ -75,6 +76,8 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
     }
     const headerRules = headers(r.requestHeaders, r.responseHeaders);
     if (headerRules) middlewares.push(headerRules);
+    const metadataRules = grpcMetadata(r.grpcMetadata);
+    if (metadataRules) middlewares.push(metadataRules);
     const runtime: RouteRuntime = {
       name: r.name,
       config: r,
