@@ -11,6 +11,9 @@ const out = process.env.PORTICO_BUILD_DIR ?? 'build';
 // External servers the tests start (redis-server): installed if missing, or a one-line instruction and exit 1.
 const deps = spawnSync(process.execPath, [join('scripts', 'ensure-deps.mjs')], { stdio: 'inherit' });
 if (deps.status !== 0) process.exit(deps.status ?? 1);
+// The CLI tests run the real binary (dist/cli/main.js): build it from the current sources first.
+const dist = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+if (dist.status !== 0) process.exit(dist.status ?? 1);
 rmSync(out, { recursive: true, force: true });
 const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json', '--outDir', out], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   UPSTREAM_CONNECT_REFUSED: { status: 502, source: 'upstream', retryable: true, message: 'upstream refused the connection' },
   UPSTREAM_RESET: { status: 502, source: 'upstream', retryable: true, message: 'upstream closed the connection' },
   UPSTREAM_PROTOCOL_ERROR: { status: 502, source: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
+  UPSTREAM_TLS_ERROR: { status: 502, source: 'upstream', retryable: false, message: 'upstream TLS handshake failed' },
   UPSTREAM_CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, message: 'upstream connect timed out' },
   UPSTREAM_RESPONSE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'upstream response timed out' },
   DEADLINE_EXCEEDED: { status: 504, source: 'downstream', retryable: false, message: 'the call\'s deadline (grpc-timeout) passed' },
@@ -88,7 +89,19 @@ export function fromUpstreamError(err: unknown): GatewayError {
     case 'HPE_INVALID_CHUNK_SIZE':
     case 'HPE_INVALID_TRANSFER_ENCODING':
     case 'UND_ERR_INFO':
+    case 'UPSTREAM_ALPN_MISMATCH':
+    case 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL':
+    case 'ERR_HTTP2_ERROR':
       return new GatewayError('UPSTREAM_PROTOCOL_ERROR', undefined, { cause: err });
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+      // A certificate the gateway does not trust: retrying elsewhere will not fix the configuration.
+      return new GatewayError('UPSTREAM_TLS_ERROR', `upstream TLS handshake failed: ${e.code}`, { cause: err });
     default:
       return new GatewayError('UPSTREAM_RESET', undefined, { cause: err });
   }

@@ -9,7 +9,8 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * back (`unshift`), and calls `decide` once. An HTTP/1.1 request line
  * differs from the preface at its first byte or soon after, so this reads
  * one segment in practice. A connection that sends nothing within
- * `timeoutMs`, or closes first, is destroyed without a decision.
+ * `timeoutMs`, or ends or closes first, is destroyed without a decision
+ * (the listening socket allows half-open connections, for node:http).
  */
 export function sniffPreface(socket: net.Socket, timeoutMs: number, decide: (isH2: boolean) => void): void {
   let seen: Buffer | null = null;
@@ -17,6 +18,7 @@ export function sniffPreface(socket: net.Socket, timeoutMs: number, decide: (isH
   const finish = (isH2: boolean, data: Buffer) => {
     clearTimeout(timer);
     socket.off('data', onData);
+    socket.off('end', onEnd);
     socket.off('close', onClose);
     socket.pause();
     socket.unshift(data);
@@ -32,6 +34,8 @@ export function sniffPreface(socket: net.Socket, timeoutMs: number, decide: (isH
     seen = data;
   };
   const onClose = () => clearTimeout(timer);
+  const onEnd = () => socket.destroy();
   socket.on('data', onData);
+  socket.once('end', onEnd);
   socket.once('close', onClose);
 }

@@ -78,6 +78,9 @@ const kRequest = Symbol('portico.h2Request');
 
 type TaggedStream = ClientHttp2Stream & { [kRequest]: H2Request };
 
+/** A field name (RFC 9110 §5.1 token), lower case (RFC 9113 §8.2.1). */
+const TOKEN = /^[-!#$%&'*+.^_`|~0-9a-z]+$/;
+
 /**
  * Fields Node's HTTP/2 layer accepts once per message (it throws on a
  * repeat); a repeated one keeps its first value.
@@ -147,6 +150,10 @@ export class H2Pool implements SessionOwner {
     const req = new H2Request(this, opts, handler);
     handler.onConnect?.(req.abort);
     if (req.state !== QUEUED) return true; // aborted in onConnect
+    if (req.headers === null) {
+      req.fail(req.invalid!);
+      return true;
+    }
     if (this.closing) {
       req.fail(new H2ClientError(this.destroyed ? 'UND_ERR_DESTROYED' : 'UND_ERR_CLOSED', this.destroyed ? 'the pool was destroyed' : 'the pool is closed'));
       return false;
@@ -312,7 +319,9 @@ class H2Request {
   state = QUEUED;
   readonly pool: H2Pool;
   readonly handler: H2DispatchHandler;
-  readonly headers: OutgoingHttpHeaders;
+  /** The HTTP/2 header block, built once (a replay sends it again); null when a header name is invalid. */
+  readonly headers: OutgoingHttpHeaders | null;
+  readonly invalid: Error | null = null;
   readonly body: Buffer | Readable | null;
   readonly headersTimeout: number;
   stream: TaggedStream | null = null;
@@ -322,6 +331,8 @@ class H2Request {
   /** The stream timeout fired while paused: re-armed on resume. */
   timedOutPaused = false;
   trailers: Buffer[] | null = null;
+  /** A HEADERS frame with END_STREAM arrived (a trailers-only response, or the trailers). */
+  endStreamSeen = false;
   /** The stream's 'error', if any: read when it closes. */
   streamError: Error | null = null;
   replays = 0;
@@ -331,7 +342,14 @@ class H2Request {
     this.handler = handler;
     this.body = opts.body;
     this.headersTimeout = opts.headersTimeout ?? pool.responseTimeout;
-    this.headers = requestHeaders(opts, pool.scheme, pool.authority);
+    const headers = requestHeaders(opts, pool.scheme, pool.authority);
+    if (typeof headers === 'string') {
+      // Node would destroy the whole session over it (ERR_INVALID_HTTP_TOKEN), failing every stream on it.
+      this.headers = null;
+      this.invalid = new H2ClientError('UND_ERR_INVALID_ARG', `invalid request header name: ${JSON.stringify(headers)}`);
+    } else {
+      this.headers = headers;
+    }
   }
 
   readonly abort = (err?: Error): void => {
@@ -353,7 +371,7 @@ class H2Request {
     const body = this.body;
     let stream: TaggedStream;
     try {
-      stream = s.request(this.headers, body === null || (Buffer.isBuffer(body) && body.length === 0)) as TaggedStream;
+      stream = s.request(this.headers!, body === null || (Buffer.isBuffer(body) && body.length === 0)) as TaggedStream;
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -374,7 +392,7 @@ class H2Request {
         if (body.length > 0) stream.end(body);
       } else {
         // pipe: stream.write() false pauses the body until 'drain'; the stream's close unpipes it.
-        if (this.replays === 0) body.once('error', this.onBodyError);
+        if (this.replays === 0) body.once('error', (err) => this.fail(err));
         body.pipe(stream);
       }
     }
@@ -397,6 +415,7 @@ class H2Request {
     this.headersReceived = false;
     this.paused = false;
     this.trailers = null;
+    this.endStreamSeen = false;
     this.streamError = null;
     this.pool.requeue(this);
   }
@@ -414,10 +433,6 @@ class H2Request {
     if (stream !== null && !stream.closed) stream.close(CANCEL);
     this.handler.onError?.(err);
   }
-
-  private readonly onBodyError = (err: Error): void => {
-    this.fail(err);
-  };
 }
 
 // Stream listeners: shared functions (no closure per request); `this` is the stream.
@@ -428,9 +443,11 @@ function onResponse(this: TaggedStream, headers: IncomingHttpHeaders, flags: num
   req.headersReceived = true;
   const idle = req.pool.idleTimeout;
   if (req.headersTimeout !== idle) this.setTimeout(idle);
+  const endStream = (flags & END_STREAM_FLAG) !== 0;
+  req.endStreamSeen = endStream;
   let keepReading: boolean | undefined;
   try {
-    keepReading = req.handler.onHeaders?.(headers[':status'] as unknown as number, rawFields(raw), req.resume, '', (flags & END_STREAM_FLAG) !== 0);
+    keepReading = req.handler.onHeaders?.(headers[':status'] as unknown as number, rawFields(raw), req.resume, '', endStream);
   } catch (err) {
     req.fail(err as Error);
     return;
@@ -461,19 +478,23 @@ function onData(this: TaggedStream, chunk: Buffer): void {
 
 function onTrailers(this: TaggedStream, _headers: IncomingHttpHeaders, _flags: number, raw: string[]): void {
   const req = this[kRequest];
-  if (req.stream === this) req.trailers = rawFields(raw);
+  if (req.stream !== this) return;
+  req.trailers = rawFields(raw);
+  req.endStreamSeen = true;
 }
 
 /**
  * The readable side ended: the response's END_STREAM was read (after its
- * trailers, if any). Node also ends it when the stream is reset: a reset
- * with an error code is left to 'close' (a failure, never a short body).
+ * trailers, if any). Node also ends it when the stream is reset: after a
+ * reset with an error code, only a response whose END_STREAM is known to
+ * have arrived (trailers, or a HEADERS frame that ended the stream) is
+ * complete; otherwise 'close' fails it (never a silently short body).
  */
 function onEnd(this: TaggedStream): void {
   const req = this[kRequest];
   if (req.stream !== this || req.state !== ACTIVE || !req.headersReceived) return;
   const rst = this.rstCode;
-  if (rst !== undefined && rst !== NO_ERROR) return;
+  if (rst !== undefined && rst !== NO_ERROR && !req.endStreamSeen) return;
   req.complete();
 }
 
@@ -502,8 +523,8 @@ function onTimeout(this: TaggedStream): void {
  */
 function onClose(this: TaggedStream): void {
   const req = this[kRequest];
-  const s = req.session!;
   if (req.stream !== this) return;
+  const s = req.session!;
   s.streamClosed();
   if (req.state === ACTIVE) {
     if (!req.headersReceived && s.unprocessed(this) && req.replayable()) req.replay();
@@ -553,7 +574,7 @@ function rawFields(raw: string[]): Buffer[] {
  * Transfer-Encoding, Upgrade, HTTP2-Settings, and TE unless "trailers"),
  * repeated fields as arrays.
  */
-function requestHeaders(opts: H2DispatchOptions, scheme: string, authority: string): OutgoingHttpHeaders {
+function requestHeaders(opts: H2DispatchOptions, scheme: string, authority: string): OutgoingHttpHeaders | string {
   const h = Object.create(null) as OutgoingHttpHeaders;
   h[':method'] = opts.method;
   h[':scheme'] = scheme;
@@ -589,10 +610,13 @@ function requestHeaders(opts: H2DispatchOptions, scheme: string, authority: stri
       if (c === 0x3a) continue; // pseudo-headers are the pool's
     }
     const prev = h[name];
-    if (prev === undefined) h[name] = value;
-    else if (SINGLE_VALUE.has(name)) continue;
-    else if (Array.isArray(prev)) prev.push(value);
-    else h[name] = [prev as string, value];
+    if (prev === undefined) {
+      if (!TOKEN.test(name)) return name;
+      h[name] = value;
+    } else if (!SINGLE_VALUE.has(name)) {
+      if (Array.isArray(prev)) prev.push(value);
+      else h[name] = [prev as string, value];
+    }
   }
   if (connection !== undefined) {
     for (const token of connection.split(',')) {

@@ -21,6 +21,13 @@ const STREAM_WINDOW = 1024 * 1024;
 const CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Kept when the pool has no idle timeout (undici's keepAliveTimeout default). */
 const DEFAULT_SESSION_IDLE = 60_000;
+/**
+ * Streams a session opens at most: client stream ids are odd and below 2^31
+ * (RFC 9113 §5.1.1), so about 2^30 fit. A session that has used them is
+ * retired (new streams go to a new session) instead of failing with
+ * ERR_HTTP2_OUT_OF_STREAMS.
+ */
+const STREAMS_PER_SESSION = 2 ** 30 - 16;
 /** After GOAWAY with no stream left, how long the peer has to close its side before the socket is destroyed. */
 const DRAIN_LINGER = 1000;
 
@@ -96,6 +103,10 @@ export class H2Session {
   private lingerTimer: NodeJS.Timeout | null = null;
   private everReady = false;
   private referenced = true;
+  /** Streams opened so far (see STREAMS_PER_SESSION). */
+  private opened = 0;
+  /** Out of stream ids: closed (GOAWAY) once its last stream ends. */
+  private retiring = false;
 
   constructor(owner: SessionOwner, origin: URL, o: SessionOptions) {
     this.owner = owner;
@@ -127,7 +138,8 @@ export class H2Session {
 
   /** Whether a new stream may be opened now. */
   get available(): boolean {
-    return this.state === READY && this.active < this.maxStreams;
+    // Node may have closed the session a tick before its 'goaway'/'close' reach us.
+    return this.state === READY && this.active < this.maxStreams && !this.session.closed && !this.session.destroyed;
   }
 
   /** Opens a stream (throws what `ClientHttp2Session.request` throws, e.g. on an invalid header). */
@@ -136,6 +148,11 @@ export class H2Session {
     if (this.active++ === 0 && !this.referenced) {
       this.referenced = true;
       this.session.ref();
+    }
+    if (++this.opened >= STREAMS_PER_SESSION) {
+      // Not closed here: a GOAWAY queued before this stream's HEADERS would make nghttp2 refuse it.
+      this.retiring = true;
+      this.state = DRAINING;
     }
     return stream;
   }
@@ -146,6 +163,10 @@ export class H2Session {
     if (this.referenced && this.state !== CLOSED) {
       this.referenced = false;
       this.session.unref();
+    }
+    if (this.retiring) {
+      this.retiring = false;
+      this.session.close();
     }
     if (this.state === DRAINING) this.linger();
   }

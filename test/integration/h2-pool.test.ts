@@ -272,6 +272,20 @@ describe('h2c requests and responses', () => {
     assert.equal(pool.stats().sessions, 1, 'one session carried them all');
   });
 
+  test('an invalid header name fails that request only, before anything is sent', async (t) => {
+    const { pool } = await setup(t, echo);
+    const ok = send(pool);
+    const bad = send(pool, { headers: ['x-ok', '1', 'bad name', 'v'] });
+    assert.deepEqual(bad.events, ['connect', 'error']);
+    assert.equal((bad.error as Error & { code: string }).code, 'UND_ERR_INVALID_ARG');
+    await ok.done;
+    assert.equal(ok.status, 200);
+    const later = send(pool);
+    await later.done;
+    assert.equal(later.status, 200);
+    assert.equal(pool.stats().sessions, 1, 'the session is unaffected');
+  });
+
   test('sequential and concurrent requests reuse one session', async (t) => {
     const { pool, server } = await setup(t, echo);
     for (let i = 0; i < 5; i++) await send(pool).done;
@@ -433,6 +447,8 @@ describe('resets and aborts', () => {
         stream.respond({ ':status': 200 });
         // close(CANCEL) after respond() would send END_STREAM first; destroy(AbortError) resets with CANCEL.
         stream.write('partial', () => void abortError().then((e) => stream.destroy(e)));
+      } else if (headers[':path'] === '/ok') {
+        echo(stream, headers, []);
       } else {
         stream.close(NGHTTP2_CANCEL);
       }
@@ -448,8 +464,10 @@ describe('resets and aborts', () => {
     }
     assert.deepEqual(before.events, ['connect', 'error']);
     assert.deepEqual(afterHead.events.filter((e) => e !== 'data'), ['connect', 'headers', 'error']);
+    const next = send(pool, { path: '/ok' });
+    await next.done;
+    assert.equal(next.status, 200);
     assert.equal(pool.stats().sessions, 1, 'a stream reset leaves the session up');
-    assert.equal((await send(pool).done, pool.stats().sessions), 1);
   });
 
   test('abort(): the server sees the stream cancelled; onError once with the given error', async (t) => {
@@ -772,6 +790,12 @@ describe('h2 over TLS', () => {
     assert.equal(r.status, 200);
     assert.equal(r.json().headers[':scheme'], 'https');
     assert.equal(r.json().headers[':authority'], 'upstream.test');
+    // An IP target without serverName is checked against the certificate's IP SANs.
+    const byIp = new H2Pool({ ...BASE, origin: server.origin, tls: { ca: pki.caPem } });
+    t.after(() => byIp.close());
+    const r2 = send(byIp);
+    await r2.done;
+    assert.equal(r2.status, 200);
   });
 
   test('verification failures keep the TLS error code', async (t) => {
