@@ -4,6 +4,10 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startGateway, simpleConfig, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { createPki, type Pki } from '../helpers/certs.js';
@@ -170,6 +174,46 @@ describe('HTTP/2 downstream', () => {
     });
     assert.equal(body.status, 200);
     assert.equal(body.alpn, 'http/1.1');
+  });
+
+  it('a reload with a renewed certificate keeps open HTTP/2 connections; new ones get the new certificate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-h2-reload-'));
+    const first = await pki.issue('reload.example.com');
+    const cert = join(dir, 'c.crt');
+    const key = join(dir, 'c.key');
+    await writeFile(cert, first.certPem);
+    await writeFile(key, first.keyPem);
+    const doc = {
+      ...simpleConfig([upstream.address]),
+      listeners: [{ name: 'web', protocol: 'https', listen: '127.0.0.1:0', accessLog: false, tls: { certificates: [{ cert, key, default: true }] } }],
+    };
+    const g = await startGateway(doc);
+    const url = g.url().replace('http:', 'https:');
+    const fingerprint = (session: http2.ClientHttp2Session) => (session.socket as tls.TLSSocket).getPeerX509Certificate()!.fingerprint256;
+    const open = http2.connect(url, { ca: caPem, servername: 'reload.example.com' });
+    try {
+      assert.equal((await h2request(open, { ':path': '/before' })).status, 200);
+      const before = fingerprint(open);
+      const renewed = await pki.issue('reload.example.com');
+      await writeFile(cert, renewed.certPem);
+      await writeFile(key, renewed.keyPem);
+      const result = await g.reload(doc);
+      assert.ok(result.ok, JSON.stringify(result));
+      // The open connection goes on, on its certificate.
+      assert.equal((await h2request(open, { ':path': '/after' })).status, 200);
+      assert.equal(before, new X509Certificate(first.certPem).fingerprint256);
+      const fresh = http2.connect(url, { ca: caPem, servername: 'reload.example.com' });
+      try {
+        assert.equal((await h2request(fresh, { ':path': '/fresh' })).status, 200);
+        assert.equal(fingerprint(fresh), new X509Certificate(renewed.certPem).fingerprint256);
+      } finally {
+        await closeSession(fresh);
+      }
+    } finally {
+      await closeSession(open);
+      await g.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses TLS below 1.2 by default', async () => {
