@@ -216,6 +216,58 @@ describe('HTTP/2 downstream', () => {
     }
   });
 
+  it('HTTP/1.1 clients reach HTTP/2 upstreams (h2c and h2 over TLS), and HTTP/2 clients too', async () => {
+    const seen: http2.IncomingHttpHeaders[] = [];
+    const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      seen.push(req.headers);
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        res.setHeader('x-h2-upstream', 'yes');
+        res.end(`${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`);
+      });
+    };
+    const cleartext = http2.createServer(handler);
+    const serverCert = await pki.issue('h2.internal');
+    const secure = http2.createSecureServer({ cert: serverCert.certPem, key: serverCert.keyPem }, handler);
+    await Promise.all([cleartext, secure].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+    const port = (srv: net.Server) => (srv.address() as net.AddressInfo).port;
+    const caFile = pki.caCert;
+    const g = await startGateway({
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }],
+      upstreams: [
+        { name: 'h2c', protocol: 'h2c', targets: [{ address: `127.0.0.1:${port(cleartext)}` }] },
+        { name: 'h2', protocol: 'h2', tls: { ca: caFile, serverName: 'h2.internal' }, targets: [{ address: `127.0.0.1:${port(secure)}` }] },
+      ],
+      routes: [
+        { name: 'a', listener: 'web', match: { pathPrefix: '/c/' }, upstream: 'h2c' },
+        { name: 'b', listener: 'web', match: { pathPrefix: '/s/' }, upstream: 'h2' },
+      ],
+    });
+    try {
+      const c = await send(g.url(), { method: 'POST', path: '/c/x?q=1', body: 'one', headers: { 'x-custom': 'v', connection: 'keep-alive' } });
+      assert.equal(c.status, 200);
+      assert.equal(c.body, 'POST /c/x?q=1 one');
+      assert.equal(c.headers['x-h2-upstream'], 'yes');
+      assert.equal(seen.at(-1)![':authority'], new URL(g.url()).host, 'Host becomes :authority');
+      assert.equal(seen.at(-1)!['x-custom'], 'v');
+      assert.equal(seen.at(-1)!.connection, undefined, 'no connection-specific header reaches HTTP/2');
+      const s2 = await send(g.url(), { path: '/s/y' });
+      assert.equal(s2.status, 200);
+      assert.equal(s2.body, 'GET /s/y ');
+      const session = http2.connect(g.url());
+      try {
+        const r = await h2request(session, { ':method': 'PUT', ':path': '/c/z' }, 'two');
+        assert.equal(r.body, 'PUT /c/z two');
+      } finally {
+        await closeSession(session);
+      }
+    } finally {
+      await g.close();
+      await Promise.all([cleartext, secure].map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    }
+  });
+
   it('refuses TLS below 1.2 by default', async () => {
     const u = new URL(tlsGw.url());
     const err = await new Promise<Error>((resolve) => {
