@@ -103,6 +103,8 @@ export function fromUpstreamError(err: unknown): GatewayError {
       // A certificate the gateway does not trust: retrying elsewhere will not fix the configuration.
       return new GatewayError('UPSTREAM_TLS_ERROR', `upstream TLS handshake failed: ${e.code}`, { cause: err });
     default:
+      // OpenSSL alerts and handshake failures (e.g. the target refused our client certificate).
+      if (e?.code?.startsWith('ERR_SSL_')) return new GatewayError('UPSTREAM_TLS_ERROR', `upstream TLS handshake failed: ${e.code}`, { cause: err });
       return new GatewayError('UPSTREAM_RESET', undefined, { cause: err });
   }
 }

@@ -10,6 +10,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from './context.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { writeDirectResponse, writeError } from './respond.js';
+import { closeAfterTrailers } from './grpc/status.js';
 
 /** Called exactly once when a proxied exchange is over, whatever the outcome. */
 export type Done = (ctx: RequestContext) => void;
@@ -197,6 +198,8 @@ function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
       return;
     }
   }
+  // A client still sending (a bidi call that never half-closed) is told to stop once the trailers are out.
+  if (ctx.h2 && !ctx.req.complete) closeAfterTrailers((res as unknown as Http2ServerResponse).stream);
   res.end();
 }
 

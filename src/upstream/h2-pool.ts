@@ -539,7 +539,8 @@ function closeError(req: H2Request, s: H2Session, stream: ClientHttp2Stream): Er
   // A session-level failure (socket reset, GOAWAY with an error, pool destroyed) is reported as itself.
   if (err !== null && (err as { code?: string }).code !== 'ERR_HTTP2_STREAM_ERROR') return err;
   const code = stream.rstCode ?? NO_ERROR;
-  if (err === null && code === NO_ERROR && s.session.destroyed) {
+  // A session that died closes its open streams locally (NO_ERROR or CANCEL): the connection was lost, nobody reset the stream.
+  if (s.session.destroyed && (code === NO_ERROR || code === CANCEL)) {
     return s.error ?? new H2ClientError('UND_ERR_SOCKET', 'upstream closed the HTTP/2 session before the response ended');
   }
   return new H2ClientError('UPSTREAM_STREAM_RESET', `upstream reset the stream (${errorName(code)})`, code, err ?? undefined);

@@ -130,6 +130,10 @@ export class H2Session {
     session.on('error', this.onError);
     session.on('close', this.onClose);
     session.on('timeout', this.onTimeout);
+    // A TLS failure after connect but before SETTINGS (e.g. the server refuses our client
+    // certificate) destroys the session without its 'error' or 'close': the socket tells.
+    this.socket.on('error', this.onSocketError);
+    this.socket.once('close', this.onClose);
     session.setTimeout(o.idleTimeout > 0 ? o.idleTimeout : DEFAULT_SESSION_IDLE);
     if (o.connectTimeout > 0) {
       this.connectTimer = setTimeout(this.onConnectTimeout, o.connectTimeout, o.connectTimeout);
@@ -205,6 +209,7 @@ export class H2Session {
     if (err !== null) this.error ??= err;
     this.state = DRAINING;
     this.session.destroy();
+    this.socket.destroy();
   }
 
   private readonly onConnect = (): void => {
@@ -242,7 +247,17 @@ export class H2Session {
     this.error ??= err;
   };
 
+  /** Node destroys the session on a socket error but may emit neither its 'error' nor a 'close' (seen with TLS alerts). */
+  private readonly onSocketError = (err: Error): void => {
+    this.error ??= err;
+    this.socket.destroy();
+    this.onClose();
+  };
+
+  /** The session or its socket closed (whichever is first; once). */
   private readonly onClose = (): void => {
+    if (this.state === CLOSED) return;
+    if (!this.session.destroyed) this.session.destroy();
     this.clearConnectTimer();
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.state = CLOSED;

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { parseHostPort, type HostPort } from '../config/address.js';
@@ -249,13 +250,16 @@ export class UpstreamHealth {
     }
     if (a.type === 'grpc') {
       s.checking = probeGrpcHealth(
-        { host, port, service: a.service, timeoutMs: a.timeout, authority: a.host ?? s.target.address, tls: this.transport.tls },
+        { host, port, service: a.service ?? '', timeoutMs: a.timeout, authority: a.host ?? s.target.address, tls: this.transport.tls },
         settle,
       );
       return;
     }
-    const req = http.request(
+    // HTTP/1.1 checks, over TLS (with the upstream's CA, name and client certificate) when the upstream uses TLS.
+    const secure = this.transport.tls;
+    const req = (secure === undefined ? http : https).request(
       {
+        ...secure,
         host,
         port,
         method: 'GET',

@@ -79,11 +79,12 @@ const activeCheck = z
     }
     if (a.type !== 'grpc' && a.service !== undefined) ctx.addIssue({ code: 'custom', path: ['service'], message: 'applies only to type: grpc' });
   })
+  // `service` is filled in for grpc checks only, so the other types' compiled form is unchanged.
   .transform((a) => ({
     ...a,
     path: a.path ?? '/',
     expectStatus: a.expectStatus ?? ([200, 399] as [number, number]),
-    service: a.service ?? '',
+    ...(a.type === 'grpc' ? { service: a.service ?? '' } : {}),
   }));
 
 const passiveCheck = z

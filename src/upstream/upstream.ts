@@ -93,7 +93,12 @@ export class Upstream {
     this.hashKeyOf = config.balancer === 'consistent-hash' ? hashKeyExtractor(config.hashKey) : null;
 
     this.healthState =
-      config.healthCheck === undefined ? null : new UpstreamHealth(config.name, this.targets, config.healthCheck, (set) => this.setPickable(set));
+      config.healthCheck === undefined
+        ? null
+        : new UpstreamHealth(config.name, this.targets, config.healthCheck, (set) => this.setPickable(set), {
+            // Checks speak TLS like the traffic does (gRPC checks: h2 over TLS, or h2c).
+            tls: config.protocol === 'h2c' ? undefined : config.protocol === 'h2' ? (tls?.options ?? {}) : tls?.options,
+          });
     this.passive = config.healthCheck?.passive === undefined ? null : this.healthState;
     this.breaker =
       config.circuitBreaker === undefined

@@ -127,4 +127,35 @@ describe('active gRPC health checks in the gateway', () => {
     await b.close();
     await waitFor(() => !targets(gw.gateway.status(), 'echo-grpc')[1]!.healthy, 'b (gone) to be marked unhealthy');
   });
+
+  test('an h2 upstream is checked over TLS with its tls: options', async (t) => {
+    const pki = await createPki();
+    const cert = await pki.issue('server.example.com');
+    const a = await startGrpcServer({ name: 'a', health: true, tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
+    const b = await startGrpcServer({ name: 'b', health: true, tls: { certPem: cert.certPem, keyPem: cert.keyPem } });
+    const gw = await startGateway({
+      log: { level: 'silent' },
+      listeners: [{ name: 'grpc', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }],
+      upstreams: [
+        {
+          name: 'secure',
+          protocol: 'h2',
+          tls: { ca: pki.caCert, serverName: 'server.example.com' },
+          targets: [{ address: a.address }, { address: b.address }],
+          healthCheck: { active: { type: 'grpc', interval: '50ms', timeout: '500ms', healthyThreshold: 1, unhealthyThreshold: 1 } },
+        },
+      ],
+      routes: [{ name: 'r', listener: 'grpc', upstream: 'secure' }],
+    });
+    t.after(async () => {
+      await gw.close();
+      await Promise.all([a.close(), b.close()]);
+      await pki.cleanup();
+    });
+    await waitFor(() => a.healthChecks() >= 2 && b.healthChecks() >= 2, 'checks over TLS to reach both servers');
+    assert.ok(targets(gw.gateway.status(), 'secure').every((x) => x.healthy));
+    b.setHealth('', 'NOT_SERVING');
+    await waitFor(() => !targets(gw.gateway.status(), 'secure')[1]!.healthy, 'b to be marked unhealthy');
+    assert.equal(targets(gw.gateway.status(), 'secure')[0]!.healthy, true);
+  });
 });

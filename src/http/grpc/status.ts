@@ -43,6 +43,8 @@ export const GRPC_STATUS_NAMES: readonly string[] = Object.keys(GrpcStatus);
  *   so it is safe to retry, which is what UNAVAILABLE tells a client (gRPC
  *   clients report their own connect failures this way). A response timeout
  *   or an expired deadline is DEADLINE_EXCEEDED: the server may have acted.
+ * - UPSTREAM_TLS_ERROR → UNAVAILABLE: no server was reached (gRPC clients
+ *   report their own failed handshakes this way).
  * - HEADERS_TOO_LARGE → RESOURCE_EXHAUSTED, as gRPC reports metadata over
  *   its size limit.
  * - FAULT_INJECTED follows the injected HTTP status (see `fromHttpStatus`).
@@ -255,9 +257,11 @@ function respondTrailersOnly(res: Http2ServerResponse, stream: ServerHttp2Stream
  * Node does not close it then. So once the compatibility response has
  * sent the trailers (its 'wantTrailers' listener runs first), a stream
  * still open is closed with RST_STREAM(NO_ERROR) (RFC 9113 §8.1), which
- * tells the client to stop sending without an error.
+ * tells the client to stop sending without an error. Call it before the
+ * compatibility response's `end()`; it is harmless when the client has
+ * already half-closed (the stream is then closed by the END_STREAM).
  */
-function closeAfterTrailers(stream: ServerHttp2Stream): void {
+export function closeAfterTrailers(stream: ServerHttp2Stream): void {
   stream.once('wantTrailers', () =>
     setImmediate(() => {
       if (!stream.closed && !stream.destroyed) stream.close(NO_ERROR);
