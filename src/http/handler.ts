@@ -53,31 +53,42 @@ function forward(ctx: RequestContext): void {
     ctx.status = 499;
     return log(ctx);
   }
+  if (!answerLocally(ctx)) proxy(ctx, log);
+}
+
+/**
+ * The route's own answer, when it has one (`respond:` or an endpoint such
+ * as the token endpoint), written and logged; false when the request is
+ * to be proxied. Shared with the upgrade lifecycle (upgrade.ts).
+ */
+export function answerLocally(ctx: RequestContext): boolean {
   const route = ctx.route!;
   if (route.respond !== undefined) {
     writeDirectResponse(ctx, route.respond);
-    return log(ctx);
+    log(ctx);
+    return true;
   }
-  if (route.endpoint !== undefined) {
-    let pending: void | Promise<void>;
-    try {
-      pending = route.endpoint(ctx);
-    } catch (err) {
-      return fail(ctx, toGatewayError(err));
-    }
-    if (pending === undefined) return log(ctx);
-    pending.then(() => log(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
-    return;
+  if (route.endpoint === undefined) return false;
+  let pending: void | Promise<void>;
+  try {
+    pending = route.endpoint(ctx);
+  } catch (err) {
+    fail(ctx, toGatewayError(err));
+    return true;
   }
-  proxy(ctx, log);
+  if (pending === undefined) log(ctx);
+  else pending.then(() => log(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
+  return true;
 }
 
-function fail(ctx: RequestContext, err: GatewayError): void {
+/** Answers with a gateway error and logs the request. */
+export function fail(ctx: RequestContext, err: GatewayError): void {
   writeError(ctx, err);
   log(ctx);
 }
 
-function log(ctx: RequestContext): void {
+/** The log phase: statistics and the access log, once per request (or WebSocket session). */
+export function log(ctx: RequestContext): void {
   ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
 }

@@ -6,10 +6,10 @@ import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import { RequestContext } from './context.js';
 import { readInbound } from './forwarded.js';
-import { handleRequest } from './handler.js';
+import { answerLocally, fail, handleRequest, log } from './handler.js';
 import { normalizeHost } from './host.js';
 import { splitTarget } from './path.js';
-import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
+import { toGatewayError } from './respond.js';
 import { dialUpstream } from './websocket/dial.js';
 import { unwatchHandshake, watchHandshake } from './websocket/handshake-watch.js';
 import type { WebSocketSessions } from './websocket/sessions.js';
@@ -90,22 +90,7 @@ export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, s
       ctx.status = 499;
       return log(ctx);
     }
-    if (route.respond !== undefined) {
-      writeDirectResponse(ctx, route.respond);
-      return log(ctx);
-    }
-    if (route.endpoint !== undefined) {
-      let pending: void | Promise<void>;
-      try {
-        pending = route.endpoint(ctx);
-      } catch (err) {
-        return fail(ctx, toGatewayError(err));
-      }
-      if (pending === undefined) return log(ctx);
-      pending.then(() => log(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
-      return;
-    }
-    dialUpstream(ctx, client, head, sessions, ticket, log);
+    if (!answerLocally(ctx)) dialUpstream(ctx, client, head, sessions, ticket, log);
   };
 
   let pending: void | Promise<void>;
@@ -145,14 +130,4 @@ function closeAfterAnswer(socket: Socket): void {
   socket.resume();
   const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   socket.once('close', () => clearTimeout(timer));
-}
-
-function fail(ctx: RequestContext, err: GatewayError): void {
-  writeError(ctx, err);
-  log(ctx);
-}
-
-function log(ctx: RequestContext): void {
-  ctx.listener.stats.record(ctx);
-  ctx.listener.accessLog?.write(ctx);
 }
