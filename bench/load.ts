@@ -22,8 +22,8 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
-  /** wrk, autocannon, or close-loop (the in-process Connection: close client used instead of autocannon). */
-  tool: LoadTool | 'close-loop';
+  /** wrk, autocannon, or close-loop (the in-process Connection: close client used instead of autocannon); the protocol scenarios' tools (protocols.ts). */
+  tool: LoadTool | 'close-loop' | 'h2load' | 'h2-load' | 'ws-load' | 'grpc-load';
   rps: number;
   p50Ms: number;
   p99Ms: number;

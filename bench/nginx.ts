@@ -7,7 +7,7 @@
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Managed, findBinary, pinned, trackTempDir, waitForHttp200 } from './util.js';
+import { Managed, findBinary, h2Get, pinned, trackTempDir, waitForHttp200, waitUntil } from './util.js';
 
 export const SMALL_BODY = 'hello, world\n';
 export const LARGE_SIZE = 64 * 1024;
@@ -140,8 +140,8 @@ export async function startNginxUpstream(bin: string, port: number, cpu: number 
  * strip /users, set X-Gateway, drop X-Debug, add X-Forwarded-For, add
  * X-Served-By to the response, keep-alive pool to the upstream.
  */
-export async function startNginxPeer(bin: string, port: number, upstreamPort: number, cpu: number | undefined): Promise<Started> {
-  const prefix = await prepare('peer');
+export async function startNginxPeer(bin: string, port: number, upstreamPort: number, cpu: number | undefined, tls?: TlsFiles): Promise<Started> {
+  const prefix = await prepare(tls === undefined ? 'peer' : 'peer-h2');
   const conf = mainConfig(
     prefix,
     `  upstream up {
@@ -151,7 +151,7 @@ export async function startNginxPeer(bin: string, port: number, upstreamPort: nu
   }
 
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    ${listenLine(port, tls)}
     server_name *.example.com;
 
     location /users/ {
@@ -166,9 +166,60 @@ export async function startNginxPeer(bin: string, port: number, upstreamPort: nu
     }
   }`,
   );
-  const proc = await launch('nginx peer', bin, prefix, conf, cpu);
+  const name = tls === undefined ? 'nginx peer' : 'nginx h2 peer';
+  const proc = await launch(name, bin, prefix, conf, cpu);
   try {
-    await waitForHttp200('nginx peer', port, '/users/small', { host: 'api.example.com' }, () => proc.exitReason());
+    if (tls === undefined) await waitForHttp200(name, port, '/users/small', { host: 'api.example.com' }, () => proc.exitReason());
+    else await waitForH2(name, port, '/users/small', () => proc.exitReason());
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await errorLogTail(prefix)}`);
+  }
+  return { proc, port, kind: 'nginx' };
+}
+
+/** Certificate and key files (PEM) for an nginx TLS listener. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
+/** `listen` for a plain HTTP/1.1 server, or for HTTP/2 over TLS (nginx < 1.25 syntax, still accepted by later versions). */
+function listenLine(port: number, tls: TlsFiles | undefined): string {
+  if (tls === undefined) return `listen 127.0.0.1:${port} backlog=4096;`;
+  return `listen 127.0.0.1:${port} ssl http2 backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    http2_max_concurrent_streams 128;`;
+}
+
+function waitForH2(what: string, port: number, urlPath: string, abort: () => string | undefined): Promise<void> {
+  return waitUntil(what, async () => (await h2Get(port, urlPath, true, {}, 1000)).status === 200, { abort });
+}
+
+/**
+ * The direct target of the `h2` scenario: nginx serving GET /small (the
+ * same 13 bytes as the fast upstream) over HTTP/2 with TLS (ALPN h2).
+ */
+export async function startNginxH2(bin: string, port: number, tls: TlsFiles, cpu: number | undefined): Promise<Started> {
+  const prefix = await prepare('h2');
+  const conf = mainConfig(
+    prefix,
+    `  server {
+    ${listenLine(port, tls)}
+    server_name _;
+
+    location = /small {
+      default_type text/plain;
+      return 200 "hello, world\\n";
+    }
+    location / {
+      return 404;
+    }
+  }`,
+  );
+  const proc = await launch('nginx h2', bin, prefix, conf, cpu);
+  try {
+    await waitForH2('nginx h2', port, '/small', () => proc.exitReason());
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${await errorLogTail(prefix)}`);
   }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, SMALL_BODY } from './nginx.js';
-import { Managed, REPO_ROOT, httpGet, pinned, waitUntil } from './util.js';
+import { Managed, REPO_ROOT, h2Get, httpGet, pinned, waitUntil } from './util.js';
 
 export const PORTICO_MAIN = path.join(REPO_ROOT, 'dist', 'cli', 'main.js');
 export const PROFILE_DIR = path.join(REPO_ROOT, '.bench', 'profiles');
@@ -22,6 +22,18 @@ export interface PorticoOptions {
   cpu: number | undefined;
   /** CLI entry to run; default dist/cli/main.js. */
   main?: string;
+  /** Listeners, upstreams and routes of the protocol scenarios (issue 4); absent parts are left out. */
+  protocols?: ProtocolPorts;
+}
+
+/** Where the protocol scenarios' listeners bind and their upstreams listen. */
+export interface ProtocolPorts {
+  /** `h2`: an https listener (HTTP/2 by ALPN) with a route like users-api to the same upstream. */
+  tls?: { port: number; cert: string; key: string };
+  /** `websocket`: a /ws route on the web listener to this ws echo server (HTTP/1.1 upstream). */
+  wsUpstreamPort?: number;
+  /** `grpc-*`: an http listener (h2c prior knowledge) routing /echo.Echo/ to this h2c upstream. */
+  grpc?: { port: number; upstreamPort: number };
 }
 
 /** The HS256 key of the `policies` route's jwt-auth (bench only). */
@@ -44,16 +56,48 @@ export const POLICIES_TOKEN = (() => {
  * compiler adds after it) and a rate-limit high enough never to trigger;
  * `/rl/users` has the rate-limit alone, to tell the two costs apart.
  */
-export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog'>): string {
+export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog' | 'protocols'>): string {
+  const p = o.protocols ?? {};
+  const listeners: string[] = [];
+  const upstreams: string[] = [];
+  const routes: string[] = [];
+  if (p.tls !== undefined) {
+    listeners.push(
+      `  - name: web-tls
+    protocol: https
+    listen: 127.0.0.1:${p.tls.port}
+    accessLog: ${o.accessLog}
+    tls: { certificates: [{ cert: ${JSON.stringify(p.tls.cert)}, key: ${JSON.stringify(p.tls.key)}, default: true }] }`,
+    );
+    // As users-api, without the host match: h2load's :authority is 127.0.0.1:PORT.
+    routes.push(`  - name: users-tls
+    listener: web-tls
+    match: { pathPrefix: /users, methods: [GET, POST] }
+    stripPrefix: true
+    rewrite: [{ pattern: "^/v1/(.*)$", replacement: "/v2/$1" }]
+    requestHeaders: { set: { X-Gateway: portico }, remove: [X-Debug] }
+    responseHeaders: { set: { X-Served-By: portico } }
+    upstream: users`);
+  }
+  if (p.wsUpstreamPort !== undefined) {
+    upstreams.push(`  - { name: ws-echo, targets: [{ address: "127.0.0.1:${p.wsUpstreamPort}" }] }`);
+    routes.push('  - { name: ws, listener: web, match: { pathPrefix: /ws }, upstream: ws-echo }');
+  }
+  if (p.grpc !== undefined) {
+    listeners.push(`  - { name: grpc, protocol: http, listen: 127.0.0.1:${p.grpc.port}, accessLog: ${o.accessLog} }`);
+    upstreams.push(`  - { name: echo-grpc, protocol: h2c, targets: [{ address: "127.0.0.1:${p.grpc.upstreamPort}" }] }`);
+    routes.push('  - { name: echo, listener: grpc, match: { pathPrefix: /echo.Echo/ }, upstream: echo-grpc }');
+  }
+  const more = (lines: string[]): string => (lines.length > 0 ? lines.join('\n') + '\n' : '');
   return `admin: { listen: 127.0.0.1:${o.adminPort} }
 listeners:
   - { name: web, protocol: http, listen: 127.0.0.1:${o.port}, accessLog: ${o.accessLog} }
-upstreams:
+${more(listeners)}upstreams:
   - name: users
     balancer: weighted-round-robin
     targets: [{ address: "127.0.0.1:${o.upstreamPort}", weight: 1 }]
     timeouts: { connect: 2s, response: 30s, idle: 60s }
-consumers:
+${more(upstreams)}consumers:
   - { id: bench }
 routes:
   - name: users-api
@@ -85,7 +129,7 @@ routes:
     middlewares:
       - rate-limit: { rate: 1e9 }
     upstream: users
-`;
+${more(routes)}`;
 }
 
 /**
@@ -183,6 +227,16 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     else if (r.headers['ratelimit'] === undefined) warnings.push(`GET /p/users/small through ${name}: response lacks the RateLimit header`);
   } catch (err) {
     warnings.push(`GET /p/users/small through ${name} failed: ${(err as Error).message}`);
+  }
+
+  if (o.protocols?.tls !== undefined) {
+    try {
+      const r = await h2Get(o.protocols.tls.port, '/users/small', true);
+      if (r.status !== 200) warnings.push(`HTTP/2 GET /users/small on ${name}'s https listener returned ${r.status}: ${r.body.toString('utf8').slice(0, 200)}`);
+      else if (r.body.toString('utf8') !== SMALL_BODY) warnings.push(`HTTP/2 GET /users/small on ${name}'s https listener: unexpected body`);
+    } catch (err) {
+      warnings.push(`HTTP/2 GET /users/small on ${name}'s https listener failed: ${(err as Error).message}`);
+    }
   }
 
   return {

@@ -1,12 +1,16 @@
 /**
  * Portico bench runner: measures the same traffic sent directly to a fast
  * upstream, through Portico, and through nginx as a peer proxy, and prints
- * one table per scenario plus a summary of the Portico/nginx ratios.
+ * one table per scenario plus a summary of the Portico/nginx ratios. The
+ * protocol scenarios (h2, websocket, grpc-unary, grpc-bidi) compare Portico
+ * with a direct connection to the same server (see protocols.ts).
  *
  *   node build/bench/run.js [--duration 10] [--connections 50] [--quick]
- *                           [--only small,large,close,small-accesslog,policies]
+ *                           [--only small,large,close,small-accesslog,policies,
+ *                                   h2,websocket,grpc-unary,grpc-bidi]
  *                           [--cpu-prof] [--no-portico] [--no-nginx]
  *                           [--load wrk|autocannon] [--warmup 1]
+ *                           [--proto-connections 10] [--inflight 10] [--no-h2load]
  *
  * See bench/README.md for what each scenario measures and how to read it.
  */
@@ -17,14 +21,20 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
 import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
-import { nginxBinary, startNginxPeer, type Started } from './nginx.js';
-import { POLICIES_TOKEN, startPortico, type RunningPortico } from './portico.js';
+import { makeTempDir, nginxBinary, startNginxPeer, type Started } from './nginx.js';
+import { POLICIES_TOKEN, startPortico, type ProtocolPorts, type RunningPortico } from './portico.js';
+import { defaultH2Tool, runGrpc, runH2, runWs, startGrpcServer, startH2Direct, startWsEcho, type H2Tool, type ProtoLoadOptions } from './protocols.js';
+import { makeCert, type CertFiles } from './tls-cert.js';
 import { startUpstream } from './upstream.js';
-import { REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
+import { Managed, REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
-const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies'] as const;
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies'>;
+/** Issue 4's scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
+const PROTO_SCENARIOS = ['h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
+type ProtoScenario = (typeof PROTO_SCENARIOS)[number];
+const isProto = (s: Scenario): s is ProtoScenario => (PROTO_SCENARIOS as readonly string[]).includes(s);
+type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario>;
 type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog' | 'portico+policies' | 'portico+ratelimit';
 
 /** CPU layout: the load generator and the upstream share CPU 0, the proxy under test has CPU 1 to itself. */
@@ -45,6 +55,11 @@ const USAGE = `usage: node build/bench/run.js [options]
   --portico <file>      Portico CLI entry to run (default dist/cli/main.js), e.g. an older build
   --no-nginx            do not use nginx: node:http upstream, no nginx peer
   --load <tool>         wrk or autocannon (default: wrk when installed)
+  --proto-connections <n>  h2 connections, WebSocket connections, gRPC channels (default 10;
+                        grpc-bidi opens min(4, n) streams)
+  --inflight <n>        in flight per connection: h2 streams, WebSocket messages,
+                        gRPC calls or bidi messages (default 10)
+  --no-h2load           h2 load from bench/h2-load.ts (node:http2) even if h2load is installed
   -h, --help            this text
 `;
 
@@ -59,6 +74,9 @@ interface Options {
   tool: LoadTool;
   retries: number;
   porticoMain: string | undefined;
+  protoConnections: number;
+  inflight: number;
+  h2Tool: H2Tool;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -78,6 +96,9 @@ function parseOptions(argv: string[]): Options {
       'no-portico': { type: 'boolean', default: false },
       'no-nginx': { type: 'boolean', default: false },
       load: { type: 'string' },
+      'proto-connections': { type: 'string' },
+      inflight: { type: 'string' },
+      'no-h2load': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -95,6 +116,8 @@ function parseOptions(argv: string[]): Options {
   const warmupS = num('warmup', values.warmup, 1, 0);
   const connections = Math.round(num('connections', values.connections, 50, 1));
   const retries = Math.round(num('retries', values.retries, 1, 0));
+  const protoConnections = Math.round(num('proto-connections', values['proto-connections'], 10, 1));
+  const inflight = Math.round(num('inflight', values.inflight, 10, 1));
   let scenarios: Scenario[] = [...SCENARIOS];
   if (values.only !== undefined) {
     const wanted = values.only
@@ -123,6 +146,9 @@ function parseOptions(argv: string[]): Options {
     tool,
     retries,
     porticoMain: values.portico !== undefined ? path.resolve(values.portico) : undefined,
+    protoConnections,
+    inflight,
+    h2Tool: values['no-h2load'] ? 'node' : defaultH2Tool(),
   };
 }
 
@@ -147,6 +173,8 @@ interface Row {
 interface ScenarioReport {
   scenario: Scenario;
   description: string;
+  /** What the rate counts: rps for HTTP, msg/s for WebSocket and gRPC bidi messages, calls/s for gRPC unary. */
+  unit?: string;
   rows: Row[];
 }
 
@@ -156,7 +184,19 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   close: 'GET 13-byte body, Connection: close on every request',
   'small-accesslog': 'keep-alive GET, 13-byte body, Portico access log on vs off',
   policies: 'keep-alive GET, 13-byte body, route with jwt-auth + rate-limit (and with rate-limit alone) vs the bare route',
+  h2: 'GET 13-byte body over HTTP/2 with TLS (ALPN h2); Portico: https listener, HTTP/1.1 upstream',
+  websocket: 'WebSocket echo of 13-byte text messages, messages/s; Portico: upgrade proxied to the ws echo server',
+  'grpc-unary': 'gRPC UnaryEcho calls/s (grpc-js client and server, h2c); Portico: http listener (h2c), h2c upstream',
+  'grpc-bidi': 'gRPC BidirectionalStreamingEcho messages/s on a few long-lived streams (grpc-js, h2c)',
 };
+
+/** Runs the load for a target: measured seconds, warm-up seconds inside the same run (0 = none), measured-window callback. */
+type RunFn = (durationS: number, warmupS: number, onMeasuring: () => void) => Promise<LoadResult>;
+
+const UNITS: Record<ProtoScenario, string> = { h2: 'rps', websocket: 'msg/s', 'grpc-unary': 'calls/s', 'grpc-bidi': 'msg/s' };
+
+/** The issue's target for gRPC unary calls through Portico, as a fraction of direct calls/s. */
+const GRPC_UNARY_TARGET = 0.5;
 
 const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large', close: '/small' };
 
@@ -180,7 +220,7 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
   const hasBare = rep.rows.some((r) => r.vsBare !== undefined);
-  const header = ['target', 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
+  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
@@ -254,7 +294,8 @@ async function main(): Promise<number> {
   }
 
   const nginxBin = opts.nginx ? nginxBinary() : undefined;
-  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies');
+  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && !isProto(s));
+  const protoScenarios = opts.scenarios.filter(isProto);
   const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
   const wantPolicies = opts.scenarios.includes('policies') && opts.portico;
   const notes: string[] = [];
@@ -270,6 +311,12 @@ async function main(): Promise<number> {
       `  load: ${opts.tool}, ${opts.connections} connections, ${opts.durationS} s per run (+${opts.warmupS} s warm-up)`,
       `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxy: ${nginxBin !== undefined && proxyScenarios.length > 0 ? 'nginx' : 'none'}`,
       `  pinning: ${pinNote}`,
+      ...(protoScenarios.length > 0
+        ? [
+            `  protocols: ${opts.protoConnections} connections × ${opts.inflight} in flight; h2 load: ${opts.h2Tool === 'h2load' ? 'h2load' : 'node:http2 (bench/h2-load.ts)'}; ` +
+              `h2 direct: ${nginxBin !== undefined ? 'nginx (ssl http2)' : 'node:http2'}; websocket/gRPC load: node (ws, @grpc/grpc-js), own process`,
+          ]
+        : []),
       `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
       '  columns: vs direct/vs nginx = rps ratios; proc = CPU used by the target process (the upstream for direct), % of one core;',
       '           cpu0/cpu1 = how busy each core was (incl. kernel network work);',
@@ -287,10 +334,30 @@ async function main(): Promise<number> {
     peer = await startNginxPeer(nginxBin, await freePort(), upstreamPort, CPU_PROXY);
   }
 
+  // Protocol scenarios: ports of their Portico listeners and upstream servers (started with each
+  // scenario), and the h2 scenario's self-signed certificate.
+  let protoPorts: ProtocolPorts | undefined;
+  let cert: CertFiles | undefined;
+  let certFailure: string | undefined;
+  if (protoScenarios.length > 0) {
+    protoPorts = {};
+    if (protoScenarios.includes('h2')) {
+      try {
+        cert = await makeCert(await makeTempDir('tls'));
+        if (cert.madeWith !== 'openssl') notes.push(`h2: openssl not found, the self-signed certificate was made with ${cert.madeWith}`);
+        protoPorts.tls = { port: await freePort(), cert: cert.cert, key: cert.key };
+      } catch (err) {
+        certFailure = `could not make a certificate: ${(err as Error).message}`;
+      }
+    }
+    if (protoScenarios.includes('websocket')) protoPorts.wsUpstreamPort = await freePort();
+    if (protoScenarios.includes('grpc-unary') || protoScenarios.includes('grpc-bidi')) protoPorts.grpc = { port: await freePort(), upstreamPort: await freePort() };
+  }
+
   let portico: RunningPortico | undefined;
   let porticoFailure: string | undefined;
   let plainBuild: string | undefined;
-  const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog || wantPolicies);
+  const needPlainPortico = opts.portico && (proxyScenarios.length > 0 || wantAccessLog || wantPolicies || protoScenarios.length > 0);
   if (needPlainPortico) {
     try {
       portico = await startPortico('portico', {
@@ -301,6 +368,7 @@ async function main(): Promise<number> {
         cpuProf: opts.cpuProf,
         cpu: CPU_PROXY,
         main: opts.porticoMain,
+        protocols: protoPorts,
       });
       notes.push(...portico.warnings);
       plainBuild = portico.build;
@@ -311,16 +379,21 @@ async function main(): Promise<number> {
     }
   }
 
-  const measure = async (
+  /**
+   * One target: warm-up, then the measured run with `run` (again when it was noisy, up to --retries
+   * times). With `warmupInside`, the load tool warms up itself in the same process before measuring
+   * (and may call `onMeasuring` when its measured window opens: the CPU probe restarts then);
+   * otherwise a separate warm-up run comes first.
+   */
+  const measureWith = async (
     target: TargetName,
-    port: number,
-    urlPath: string,
-    headers: Record<string, string>,
+    url: string,
+    run: RunFn,
     alive?: () => string | undefined,
     pid?: number,
     durationS = opts.durationS,
+    warmupInside = false,
   ): Promise<Row> => {
-    const url = `http://127.0.0.1:${port}${urlPath}`;
     const row: Row = { target, url };
     checkInterrupted();
     const dead = alive?.();
@@ -330,13 +403,15 @@ async function main(): Promise<number> {
       return row;
     }
     try {
-      if (opts.warmupS > 0) await runLoad(opts.tool, { url, connections: opts.connections, durationS: opts.warmupS, headers, cpu: CPU_LOAD });
+      if (opts.warmupS > 0 && !warmupInside) await run(opts.warmupS, 0, () => undefined);
       // A run during which other processes took CPU is measured again (up to
       // --retries times); the least disturbed run is kept.
       for (let attempt = 0; attempt <= opts.retries; attempt++) {
-        if (attempt > 0) process.stderr.write(`bench: ${target} ${urlPath}: other processes used CPU during the run, measuring again\n`);
-        const probe = startNoiseProbe(pid);
-        const result = await runLoad(opts.tool, { url, connections: opts.connections, durationS, headers, cpu: CPU_LOAD });
+        if (attempt > 0) process.stderr.write(`bench: ${target} ${url}: other processes used CPU during the run, measuring again\n`);
+        let probe = startNoiseProbe(pid);
+        const result = await run(durationS, warmupInside ? opts.warmupS : 0, () => {
+          probe = startNoiseProbe(pid);
+        });
         const noise = probe.stop();
         if (row.result === undefined || (noise?.foreignPct ?? 0) < (row.noise?.foreignPct ?? 0)) {
           row.result = result;
@@ -350,7 +425,7 @@ async function main(): Promise<number> {
       const after = alive?.();
       if (after !== undefined) {
         row.failure = after;
-        notes.push(`${target} died during the ${urlPath} run: ${after}`);
+        notes.push(`${target} died during the ${url} run: ${after}`);
         fatal = true;
       }
     } catch (err) {
@@ -359,6 +434,20 @@ async function main(): Promise<number> {
       fatal = true;
     }
     return row;
+  };
+
+  /** An HTTP/1.1 target, loaded with wrk or autocannon. */
+  const measure = (
+    target: TargetName,
+    port: number,
+    urlPath: string,
+    headers: Record<string, string>,
+    alive?: () => string | undefined,
+    pid?: number,
+    durationS = opts.durationS,
+  ): Promise<Row> => {
+    const url = `http://127.0.0.1:${port}${urlPath}`;
+    return measureWith(target, url, (d) => runLoad(opts.tool, { url, connections: opts.connections, durationS: d, headers, cpu: CPU_LOAD }), alive, pid, durationS);
   };
 
   const reports: ScenarioReport[] = [];
@@ -442,6 +531,110 @@ async function main(): Promise<number> {
     process.stdout.write(renderTable(rep) + '\n\n');
   }
 
+  // Protocol scenarios (issue 4): each has its own server on CPU 0 (started here, stopped after the
+  // scenario) and its own load generator process on CPU 0; Portico (started above with the listeners,
+  // upstreams and routes of these scenarios) on CPU 1. Ratios are to the direct connection.
+  let loadTmp: string | undefined;
+  for (const scenario of protoScenarios) {
+    const rows: Row[] = [];
+    const servers: Managed[] = [];
+    const load =
+      (target: string, connections = opts.protoConnections) =>
+      (durationS: number, warmupS: number, onMeasuring: () => void): ProtoLoadOptions => ({
+        target,
+        connections,
+        inflight: opts.inflight,
+        durationS,
+        warmupS,
+        onMeasuring,
+        cpu: CPU_LOAD,
+      });
+    // The load tools warm up in the measuring process (its JIT, connections and the target).
+    const measureProto = (target: TargetName, url: string, run: RunFn, alive: () => string | undefined, pid: number | undefined): Promise<Row> =>
+      measureWith(target, url, run, alive, pid, opts.durationS, true);
+    // Portico's row: needs Portico and the scenario's upstream server alive.
+    const porticoRow = async (url: string, run: RunFn, server: Managed): Promise<void> => {
+      if (!opts.portico) return;
+      if (portico === undefined) {
+        rows.push({ target: 'portico', url: '', failure: porticoFailure ?? 'not started' });
+        return;
+      }
+      const p = portico;
+      rows.push(await measureProto('portico', url, run, () => p.proc.exitReason() ?? server.exitReason(), p.proc.pid));
+    };
+    try {
+      checkInterrupted();
+      if (scenario === 'h2') {
+        if (cert === undefined || protoPorts?.tls === undefined) throw new Error(certFailure ?? 'no certificate');
+        const c = cert;
+        loadTmp ??= await makeTempDir('h2load');
+        const tmp = loadTmp;
+        const h2 =
+          (target: string): RunFn =>
+          (...a) =>
+            runH2(opts.h2Tool, load(target)(...a), tmp);
+        const direct = await startH2Direct(nginxBin, await freePort(), c, CPU_UPSTREAM);
+        servers.push(direct.proc);
+        const directUrl = `https://127.0.0.1:${direct.port}/small`;
+        rows.push(await measureProto('direct', directUrl, h2(directUrl), () => direct.proc.exitReason(), direct.proc.pid));
+        const porticoUrl = `https://127.0.0.1:${protoPorts.tls.port}/users/small`;
+        await porticoRow(porticoUrl, h2(porticoUrl), upstream.proc);
+        if (nginxBin !== undefined) {
+          // nginx doing the same work over HTTP/2 + TLS: the peer proxy's config with `listen … ssl http2`.
+          const peerH2 = await startNginxPeer(nginxBin, await freePort(), upstreamPort, CPU_PROXY, c);
+          servers.push(peerH2.proc);
+          const url = `https://127.0.0.1:${peerH2.port}/users/small`;
+          rows.push(await measureProto('nginx', url, h2(url), () => peerH2.proc.exitReason() ?? upstream.proc.exitReason(), peerH2.proc.pid));
+        }
+      } else if (scenario === 'websocket') {
+        const port = protoPorts?.wsUpstreamPort ?? (await freePort());
+        const server = await startWsEcho(port, CPU_UPSTREAM);
+        servers.push(server);
+        const ws =
+          (target: string): RunFn =>
+          (...a) =>
+            runWs(load(target)(...a));
+        const directUrl = `ws://127.0.0.1:${port}/ws`;
+        rows.push(await measureProto('direct', directUrl, ws(directUrl), () => server.exitReason(), server.pid));
+        const porticoUrl = `ws://127.0.0.1:${portico?.port ?? 0}/ws`;
+        await porticoRow(porticoUrl, ws(porticoUrl), server);
+      } else {
+        const mode = scenario === 'grpc-unary' ? 'unary' : 'bidi';
+        const port = protoPorts?.grpc?.upstreamPort ?? (await freePort());
+        const server = await startGrpcServer(port, CPU_UPSTREAM);
+        servers.push(server);
+        // Bidi: a few long-lived streams (one per channel), each with --inflight messages in flight.
+        const connections = mode === 'bidi' ? Math.min(4, opts.protoConnections) : opts.protoConnections;
+        const grpcRun =
+          (target: string): RunFn =>
+          (...a) =>
+            runGrpc(mode, load(target, connections)(...a));
+        const directTarget = `127.0.0.1:${port}`;
+        rows.push(await measureProto('direct', directTarget, grpcRun(directTarget), () => server.exitReason(), server.pid));
+        const porticoTarget = `127.0.0.1:${protoPorts?.grpc?.port ?? 0}`;
+        await porticoRow(porticoTarget, grpcRun(porticoTarget), server);
+      }
+    } catch (err) {
+      if (err instanceof Interrupted) throw err;
+      fatal = true;
+      const failure = `could not run: ${(err as Error).message}`;
+      if (rows.length === 0) rows.push({ target: 'direct', url: '', failure });
+      else notes.push(`${scenario}: ${failure}`);
+    } finally {
+      for (const srv of servers.reverse()) await srv.stop(5_000);
+    }
+    const rep: ScenarioReport = { scenario, description: DESCRIPTIONS[scenario], unit: UNITS[scenario], rows };
+    const direct = rpsOf(rep, 'direct');
+    const nginx = rpsOf(rep, 'nginx');
+    for (const row of rows) {
+      if (row.result === undefined || row.target === 'direct') continue;
+      if (direct !== undefined) row.vsDirect = row.result.rps / direct;
+      if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
+    }
+    reports.push(rep);
+    process.stdout.write(renderTable(rep) + '\n\n');
+  }
+
   if (wantAccessLog) {
     const rows: Row[] = [];
     const smallRep = reports.find((r) => r.scenario === 'small');
@@ -506,6 +699,7 @@ async function main(): Promise<number> {
   const accessRatio = reports.find((r) => r.scenario === 'small-accesslog')?.rows.find((x) => x.target === 'portico+accesslog')?.vsNoLog;
   const policiesRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+policies')?.vsBare;
   const rateLimitRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+ratelimit')?.vsBare;
+  const protoRow = (s: ProtoScenario): Row | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico');
   const summary = {
     porticoNginxSmall: ratio('small'),
     porticoNginxLarge: ratio('large'),
@@ -513,12 +707,18 @@ async function main(): Promise<number> {
     accessLogCost: accessRatio,
     policiesCost: policiesRatio,
     rateLimitCost: rateLimitRatio,
+    porticoDirectH2: protoRow('h2')?.vsDirect,
+    porticoNginxH2: protoRow('h2')?.vsNginx,
+    porticoDirectWebsocket: protoRow('websocket')?.vsDirect,
+    porticoDirectGrpcUnary: protoRow('grpc-unary')?.vsDirect,
+    porticoDirectGrpcBidi: protoRow('grpc-bidi')?.vsDirect,
   };
   const targets: [string, number | undefined, number][] = [
     ['small', summary.porticoNginxSmall, 0.25],
     ['large', summary.porticoNginxLarge, 0.5],
     ['close', summary.porticoNginxClose, 0.75],
     ['policies', summary.policiesCost, 0.85],
+    ['grpc-unary', summary.porticoDirectGrpcUnary, GRPC_UNARY_TARGET],
   ];
   const summaryLines = [
     `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
@@ -527,9 +727,15 @@ async function main(): Promise<number> {
     `accesslog cost: portico small with log / without: ${fmtNum(summary.accessLogCost, 2)}`,
     `policies cost: rate-limit+auth route / bare route: ${fmtNum(summary.policiesCost, 2)} (target >= 0.85)`,
     `rate-limit cost: rate-limit route / bare route: ${fmtNum(summary.rateLimitCost, 2)}`,
+    `portico/direct h2: ${fmtNum(summary.porticoDirectH2, 2)} (portico/nginx h2: ${fmtNum(summary.porticoNginxH2, 2)})`,
+    `portico/direct websocket: ${fmtNum(summary.porticoDirectWebsocket, 2)}`,
+    `portico/direct grpc-unary: ${fmtNum(summary.porticoDirectGrpcUnary, 2)} (target >= ${GRPC_UNARY_TARGET})`,
+    `portico/direct grpc-bidi: ${fmtNum(summary.porticoDirectGrpcBidi, 2)}`,
   ];
   const ratioNoisy = (s: string): boolean =>
-    (reports.find((r) => r.scenario === s)?.rows ?? []).some((r) => (r.target === 'portico' || r.target === 'nginx' || r.target === 'portico+policies') && isNoisy(r.noise));
+    (reports.find((r) => r.scenario === s)?.rows ?? []).some(
+      (r) => (r.target === 'portico' || r.target === 'nginx' || r.target === 'portico+policies' || (r.target === 'direct' && isProto(s as Scenario))) && isNoisy(r.noise),
+    );
   const verdicts = targets
     .filter(([, v]) => v !== undefined)
     // Judged on the printed (2-decimal) figure, so the verdict agrees with the line above it.
@@ -564,12 +770,17 @@ async function main(): Promise<number> {
       portico: opts.portico,
       retries: opts.retries,
       porticoBuild: plainBuild ?? null,
+      protoConnections: opts.protoConnections,
+      inflight: opts.inflight,
+      h2Load: opts.h2Tool,
+      certificate: cert?.madeWith ?? null,
     },
     scenarios: Object.fromEntries(
       reports.map((rep) => [
         rep.scenario,
         {
           description: rep.description,
+          unit: rep.unit ?? 'rps',
           rows: rep.rows.map((r) => ({
             target: r.target,
             url: r.url,
@@ -589,13 +800,14 @@ async function main(): Promise<number> {
             ...(r.noise !== undefined ? { noise: { ...r.noise, noisy: isNoisy(r.noise) } } : {}),
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
             ...(r.target === 'portico' ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.result !== undefined ? { tool: r.result.tool } : {}),
             ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
             ...(r.target === 'portico+policies' || r.target === 'portico+ratelimit' ? { vsBare: r.vsBare ?? null } : {}),
           })),
         },
       ]),
     ),
-    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85 } },
+    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85, grpcUnary: GRPC_UNARY_TARGET } },
     noisyRuns: noisy,
     notes,
     ok: !fatal,

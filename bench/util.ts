@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import { existsSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -271,4 +272,37 @@ export function killAllNow(): void {
     }
   }
   tempDirs.clear();
+}
+
+/**
+ * One HTTP/2 GET to 127.0.0.1 on a fresh session (TLS with ALPN h2 when
+ * `tls`, certificate not verified; else h2c prior knowledge), with a
+ * timeout. Rejects on network and protocol errors.
+ */
+export function h2Get(port: number, urlPath: string, tls: boolean, headers: Record<string, string> = {}, timeoutMs = 2000): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`${tls ? 'https' : 'http'}://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    const timer = setTimeout(() => {
+      session.destroy();
+      reject(new Error(`timeout after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = (err: Error | undefined, r?: ProbeResult): void => {
+      clearTimeout(timer);
+      session.close();
+      if (err !== undefined) reject(err);
+      else resolve(r!);
+    };
+    session.on('error', (err) => done(err));
+    const req = session.request({ ':method': 'GET', ':path': urlPath, ...headers }, { endStream: true });
+    let status = 0;
+    let resHeaders: http.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+      resHeaders = h as http.IncomingHttpHeaders;
+    });
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => done(undefined, { status, headers: resHeaders, body: Buffer.concat(chunks) }));
+    req.on('error', (err) => done(err));
+  });
 }

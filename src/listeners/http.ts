@@ -55,6 +55,8 @@ export class HttpFrontend {
   /** Every accepted TCP connection, until it closes (for graceful close). */
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  /** The socket being handed to the HTTP/2 server: its 'session' event comes synchronously, inside `emit('connection')`. */
+  private handingOver: Duplex | null = null;
   private closing = false;
 
   constructor(binding: HttpBinding, listener: ListenerRuntime, logger: Logger) {
@@ -116,7 +118,7 @@ export class HttpFrontend {
       // Session tickets are keyed per template; a reload starts new ones (clients fall back to a full handshake).
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
-      if (socket.alpnProtocol === 'h2') this.h2.emit('connection', socket);
+      if (socket.alpnProtocol === 'h2') this.serveH2(socket);
       else this.h1.emit('connection', socket);
     });
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
@@ -144,7 +146,23 @@ export class HttpFrontend {
       this.h1.emit('connection', socket);
       return;
     }
-    sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.h2 : this.h1).emit('connection', socket));
+    sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.serveH2(socket) : this.h1.emit('connection', socket)));
+  }
+
+  /**
+   * Hands a connection to the HTTP/2 server. HTTP/2 has no half-closed
+   * connection: a peer that ended its side can send no more frames (not
+   * even WINDOW_UPDATE), so its streams cannot finish; node:http2 would
+   * keep such a session, and its socket, open. It is closed at once.
+   */
+  private serveH2(socket: Duplex): void {
+    socket.once('end', () => socket.destroy());
+    this.handingOver = socket;
+    try {
+      this.h2.emit('connection', socket);
+    } finally {
+      this.handingOver = null;
+    }
   }
 
   get connections(): number {
@@ -199,6 +217,9 @@ export class HttpFrontend {
    */
   private onSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
+    // node:http2 may destroy a session (a peer gone mid-stream) without ending a TLS socket under it.
+    const socket = this.handingOver;
+    if (socket !== null) session.once('close', () => socket.destroy());
     let open = 0;
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++;

@@ -313,6 +313,22 @@ describe('HTTP/2 downstream', () => {
     await strict.close();
   });
 
+  it('a client that ends its TCP side with streams in flight leaves no connection behind', async () => {
+    const slow = await startUpstream((_req, res) => setTimeout(() => res.end('late'), 300));
+    const g = await startGateway(simpleConfig([slow.address]));
+    const u = new URL(g.url());
+    const socket = net.connect(Number(u.port), '127.0.0.1');
+    const session = http2.connect(g.url(), { createConnection: () => socket });
+    session.on('error', () => undefined);
+    for (let i = 0; i < 5; i++) session.request({ ':path': `/s${i}` }).on('error', () => undefined);
+    await waitFor(() => slow.received.length === 5, 'requests reached the upstream');
+    socket.end();
+    await waitFor(() => g.gateway.connections() === 0, 'the gateway dropped the connection', 3000);
+    session.destroy();
+    await g.close();
+    await slow.close();
+  });
+
   it('a connection that never sends its first bytes is closed after the headers timeout', async () => {
     const quick = await startGateway(simpleConfig([upstream.address], {}, {}, { timeouts: { headers: 300 } }));
     try {
