@@ -39,6 +39,8 @@ export class RequestContext {
   grpc = false;
   /** The call's deadline from `grpc-timeout`, in ms from arrival; 0 = none. */
   grpcTimeout = 0;
+  /** The gRPC status the client got (from the upstream's trailers, or a gateway error); -1 while unknown. */
+  grpcStatus = -1;
 
   route: RouteRuntime | undefined = undefined;
   /** The consumer an auth middleware identified, if any. */

@@ -135,6 +135,7 @@ function respondHeadOnly(ctx: RequestContext, head: ResponseHead): GatewayError 
   const h = head.headers;
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!.toLowerCase();
+    if (name === 'grpc-status') ctx.grpcStatus = Number(h[i + 1]);
     const prior = out[name];
     out[name] = prior === undefined ? h[i + 1]! : Array.isArray(prior) ? [...prior, h[i + 1]!] : [String(prior), h[i + 1]!];
   }
@@ -188,6 +189,7 @@ function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
       const name = latin1(trailers[i]!).toLowerCase();
       if (isHopByHop(name)) continue;
       const value = latin1(trailers[i + 1]!);
+      if (name === 'grpc-status') ctx.grpcStatus = Number(value);
       out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
     }
     try {

@@ -34,6 +34,7 @@ export class AccessLog {
     if (ctx.target !== undefined) line += `,"target":${str(ctx.target.address)}`;
     if (ctx.upstreamStartedAt !== 0n) line += `,"upstreamMs":${ms((ctx.upstreamHeadersAt || now) - ctx.upstreamStartedAt)}`;
     if (ctx.error !== undefined) line += `,"error":${str(ctx.error.code)}`;
+    if (ctx.grpcStatus >= 0) line += `,"grpcStatus":${ctx.grpcStatus}`;
     if (ctx.status === 101) {
       // A WebSocket session, logged when it ends.
       const ws = sessionStats(ctx);

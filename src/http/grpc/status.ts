@@ -179,7 +179,7 @@ function errorMetadata(err: GatewayError, into: Record<string, string>): void {
  *   nothing; its stream is closed with CANCEL if still open.
  *
  * ctx.status is 200 for any response written (499 when the client left);
- * the gRPC status is `grpcStatusFor(ctx.error)`.
+ * ctx.grpcStatus is `grpcStatusFor(err)`.
  */
 export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
   ctx.error = err;
@@ -194,6 +194,7 @@ export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
     return;
   }
   const code = grpcStatusFor(err);
+  ctx.grpcStatus = code;
   if (res.headersSent) {
     if (stream === null) {
       if (!res.writableEnded) res.destroy(err);
