@@ -203,6 +203,25 @@ const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large',
 /** `policies`: rounds of bare / policies / rate-limit-only runs, in alternation. */
 const POLICY_ROUNDS = 5;
 
+/** A target's rate in a scenario, unless it failed or produced only errors. */
+function rpsOf(rep: ScenarioReport | undefined, t: TargetName): number | undefined {
+  const r = rep?.rows.find((x) => x.target === t)?.result;
+  return r === undefined || onlyErrors(r) ? undefined : r.rps;
+}
+
+/** Fills each row's ratios to the direct and nginx rows of its scenario, prints the table, and returns the report. */
+function report(rep: ScenarioReport): ScenarioReport {
+  const direct = rpsOf(rep, 'direct');
+  const nginx = rpsOf(rep, 'nginx');
+  for (const row of rep.rows) {
+    if (row.result === undefined || row.target === 'direct') continue;
+    if (direct !== undefined) row.vsDirect = row.result.rps / direct;
+    if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
+  }
+  process.stdout.write(renderTable(rep) + '\n\n');
+  return rep;
+}
+
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
@@ -451,10 +470,6 @@ async function main(): Promise<number> {
   };
 
   const reports: ScenarioReport[] = [];
-  const rpsOf = (rep: ScenarioReport | undefined, t: TargetName): number | undefined => {
-    const r = rep?.rows.find((x) => x.target === t)?.result;
-    return r === undefined || onlyErrors(r) ? undefined : r.rps;
-  };
 
   for (const scenario of proxyScenarios) {
     const headers: Record<string, string> = scenario === 'close' ? { Connection: 'close' } : {};
@@ -472,16 +487,7 @@ async function main(): Promise<number> {
       const n = peer;
       rows.push(await measure('nginx', n.port, `/users${PATHS[scenario]}`, headers, () => n.proc.exitReason(), n.proc.pid));
     }
-    const rep: ScenarioReport = { scenario, description: DESCRIPTIONS[scenario], rows };
-    const direct = rpsOf(rep, 'direct');
-    const nginx = rpsOf(rep, 'nginx');
-    for (const row of rows) {
-      if (row.result === undefined || row.target === 'direct') continue;
-      if (direct !== undefined) row.vsDirect = row.result.rps / direct;
-      if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
-    }
-    reports.push(rep);
-    process.stdout.write(renderTable(rep) + '\n\n');
+    reports.push(report({ scenario, description: DESCRIPTIONS[scenario], rows }));
   }
 
   // Policies: the bare route, the route with jwt-auth + rate-limit, and the route with the rate-limit
@@ -623,16 +629,7 @@ async function main(): Promise<number> {
     } finally {
       for (const srv of servers.reverse()) await srv.stop(5_000);
     }
-    const rep: ScenarioReport = { scenario, description: DESCRIPTIONS[scenario], unit: UNITS[scenario], rows };
-    const direct = rpsOf(rep, 'direct');
-    const nginx = rpsOf(rep, 'nginx');
-    for (const row of rows) {
-      if (row.result === undefined || row.target === 'direct') continue;
-      if (direct !== undefined) row.vsDirect = row.result.rps / direct;
-      if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
-    }
-    reports.push(rep);
-    process.stdout.write(renderTable(rep) + '\n\n');
+    reports.push(report({ scenario, description: DESCRIPTIONS[scenario], unit: UNITS[scenario], rows }));
   }
 
   if (wantAccessLog) {
