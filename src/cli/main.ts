@@ -8,6 +8,7 @@ import { FileSource } from '../config/file-source.js';
 import { formatHostPort } from '../config/address.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../observability/logger.js';
+import { runSeal, runUnseal } from './seal.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The config `portico start` serves when given none: shipped with the package. */
@@ -18,6 +19,10 @@ const HELP = `portico — a microservice gateway
 Usage:
   portico start    [--config FILE]   run the gateway (default config: examples/default.yaml)
   portico validate  --config FILE    check a config; prints "ok" or every error as "path: message"
+  portico seal     [--secret S] [--kdf md5|sha256|pbkdf2 | --v2 --ttl 1h] HOST:PORT
+                                     print a sealed-address line (secret: or $PORTICO_SEALED_SECRET)
+  portico unseal   [--secret S] [--kdf auto|md5|sha256|pbkdf2] LINE|-
+                                     print the address a sealed line names (debugging)
   portico --help | --version
 
 Options:
@@ -31,6 +36,13 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Subcommands with their own options (parsed by their own module).
+  switch (argv[0]) {
+    case 'seal':
+      return runSeal(argv.slice(1));
+    case 'unseal':
+      return runUnseal(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({
