@@ -4,38 +4,16 @@
 // codes (0 done, 1 does not open, 2 usage) and that the secret is never printed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { CLI } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { sealV2 } from '../../src/l4/sealed/codec.js';
 
 const SECRET = 's3cret-for-cli-tests';
 const NO_ENV_SECRET = { PORTICO_SEALED_SECRET: '' };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `portico ARGS` to completion (killed after 20 s), with `input` on stdin. */
-function portico(args: string[], env: NodeJS.ProcessEnv = NO_ENV_SECRET, input = ''): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`portico ${args.join(' ')} did not exit`));
-    }, 20_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
+/** Runs `portico ARGS` (killed after 20 s), with `input` on stdin and no secret in the environment unless given. */
+function portico(args: string[], env: NodeJS.ProcessEnv = NO_ENV_SECRET, input = ''): Promise<CliResult> {
+  return runCli(args, { env, input, timeoutMs: 20_000 });
 }
 
 function opensslOpen(line: string, flags: string[], secret = SECRET): string {
@@ -50,7 +28,7 @@ function opensslSeal(plain: string, flags: string[], secret = SECRET): string {
   return r.stdout;
 }
 
-function assertNoSecret(r: Result, secret = SECRET): void {
+function assertNoSecret(r: CliResult, secret = SECRET): void {
   assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'the secret was printed');
 }
 
