@@ -398,8 +398,14 @@ function callOptions(o: CallOptions): grpc.CallOptions {
   return o.deadlineMs === undefined ? {} : { deadline: Date.now() + o.deadlineMs };
 }
 
-/** A unary call; rejects with a CallError (code, details, metadata). */
-export function unaryCall<T = { message: string }>(client: grpc.Client, m: Method, req: object, o: CallOptions = {}): Promise<CallResult<T>> {
+type SingleCallback = (err: grpc.ServiceError | null, value?: unknown) => void;
+
+/**
+ * A call with one response (unary or client streaming): `start` makes the
+ * call with the given callback; resolves once both the response and the
+ * status arrived, or rejects with a CallError (code, details, metadata).
+ */
+function singleResponse<T>(start: (callback: SingleCallback) => grpc.ClientUnaryCall | grpc.ClientWritableStream<unknown>): Promise<CallResult<T>> {
   return new Promise((resolve, reject) => {
     let headers = new grpc.Metadata();
     let trailers = new grpc.Metadata();
@@ -411,17 +417,22 @@ export function unaryCall<T = { message: string }>(client: grpc.Client, m: Metho
       if (error !== null) reject(error);
       else resolve({ responses: [response as T], headers, trailers });
     };
-    const call = client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, toMetadata(o.metadata), callOptions(o), (err, value) => {
+    const call = start((err, value) => {
       error = err;
       response = value as T;
       settle();
     });
-    call.on('metadata', (md) => (headers = md));
-    call.on('status', (s) => {
-      trailers = s.metadata;
+    call.on('metadata', (md: grpc.Metadata) => (headers = md));
+    call.on('status', (st: grpc.StatusObject) => {
+      trailers = st.metadata;
       settle();
     });
   });
+}
+
+/** A unary call; rejects with a CallError (code, details, metadata). */
+export function unaryCall<T = { message: string }>(client: grpc.Client, m: Method, req: object, o: CallOptions = {}): Promise<CallResult<T>> {
+  return singleResponse<T>((cb) => client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, toMetadata(o.metadata), callOptions(o), cb));
 }
 
 /** A server-streaming call: every response until the status; rejects with a CallError carrying `responses` received before it. */
@@ -432,29 +443,11 @@ export function serverStreamCall<T = { message: string }>(client: grpc.Client, m
 
 /** A client-streaming call: sends `reqs`, half-closes, and waits for the one response. */
 export function clientStreamCall<T = { message: string }>(client: grpc.Client, m: Method, reqs: object[], o: CallOptions = {}): Promise<CallResult<T>> {
-  return new Promise((resolve, reject) => {
-    let headers = new grpc.Metadata();
-    let trailers = new grpc.Metadata();
-    let response: T | undefined;
-    let error: grpc.ServiceError | null = null;
-    let pending = 2;
-    const settle = () => {
-      if (--pending > 0) return;
-      if (error !== null) reject(error);
-      else resolve({ responses: [response as T], headers, trailers });
-    };
-    const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, toMetadata(o.metadata), callOptions(o), (err, value) => {
-      error = err;
-      response = value as T;
-      settle();
-    });
-    call.on('metadata', (md) => (headers = md));
-    call.on('status', (s) => {
-      trailers = s.metadata;
-      settle();
-    });
+  return singleResponse<T>((cb) => {
+    const call = client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, toMetadata(o.metadata), callOptions(o), cb);
     for (const r of reqs) call.write(r);
     call.end();
+    return call;
   });
 }
 
