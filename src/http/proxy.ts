@@ -11,6 +11,7 @@ import type { RequestContext, ResponseHead } from './context.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { writeDirectResponse, writeError } from './respond.js';
 import { closeAfterTrailers } from './grpc/status.js';
+import { formatGrpcTimeout } from './grpc/timeout.js';
 
 /** Called exactly once when a proxied exchange is over, whatever the outcome. */
 export type Done = (ctx: RequestContext) => void;
@@ -55,6 +56,7 @@ export function proxy(ctx: RequestContext, done: Done): void {
   const headers = ctx.upstreamHeaders;
   headers.push('host', route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address);
   headers.push('x-request-id', ctx.requestId);
+  if (ctx.grpcTimeout > 0) passDeadline(ctx);
 
   const handler = new ProxyHandler(ctx, done);
   target.inflight++;
@@ -289,6 +291,21 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   }
 }
 
+/**
+ * A gRPC call's `grpc-timeout` goes upstream as the time left, not the
+ * time the client first gave (time spent in the gateway, its middlewares
+ * and earlier tries is taken off), so the server's deadline is the client's.
+ */
+function passDeadline(ctx: RequestContext): void {
+  const h = ctx.upstreamHeaders;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i]!.length === 12 && h[i]!.toLowerCase() === 'grpc-timeout') {
+      h[i + 1] = formatGrpcTimeout(deadlineLeft(ctx));
+      return;
+    }
+  }
+}
+
 /** Milliseconds left before a gRPC call's deadline (`grpc-timeout`, counted from its arrival); at least 1. */
 function deadlineLeft(ctx: RequestContext): number {
   return Math.max(1, ctx.grpcTimeout - Number(process.hrtime.bigint() - ctx.startedAt) / 1e6);
@@ -419,6 +436,7 @@ class GuardedExchange {
     } else {
       headers[this.hostIndex] = host;
     }
+    if (ctx.grpcTimeout > 0) passDeadline(ctx);
     const attempt = new Attempt(this, target, permit);
     this.attempt = attempt;
     target.inflight++;
