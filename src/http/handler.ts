@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import { RequestContext } from './context.js';
-import { readInbound } from './forwarded.js';
+import { readInbound, type InboundView } from './forwarded.js';
 import { normalizeHost } from './host.js';
 import { splitTarget } from './path.js';
 import { proxy } from './proxy.js';
@@ -16,22 +16,8 @@ import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
  * The log phase always runs, after errors too.
  */
 export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, h2 = false): void {
-  const inbound = readInbound(req, listener.trustedProxies, listener.tls, h2);
-  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
-  ctx.upstreamHeaders = inbound.headers;
-  ctx.hostHeader = inbound.host;
-  ctx.hasBody = inbound.hasBody;
-  ctx.contentLength = inbound.contentLength;
-  if (inbound.grpcTimeout !== undefined) {
-    ctx.grpc = true;
-    ctx.grpcTimeout = inbound.grpcTimeout;
-  }
-
-  const target = splitTarget(req.url ?? '');
-  if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
-  ctx.path = target.path;
-  ctx.query = target.query;
-  ctx.host = normalizeHost(inbound.host);
+  const ctx = createContext(listener, req, res, readInbound(req, listener.trustedProxies, listener.tls, h2), h2);
+  if (!readTarget(ctx)) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
 
   const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
   if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
@@ -46,6 +32,30 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
   }
   if (pending === undefined) forward(ctx);
   else pending.then(() => forward(ctx), (err: unknown) => fail(ctx, toGatewayError(err)));
+}
+
+/** A request's context from the one-pass view of its head (forwarded.ts). Shared with the upgrade lifecycle. */
+export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
+  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
+  ctx.upstreamHeaders = inbound.headers;
+  ctx.hostHeader = inbound.host;
+  ctx.hasBody = inbound.hasBody;
+  ctx.contentLength = inbound.contentLength;
+  if (inbound.grpcTimeout !== undefined) {
+    ctx.grpc = true;
+    ctx.grpcTimeout = inbound.grpcTimeout;
+  }
+  return ctx;
+}
+
+/** Sets the context's path, query and normalized host from the request target; false when the target is invalid. */
+export function readTarget(ctx: RequestContext): boolean {
+  const target = splitTarget(ctx.req.url ?? '');
+  if (target === undefined) return false;
+  ctx.path = target.path;
+  ctx.query = target.query;
+  ctx.host = normalizeHost(ctx.hostHeader);
+  return true;
 }
 
 function forward(ctx: RequestContext): void {

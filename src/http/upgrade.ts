@@ -1,14 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
-import { RequestContext } from './context.js';
 import { readInbound } from './forwarded.js';
-import { answerLocally, fail, handleRequest, log } from './handler.js';
-import { normalizeHost } from './host.js';
-import { splitTarget } from './path.js';
+import { answerLocally, createContext, fail, handleRequest, log, readTarget } from './handler.js';
 import { toGatewayError } from './respond.js';
 import { dialUpstream } from './websocket/dial.js';
 import { unwatchHandshake, watchHandshake } from './websocket/handshake-watch.js';
@@ -63,17 +59,8 @@ export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, s
     return handleRequest(listener, req, res);
   }
 
-  const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp);
-  ctx.upstreamHeaders = inbound.headers;
-  ctx.hostHeader = inbound.host;
-  ctx.hasBody = inbound.hasBody;
-  ctx.contentLength = inbound.contentLength;
-
-  const target = splitTarget(req.url ?? '');
-  if (target === undefined) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
-  ctx.path = target.path;
-  ctx.query = target.query;
-  ctx.host = normalizeHost(inbound.host);
+  const ctx = createContext(listener, req, res, inbound);
+  if (!readTarget(ctx)) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
   if (!websocket) return fail(ctx, new GatewayError('BAD_REQUEST', `upgrade to "${String(req.headers.upgrade)}" with a request body is not supported`));
   const invalid = invalidHandshake(req, inbound.hasBody);
   if (invalid !== null) return fail(ctx, new GatewayError('BAD_REQUEST', invalid));
