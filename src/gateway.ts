@@ -4,8 +4,11 @@ import { createAdminServer } from './admin/server.js';
 import { compile, type Snapshot } from './config/compile.js';
 import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/schema.js';
-import { HttpFrontend, type HttpBinding } from './listeners/http.js';
-import type { ListenerRuntime } from './listeners/listener-runtime.js';
+import dgram from 'node:dgram';
+import { HttpFrontend } from './listeners/http.js';
+import type { AnyListenerRuntime } from './listeners/listener-runtime.js';
+import { frontendKind, type Binding, type Frontend, type StreamFrontend } from './listeners/frontend.js';
+import { createDatagramFrontend, createStreamFrontend } from './listeners/create-frontend.js';
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { PoolRegistry } from './upstream/pool-registry.js';
@@ -13,12 +16,13 @@ import { swapUpstreams } from './upstream/upstream.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
 
-interface Bound extends HttpBinding {
-  /** The configured address (`host:port`, port possibly 0): bindings are kept across reloads by this key. */
+interface Bound extends Binding {
+  /** The configured transport and address (`udp:` for datagram listeners; port possibly 0): bindings are kept across reloads by this key. */
   readonly key: string;
-  /** The bound socket; it accepts connections and hands them to `frontend`. */
-  readonly server: net.Server;
-  readonly frontend: HttpFrontend;
+  /** The bound socket: a TCP server handing each connection to `frontend`, or a UDP socket the frontend reads. */
+  readonly server: net.Server | dgram.Socket;
+  /** Replaced when a reload changes the listener's kind (e.g. http to tcp) at the same address. */
+  frontend: Frontend;
 }
 
 export type ApplyResult = { ok: true; version: number } | { ok: false; error: string };
@@ -86,8 +90,8 @@ export class Gateway {
         const existing = this.bindings.get(key);
         if (existing) continue;
         const bound = this.makeBinding(key, l.name, next.listeners.get(l.name)!);
-        await listen(bound.server, l.listen);
         created.push(bound);
+        await listen(bound.server, l.listen);
       }
       const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
       if (adminKey !== admin?.key) {
@@ -125,7 +129,15 @@ export class Gateway {
       keep.add(key);
       const b = this.bindings.get(key)!;
       b.name = l.name;
-      b.frontend.update(next.listeners.get(l.name)!);
+      const runtime = next.listeners.get(l.name)!;
+      if (b.frontend.kind === frontendKind(l.protocol)) {
+        b.frontend.update(runtime);
+      } else {
+        // Same address, another kind of listener: new connections go to a new frontend, open ones finish on the old.
+        const old = b.frontend;
+        b.frontend = createStreamFrontend(b, runtime, this.logger);
+        void old.close(config.shutdownTimeout);
+      }
     }
     for (const [key, b] of this.bindings) {
       if (keep.has(key)) continue;
@@ -144,26 +156,31 @@ export class Gateway {
     return { ok: true, version: next.version };
   }
 
-  private makeBinding(key: string, name: string, listener: ListenerRuntime): Bound {
-    const partial: HttpBinding = {
+  private makeBinding(key: string, name: string, listener: AnyListenerRuntime): Bound {
+    const partial: Binding = {
       name,
       // A binding made for the snapshot being applied serves it as soon as it is swapped in.
       current: () => this.current,
       draining: () => this.stopping,
     };
-    const frontend = new HttpFrontend(partial, listener, this.logger);
+    if (listener.config.protocol === 'udp') {
+      const server = dgram.createSocket({ type: listener.config.listen.host.includes(':') ? 'udp6' : 'udp4' });
+      const frontend = createDatagramFrontend(partial, listener, this.logger, server);
+      return Object.assign(partial, { key, server, frontend });
+    }
+    const bound = Object.assign(partial, { key, frontend: createStreamFrontend(partial, listener, this.logger) as Frontend }) as Bound;
     const server = net.createServer(
       {
         noDelay: true,
-        // node:http needs half-open sockets (a client may end its side and still read the response).
+        // node:http and the L4 splice need half-open sockets (a client may end its side and still read the response).
         allowHalfOpen: true,
-        // A whole upstream read (up to 64 KiB) fits in the socket's buffer, so a
-        // large body does not pause and resume the upstream socket on every chunk.
-        highWaterMark: 256 * 1024,
+        // HTTP: a whole upstream read (up to 64 KiB) fits in the socket's buffer, so a large body does not
+        // pause and resume the upstream socket on every chunk. L4: the listener's copy buffer.
+        highWaterMark: 'buffer' in listener.config ? listener.config.buffer : 256 * 1024,
       },
-      (socket) => frontend.accept(socket),
+      (socket) => (bound.frontend as StreamFrontend).accept(socket),
     );
-    return Object.assign(partial, { key, server, frontend });
+    return Object.assign(bound, { server });
   }
 
   /** Closes pools and log files that the current snapshot does not use. */
@@ -177,8 +194,12 @@ export class Gateway {
   listenerAddress(name: string): HostPort | undefined {
     for (const b of this.bindings.values()) {
       if (b.name !== name) continue;
-      const a = b.server.address() as AddressInfo | null;
-      return a ? { host: a.address, port: a.port } : undefined;
+      try {
+        const a = b.server.address() as AddressInfo | null;
+        return a ? { host: a.address, port: a.port } : undefined;
+      } catch {
+        return undefined; // a UDP socket not bound yet
+      }
     }
     return undefined;
   }
@@ -193,8 +214,15 @@ export class Gateway {
   /** Live WebSocket sessions over every listener (or one, by name). */
   websocketSessions(listener?: string): number {
     let n = 0;
-    for (const b of this.bindings.values()) if (listener === undefined || b.name === listener) n += b.frontend.websockets.size;
+    for (const b of this.bindings.values()) {
+      if ((listener === undefined || b.name === listener) && b.frontend instanceof HttpFrontend) n += b.frontend.websockets.size;
+    }
     return n;
+  }
+
+  private frontendOf(listener: string): Frontend | undefined {
+    for (const b of this.bindings.values()) if (b.name === listener) return b.frontend;
+    return undefined;
   }
 
   adminAddress(): HostPort | undefined {
@@ -215,6 +243,7 @@ export class Gateway {
               address: a ? formatHostPort(a) : null,
               connections: this.connections(l.name),
               ...(l.certificates !== null ? { certificates: l.certificates.describe() } : {}),
+              ...this.frontendOf(l.name)?.describe?.(),
             };
           })
         : [],
@@ -264,7 +293,16 @@ export class Gateway {
   }
 }
 
-function listen(server: net.Server, address: HostPort): Promise<void> {
+function listen(server: net.Server | dgram.Socket, address: HostPort): Promise<void> {
+  if (server instanceof dgram.Socket) {
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`cannot bind udp ${formatHostPort(address)}: ${err.message}`)));
+      server.bind({ address: address.host, port: address.port, exclusive: true }, () => {
+        server.removeAllListeners('error');
+        resolve();
+      });
+    });
+  }
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       server.off('listening', onListening);
@@ -282,7 +320,8 @@ function listen(server: net.Server, address: HostPort): Promise<void> {
 
 /** Stops accepting on a listener's socket, then closes its connections gracefully (see HttpFrontend.close). */
 async function closeBinding(b: Bound, graceMs: number): Promise<void> {
-  b.server.close();
+  // A UDP socket is the frontend's to close (after its sessions).
+  if (b.server instanceof net.Server) b.server.close();
   await b.frontend.close(graceMs);
 }
 
@@ -306,6 +345,6 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
 
 /** Bindings are kept across reloads by configured address; port 0 means "a fresh port for this listener". */
 function bindingKey(l: Config['listeners'][number]): string {
-  const address = formatHostPort(l.listen);
+  const address = (l.protocol === 'udp' ? 'udp:' : '') + formatHostPort(l.listen);
   return l.listen.port === 0 ? `${address}#${l.name}` : address;
 }

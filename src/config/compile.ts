@@ -1,9 +1,10 @@
-import type { Config } from './schema.js';
+import { isHttpListener, type Config } from './schema.js';
 import { IpSet } from '../http/ip.js';
 import { Router } from '../http/router.js';
 import type { RouteRuntime } from '../http/route.js';
 import { compileDirectResponse } from '../http/respond.js';
-import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import type { AnyListenerRuntime } from '../listeners/listener-runtime.js';
+import { compileAdmission } from '../l4/admission.js';
 import { MiddlewareChain } from '../middlewares/chain.js';
 import { headers } from '../middlewares/headers.js';
 import type { Middleware } from '../middlewares/middleware.js';
@@ -29,7 +30,7 @@ import { grpcMetadata } from '../http/grpc/metadata.js';
 export interface Snapshot {
   readonly version: number;
   readonly config: Config;
-  readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly listeners: ReadonlyMap<string, AnyListenerRuntime>;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly consumers: ConsumerRegistry;
   /** Connection pools and access-log destinations this snapshot uses (kept open across a swap). */
@@ -92,21 +93,39 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
     routesByListener.set(r.listener, list);
   }
 
-  const listeners = new Map<string, ListenerRuntime>();
+  const listeners = new Map<string, AnyListenerRuntime>();
   const accessLogs = new Set<string>();
   config.listeners.forEach((l, i) => {
     const dest = l.accessLog === false ? null : l.accessLog === true ? 'stdout' : l.accessLog.path;
     if (dest !== null) accessLogs.add(dest);
+    const accessLog = dest === null ? null : deps.accessLogs.get(dest);
+    const tls = 'tls' in l ? l.tls : undefined;
+    // Read from their files on every compile, so a reload picks up renewed certificates.
+    const certificates = tls === undefined ? null : new ServerCertificates(tls, `listeners[${i}].tls`);
+    if (isHttpListener(l)) {
+      listeners.set(l.name, {
+        kind: 'http',
+        name: l.name,
+        config: l,
+        router: new Router(routesByListener.get(l.name) ?? []),
+        trustedProxies: new IpSet(l.trustedProxies),
+        accessLog,
+        stats: deps.stats,
+        tls: tls !== undefined,
+        certificates,
+      });
+      return;
+    }
+    const trusted = 'trustedProxies' in l && l.trustedProxies.length > 0 ? new IpSet(l.trustedProxies) : null;
     listeners.set(l.name, {
+      kind: 'l4',
       name: l.name,
       config: l,
-      router: new Router(routesByListener.get(l.name) ?? []),
-      trustedProxies: new IpSet(l.trustedProxies),
-      accessLog: dest === null ? null : deps.accessLogs.get(dest),
-      stats: deps.stats,
-      tls: l.tls !== undefined,
-      // Read from their files on every compile, so a reload picks up renewed certificates.
-      certificates: l.tls === undefined ? null : new ServerCertificates(l.tls, `listeners[${i}].tls`),
+      accessLog,
+      trustedProxies: trusted,
+      admission: compileAdmission(l.name, l.middlewares, deps.state),
+      certificates,
+      state: deps.state,
     });
   });
   return { version, config, listeners, upstreams, consumers, poolKeys, accessLogs };

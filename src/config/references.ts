@@ -28,6 +28,28 @@ export function checkNames(doc: unknown): ConfigError[] {
       errors.push({ path: `routes[${i}].upstream`, message: `no upstream named "${r.upstream}"` });
     }
   });
+  // Connection-level listeners name their upstreams themselves (and `tls` ones per SNI route).
+  const l4 = new Map<string, string>();
+  section('listeners').forEach((l, i) => {
+    const protocol = (l as { protocol?: unknown }).protocol;
+    if (typeof protocol === 'string' && protocol !== 'http' && protocol !== 'https' && typeof l.name === 'string') l4.set(l.name, protocol);
+    if (typeof l.upstream === 'string' && !upstreamNames.has(l.upstream)) {
+      errors.push({ path: `listeners[${i}].upstream`, message: `no upstream named "${l.upstream}"` });
+    }
+    const routes = (l as { routes?: unknown }).routes;
+    if (Array.isArray(routes)) {
+      routes.forEach((r: unknown, j) => {
+        const u = (r as { upstream?: unknown } | null)?.upstream;
+        if (typeof u === 'string' && !upstreamNames.has(u)) errors.push({ path: `listeners[${i}].routes[${j}].upstream`, message: `no upstream named "${u}"` });
+      });
+    }
+  });
+  section('routes').forEach((r, i) => {
+    const protocol = typeof r.listener === 'string' ? l4.get(r.listener) : undefined;
+    if (protocol !== undefined) {
+      errors.push({ path: `routes[${i}].listener`, message: `"${String(r.listener)}" is a ${protocol} listener: routes are for http and https listeners (a ${protocol} listener names its upstream itself)` });
+    }
+  });
   return errors;
 }
 
@@ -50,7 +72,9 @@ export function checkReferences(config: Config): ConfigError[] {
   }
 
   config.listeners.forEach((l, i) => {
-    claim(`${l.listen.host}:${l.listen.port}`, `listeners[${i}].listen`);
+    // TCP and UDP ports are separate spaces.
+    claim(`${l.protocol === 'udp' ? 'udp:' : ''}${l.listen.host}:${l.listen.port}`, `listeners[${i}].listen`);
+    if (!('trustedProxies' in l)) return;
     l.trustedProxies.forEach((c, j) => {
       if (!parseCidr(c)) errors.push({ path: `listeners[${i}].trustedProxies[${j}]`, message: 'is not a valid IP address or CIDR' });
     });

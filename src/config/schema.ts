@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { BALANCERS } from '../upstream/balancers/balancer.js';
 import { parseDuration } from './duration.js';
 import { parseHostPort } from './address.js';
-import { bool, headerName, headerValue } from './values.js';
+import { bool, headerName, headerValue, listenAddress } from './values.js';
+export { listenAddress } from './values.js';
 import { stateSchema } from '../state/schema.js';
 import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
 import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
@@ -10,6 +11,7 @@ import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstr
 import { listenerTlsSchema, upstreamTlsSchema } from '../tls/schema.js';
 import { websocketSchema } from '../http/websocket/schema.js';
 import { grpcMetadataSchema } from '../http/grpc/schema.js';
+import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from '../l4/schema.js';
 
 /**
  * The config document's schema. Every object is strict (unknown keys are
@@ -36,16 +38,6 @@ export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => 
     return z.NEVER;
   }
   return ms;
-});
-
-/** `host:port`, `[v6]:port`; port 0 asks the OS for a free port. */
-export const listenAddress = z.string().transform((v, ctx) => {
-  const hp = parseHostPort(v);
-  if (!hp) {
-    ctx.issues.push({ code: 'custom', input: v, message: 'must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080' });
-    return z.NEVER;
-  }
-  return hp;
 });
 
 const targetAddress = z.string().refine((v) => {
@@ -99,10 +91,10 @@ const match = z.strictObject({
   headers: z.record(headerName, headerMatch).optional(),
 });
 
-const listener = z.strictObject({
+const httpListener = z.strictObject({
   name,
   /** `http`: HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port. `https`: TLS, HTTP/1.1 and HTTP/2 by ALPN. */
-  protocol: z.enum(['http', 'https'], 'must be http or https'),
+  protocol: z.enum(['http', 'https']),
   listen: listenAddress,
   tls: listenerTlsSchema.optional(),
   http2: z
@@ -135,6 +127,15 @@ const listener = z.strictObject({
   if (l.protocol === 'http' && l.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs protocol: https' });
 });
 
+export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'udp', 'sealed', 'forward-proxy'] as const;
+
+/** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (l4/schema.ts), by `protocol`. */
+const listener = z.discriminatedUnion(
+  'protocol',
+  [httpListener, tcpListenerSchema, tlsListenerSchema, udpListenerSchema, sealedListenerSchema, forwardProxyListenerSchema],
+  { error: (iss) => (iss.code === 'invalid_union' ? `must be one of ${LISTENER_PROTOCOLS.join(', ')}` : undefined) },
+);
+
 const upstream = z.strictObject({
   name,
   /** How Portico talks to the targets: `http1` (HTTP/1.1, TLS with `tls:`), `h2` (HTTP/2 over TLS), `h2c` (cleartext HTTP/2, prior knowledge). */
@@ -158,6 +159,8 @@ const upstream = z.strictObject({
     .prefault({}),
   /** Most pooled connections per target; 0 = no limit. */
   maxConnections: int(0, 100_000).default(0),
+  /** L4 listeners: send a PROXY protocol header (v1 text, v2 binary) to the targets so they see the client's address. */
+  proxyProtocol: z.enum(['none', 'v1', 'v2'], 'must be none, v1 or v2').default('none'),
   healthCheck: healthCheckSchema.optional(),
   circuitBreaker: circuitBreakerSchema.optional(),
   retries: retriesSchema.optional(),
@@ -242,6 +245,14 @@ export const configSchema = z.strictObject({
   watch: bool.default(false),
   /** How long a graceful stop waits for in-flight requests before closing their connections. */
   shutdownTimeout: duration.default(10_000),
+  /**
+   * Processes serving the listeners: 1 = this process; N > 1 = N worker
+   * processes sharing each port (SO_REUSEPORT where the platform and Node
+   * have it, else node:cluster's shared handle). Read at start only.
+   */
+  workers: int(1, 256).default(1),
+  /** Where `portico start` writes its process id (removed on exit). Read at start only. */
+  pidFile: z.string('must be a file path').min(1, 'must be a file path').optional(),
   listeners: z.array(listener).default([]),
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
@@ -251,6 +262,13 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type ListenerConfig = Config['listeners'][number];
+export type HttpListenerConfig = Extract<ListenerConfig, { protocol: 'http' | 'https' }>;
+export type L4ListenerConfig = Exclude<ListenerConfig, HttpListenerConfig>;
+
+/** An `http` or `https` listener (routes pick its upstreams), as opposed to a connection-level one. */
+export function isHttpListener(l: ListenerConfig): l is HttpListenerConfig {
+  return l.protocol === 'http' || l.protocol === 'https';
+}
 export type UpstreamConfig = Config['upstreams'][number];
 export type RouteConfig = Config['routes'][number];
 export type HeaderRulesConfig = z.output<typeof headerRules>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseCidr } from '../http/ip.js';
+import { parseHostPort } from './address.js';
 
 /**
  * Small value schemas shared by the config schema and the schemas of
@@ -46,3 +47,19 @@ export const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'mus
 export const headerValue = z.string().regex(/^[^\r\n\0]*$/, 'must not contain CR, LF or NUL');
 
 export const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** A listener, upstream, route or consumer name. */
+export const resourceName = z.string().regex(ROUTE_NAME, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+
+/** `host:port`, `[v6]:port`; port 0 asks the OS for a free port. */
+export const listenAddress = z.string().transform((v, ctx) => {
+  const hp = parseHostPort(v);
+  if (!hp) {
+    ctx.issues.push({ code: 'custom', input: v, message: 'must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080' });
+    return z.NEVER;
+  }
+  return hp;
+});
+
+/** A TCP/UDP port number (1-65535). */
+export const port = int(1, 65_535);

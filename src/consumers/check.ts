@@ -48,7 +48,7 @@ export function checkConsumers(config: Config): ConfigError[] {
       if (m.name === 'mtls-auth') {
         // A dangling listener name is reported by checkReferences.
         const l = listeners.get(r.listener);
-        if (l !== undefined && (l.tls === undefined || l.tls.clientAuth === 'none')) {
+        if (l !== undefined && (!('tls' in l) || l.tls === undefined || l.tls.clientAuth === 'none')) {
           errors.push({
             path: `routes[${i}].middlewares[${j}].mtls-auth`,
             message: `listener "${l.name}" does not ask for client certificates: use protocol: https with tls.clientCa and tls.clientAuth: optional (or require)`,

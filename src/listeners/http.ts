@@ -3,23 +3,18 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { Snapshot } from '../config/compile.js';
-import type { ListenerConfig } from '../config/schema.js';
+import type { HttpListenerConfig } from '../config/schema.js';
 import { handleRequest } from '../http/handler.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
-import type { ListenerRuntime } from './listener-runtime.js';
+import type { AnyListenerRuntime, ListenerRuntime } from './listener-runtime.js';
+import type { Binding, StreamFrontend } from './frontend.js';
 import { sniffPreface } from './h2-preface.js';
 
-/** What an HTTP listener's sockets need from the gateway; `name` may change on reload. */
-export interface HttpBinding {
-  name: string;
-  readonly current: () => Snapshot;
-  /** True while the gateway is stopping: responses then close their connections. */
-  readonly draining: () => boolean;
-}
+/** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */
+export type HttpBinding = Binding;
 
 /** Server-side HTTP/2 settings beyond the configured ones (RFC 9113 §6.5.2). */
 const H2_INITIAL_WINDOW = 1024 * 1024;
@@ -43,13 +38,14 @@ const H2_INITIAL_WINDOW = 1024 * 1024;
  * Neither inner server listens: the bound socket belongs to the gateway
  * (kept across reloads), and the frontend is updated in place on reload.
  */
-export class HttpFrontend {
+export class HttpFrontend implements StreamFrontend {
+  readonly kind = 'http' as const;
   readonly h1: http.Server;
   readonly h2: http2.Http2Server;
   readonly websockets = new WebSocketSessions();
   private readonly binding: HttpBinding;
   private readonly logger: Logger;
-  private config: ListenerConfig;
+  private config: HttpListenerConfig;
   /** TLS template server (never listening) built from the current listener's certificates; null for `http`. */
   private tlsServer: tls.Server | null = null;
   /** Every accepted TCP connection, until it closes (for graceful close). */
@@ -100,7 +96,9 @@ export class HttpFrontend {
   }
 
   /** Applies the settings of a reloaded listener (timeouts, TLS certificates, HTTP/2 switch). */
-  update(listener: ListenerRuntime): void {
+  update(runtime: AnyListenerRuntime): void {
+    if (runtime.kind !== 'http') throw new Error(`listener ${runtime.name} is not an HTTP listener`);
+    const listener = runtime;
     const config = listener.config;
     this.config = config;
     this.h1.keepAliveTimeout = config.timeouts.keepAlive;
@@ -196,7 +194,8 @@ export class HttpFrontend {
   }
 
   private listener(): ListenerRuntime | undefined {
-    return this.binding.current().listeners.get(this.binding.name);
+    const l = this.binding.current().listeners.get(this.binding.name);
+    return l?.kind === 'http' ? l : undefined;
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, h2: boolean): void {

@@ -1,5 +1,6 @@
 import type tls from 'node:tls';
-import type { ListenerConfig } from '../config/schema.js';
+import type { HttpListenerConfig } from '../config/schema.js';
+import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
 import type { IpSet } from '../http/ip.js';
 import type { Router } from '../http/router.js';
 import type { RouteRuntime } from '../http/route.js';
@@ -14,10 +15,11 @@ export interface ListenerTls {
   describe(): { names: string[]; validTo: string; default: boolean }[];
 }
 
-/** A listener as compiled into a snapshot: its router and per-listener settings. */
+/** An HTTP listener (`http`, `https`) as compiled into a snapshot: its router and per-listener settings. */
 export interface ListenerRuntime {
+  readonly kind: 'http';
   readonly name: string;
-  readonly config: ListenerConfig;
+  readonly config: HttpListenerConfig;
   readonly router: Router<RouteRuntime>;
   readonly trustedProxies: IpSet;
   readonly accessLog: AccessLog | null;
@@ -27,3 +29,6 @@ export interface ListenerRuntime {
   /** Certificates and client-certificate settings; null for a cleartext listener. */
   readonly certificates: ListenerTls | null;
 }
+
+/** Any compiled listener: HTTP, or connection-level (l4/listener-runtime.ts). */
+export type AnyListenerRuntime = ListenerRuntime | L4ListenerRuntime;

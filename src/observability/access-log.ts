@@ -11,6 +11,24 @@ const NS_PER_MS = 1_000_000;
  * The line is assembled by hand rather than by a generic serializer: its
  * shape is fixed, and this is on the per-request path.
  */
+/** What a connection line says (see AccessLog.writeConnection); protocol-specific extras are allowed. */
+export interface ConnectionLogFields {
+  listener: string;
+  protocol: string;
+  client: string;
+  clientPort?: number;
+  /** `ok`, a refusal reason, or an error code such as DIAL_FAILED. */
+  outcome: string;
+  upstream?: string;
+  target?: string;
+  bytesUp?: number;
+  bytesDown?: number;
+  durationMs: number;
+  closedBy?: string;
+  error?: string;
+  [extra: string]: string | number | boolean | undefined;
+}
+
 export class AccessLog {
   private readonly stream: SonicBoom;
   private readonly timer: NodeJS.Timeout;
@@ -45,6 +63,14 @@ export class AccessLog {
       }
     }
     this.stream.write(line + '}\n');
+  }
+
+  /**
+   * One line per L4 connection or UDP session (`type: "connection"`), when
+   * it ends. Fields left undefined are left out.
+   */
+  writeConnection(fields: ConnectionLogFields): void {
+    this.stream.write(JSON.stringify({ time: new Date().toISOString(), type: 'connection', ...fields }) + '\n');
   }
 
   flush(): void {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type tls from 'node:tls';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import type { RequestContext } from '../http/context.js';
 import { compileDirectResponse, type DirectResponse } from '../http/respond.js';
@@ -56,6 +57,8 @@ export class Upstream {
   private readonly serverNames = new Map<Target, string>();
   /** The upstream is reached over TLS and `insecureSkipVerify` is set (the compiler warns). */
   readonly insecureTls: boolean;
+  /** node:tls client options when the upstream has `tls:` (L4 listeners originate TLS with them); null otherwise. */
+  readonly tlsOptions: tls.ConnectionOptions | null;
   private readonly hashKeyOf: ((ctx: RequestContext) => string | undefined) | null;
   private readonly routePolicies = new Map<RouteConfig, RetryPolicy | null>();
   private logger: Logger | null = null;
@@ -72,6 +75,7 @@ export class Upstream {
     const keys = new Set<string>();
     const tls = config.tls === undefined ? undefined : loadUpstreamTls(config.tls, `${where}.tls`);
     this.insecureTls = tls?.insecure ?? false;
+    this.tlsOptions = tls?.options ?? null;
     for (const t of this.targets) {
       if (tls !== undefined && config.protocol === 'http1') {
         const host = parseHostPort(t.address)?.host ?? '';
@@ -144,6 +148,22 @@ export class Upstream {
       if (t === undefined || !tried.includes(t)) return t;
     }
     // The balancer keeps choosing tried targets (consistent-hash always does): take the first untried one.
+    for (const t of this.pickable) if (!tried.includes(t)) return t;
+    return this.picker(key);
+  }
+
+  /**
+   * Picks a target for a connection (L4 listeners), avoiding `tried` when
+   * another is available. Consistent hashing uses the client IP whatever
+   * `hashKey` says: a connection has no URI, header or cookie.
+   */
+  pickForConnection(clientIp: string, tried: readonly Target[] = []): Target | undefined {
+    const key = this.hashKeyOf === null ? undefined : clientIp;
+    if (tried.length === 0) return this.picker(key);
+    for (let i = 0; i < 3; i++) {
+      const t = this.picker(key);
+      if (t === undefined || !tried.includes(t)) return t;
+    }
     for (const t of this.pickable) if (!tried.includes(t)) return t;
     return this.picker(key);
   }

@@ -1,0 +1,45 @@
+import type net from 'node:net';
+import type { Snapshot } from '../config/compile.js';
+import type { ListenerConfig } from '../config/schema.js';
+import type { AnyListenerRuntime } from './listener-runtime.js';
+
+/** What a listener's frontend needs from the gateway; `name` may change on reload. */
+export interface Binding {
+  name: string;
+  readonly current: () => Snapshot;
+  /** True while the gateway is stopping. */
+  readonly draining: () => boolean;
+}
+
+/**
+ * Which frontend class serves a listener: `http` and `https` share the
+ * HTTP frontend; every other protocol has its own. A reload that changes
+ * a listener's kind at the same address swaps its frontend.
+ */
+export type FrontendKind = 'http' | Exclude<ListenerConfig['protocol'], 'http' | 'https'>;
+
+export function frontendKind(protocol: ListenerConfig['protocol']): FrontendKind {
+  return protocol === 'https' ? 'http' : protocol;
+}
+
+/**
+ * The protocol side of a listener. The gateway owns the bound socket (kept
+ * across reloads) and hands the frontend each accepted connection (stream
+ * listeners) or the bound datagram socket (udp); a reload calls `update`
+ * with the listener's new runtime, always of the frontend's own kind.
+ */
+export interface Frontend {
+  readonly kind: FrontendKind;
+  update(runtime: AnyListenerRuntime): void;
+  /** Graceful close after the bound socket stopped accepting: open connections get up to `graceMs`. */
+  close(graceMs: number): Promise<void>;
+  /** Open downstream connections (UDP: live sessions). */
+  readonly connections: number;
+  /** Extra admin-status fields (refused connections, sessions…), or undefined. */
+  describe?(): Record<string, unknown>;
+}
+
+/** A frontend of a TCP-based listener. */
+export interface StreamFrontend extends Frontend {
+  accept(socket: net.Socket): void;
+}
