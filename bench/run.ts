@@ -11,6 +11,11 @@
  *                           [--cpu-prof] [--no-portico] [--no-nginx]
  *                           [--load wrk|autocannon] [--warmup 1]
  *                           [--proto-connections 10] [--inflight 10] [--no-h2load]
+ *                           [--no-install]
+ *
+ * The TCP scenarios (tcp-bulk, tcp-connect) compare Portico's `protocol: tcp`
+ * listener with a direct connection, HAProxy, nginx stream and a bare Node
+ * pipe (see tcp.ts).
  *
  * See bench/README.md for what each scenario measures and how to read it.
  */
@@ -19,23 +24,25 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultTool, runLoad, type LoadResult, type LoadTool } from './load.js';
+import { defaultTool, runLoad, type LoadTool } from './load.js';
 import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
 import { makeTempDir, nginxBinary, startNginxPeer, type Started } from './nginx.js';
 import { POLICIES_TOKEN, startPortico, type ProtocolPorts, type RunningPortico } from './portico.js';
 import { defaultH2Tool, runGrpc, runH2, runWs, startGrpcServer, startH2Direct, startWsEcho, type H2Tool, type ProtoLoadOptions } from './protocols.js';
+import { TCP_DESCRIPTIONS, TCP_SCENARIOS, TCP_TARGETS, TCP_UNITS, runTcpScenario, tcpPeers, type BenchResult, type TcpScenario } from './tcp.js';
 import { makeCert, type CertFiles } from './tls-cert.js';
 import { startUpstream } from './upstream.js';
 import { Managed, REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
-const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Issue 4's scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
 const PROTO_SCENARIOS = ['h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
 type ProtoScenario = (typeof PROTO_SCENARIOS)[number];
 const isProto = (s: Scenario): s is ProtoScenario => (PROTO_SCENARIOS as readonly string[]).includes(s);
-type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario>;
-type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog' | 'portico+policies' | 'portico+ratelimit';
+const isTcp = (s: Scenario): s is TcpScenario => (TCP_SCENARIOS as readonly string[]).includes(s);
+type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario | TcpScenario>;
+type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog' | 'portico+policies' | 'portico+ratelimit' | 'haproxy' | 'nginx-stream' | 'node-pipe';
 
 /** CPU layout: the load generator and the upstream share CPU 0, the proxy under test has CPU 1 to itself. */
 const CPU_LOAD = 0;
@@ -60,6 +67,7 @@ const USAGE = `usage: node build/bench/run.js [options]
   --inflight <n>        in flight per connection: h2 streams, WebSocket messages,
                         gRPC calls or bidi messages (default 10)
   --no-h2load           h2 load from bench/h2-load.ts (node:http2) even if h2load is installed
+  --no-install          do not install the TCP scenarios' peers (haproxy, iperf3) with apt-get
   -h, --help            this text
 `;
 
@@ -77,6 +85,7 @@ interface Options {
   protoConnections: number;
   inflight: number;
   h2Tool: H2Tool;
+  install: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -99,6 +108,7 @@ function parseOptions(argv: string[]): Options {
       'proto-connections': { type: 'string' },
       inflight: { type: 'string' },
       'no-h2load': { type: 'boolean', default: false },
+      'no-install': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -149,6 +159,7 @@ function parseOptions(argv: string[]): Options {
     protoConnections,
     inflight,
     h2Tool: values['no-h2load'] ? 'node' : defaultH2Tool(),
+    install: !values['no-install'],
   };
 }
 
@@ -157,11 +168,21 @@ class UsageError extends Error {}
 interface Row {
   target: TargetName;
   url: string;
-  result?: LoadResult;
+  result?: BenchResult;
   /** Why there is no result (process failed to start, load generator failed, ...). */
   failure?: string;
   vsDirect?: number;
   vsNginx?: number;
+  /** TCP scenarios, Portico row: ratio to HAProxy, and to the bare Node pipe. */
+  vsHaproxy?: number;
+  vsPipe?: number;
+  /**
+   * TCP scenarios, proxy rows: the rate one fully busy core of the proxy would give (rate / its CPU
+   * share), and the Portico row's ratio of that to HAProxy's. Robust when the load generator is the
+   * limit or other processes share the machine, since it counts only the proxy's own CPU time.
+   */
+  perCore?: number;
+  perCoreVsHaproxy?: number;
   /** For portico+accesslog: ratio to portico small without the log. */
   vsNoLog?: number;
   /** For portico+policies and portico+ratelimit: ratio to the bare route measured just before. */
@@ -175,6 +196,8 @@ interface ScenarioReport {
   description: string;
   /** What the rate counts: rps for HTTP, msg/s for WebSocket and gRPC bidi messages, calls/s for gRPC unary. */
   unit?: string;
+  /** The peer the Portico row is compared with in the last ratio column: nginx (HTTP), haproxy (TCP). */
+  peer?: 'nginx' | 'haproxy';
   rows: Row[];
 }
 
@@ -188,10 +211,11 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   websocket: 'WebSocket echo of 13-byte text messages, messages/s; Portico: upgrade proxied to the ws echo server',
   'grpc-unary': 'gRPC UnaryEcho calls/s (grpc-js client and server, h2c); Portico: http listener (h2c), h2c upstream',
   'grpc-bidi': 'gRPC BidirectionalStreamingEcho messages/s on a few long-lived streams (grpc-js, h2c)',
+  ...TCP_DESCRIPTIONS,
 };
 
 /** Runs the load for a target: measured seconds, warm-up seconds inside the same run (0 = none), measured-window callback. */
-type RunFn = (durationS: number, warmupS: number, onMeasuring: () => void) => Promise<LoadResult>;
+type RunFn = (durationS: number, warmupS: number, onMeasuring: () => void) => Promise<BenchResult>;
 
 const UNITS: Record<ProtoScenario, string> = { h2: 'rps', websocket: 'msg/s', 'grpc-unary': 'calls/s', 'grpc-bidi': 'msg/s' };
 
@@ -213,11 +237,20 @@ function rpsOf(rep: ScenarioReport | undefined, t: TargetName): number | undefin
 function report(rep: ScenarioReport): ScenarioReport {
   const direct = rpsOf(rep, 'direct');
   const nginx = rpsOf(rep, 'nginx');
+  const haproxy = rpsOf(rep, 'haproxy');
+  const pipe = rpsOf(rep, 'node-pipe');
   for (const row of rep.rows) {
     if (row.result === undefined || row.target === 'direct') continue;
     if (direct !== undefined) row.vsDirect = row.result.rps / direct;
     if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
+    if (row.target === 'portico' && haproxy !== undefined) row.vsHaproxy = row.result.rps / haproxy;
+    if (row.target === 'portico' && pipe !== undefined) row.vsPipe = row.result.rps / pipe;
+    const cpu = row.noise?.targetPct;
+    if (rep.peer === 'haproxy' && cpu !== undefined && cpu > 0) row.perCore = row.result.rps / (cpu / 100);
   }
+  const haproxyPerCore = rep.rows.find((r) => r.target === 'haproxy')?.perCore;
+  const porticoRow = rep.rows.find((r) => r.target === 'portico');
+  if (porticoRow?.perCore !== undefined && haproxyPerCore !== undefined) porticoRow.perCoreVsHaproxy = porticoRow.perCore / haproxyPerCore;
   process.stdout.write(renderTable(rep) + '\n\n');
   return rep;
 }
@@ -229,7 +262,7 @@ function median(values: number[]): number {
 }
 
 /** A run that produced no successful response at all. */
-function onlyErrors(r: LoadResult): boolean {
+function onlyErrors(r: BenchResult): boolean {
   return r.requests - r.non2xx <= 0 || r.rps <= 0;
 }
 
@@ -239,12 +272,17 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
   const hasBare = rep.rows.some((r) => r.vsBare !== undefined);
-  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : 'vs nginx', 'proc', 'cpu0', 'cpu1', 'noise'];
+  const vsPeer = (row: Row): number | undefined => (rep.peer === 'haproxy' ? row.vsHaproxy : row.vsNginx);
+  const tcp = rep.peer === 'haproxy';
+  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : `vs ${rep.peer ?? 'nginx'}`, 'proc', 'cpu0', 'cpu1', 'noise'];
+  if (tcp) header.push('per core');
+  // Bulk throughput (Gbit/s) needs decimals; rates are whole numbers.
+  const fmtRate = (n: number): string => (rep.unit === 'Gbit/s' ? n.toFixed(2) : fmtRps(n));
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '']);
+      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '', ...(tcp ? [''] : [])]);
       notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
@@ -260,7 +298,7 @@ function renderTable(rep: ScenarioReport): string {
     }
     lines.push([
       row.target,
-      fmtRps(r.rps),
+      fmtRate(r.rps),
       fmtNum(r.p50Ms, 2),
       fmtNum(r.p99Ms, 2),
       errCell,
@@ -273,13 +311,14 @@ function renderTable(rep: ScenarioReport): string {
           ? row.vsBare !== undefined
             ? fmtNum(row.vsBare, 2)
             : ''
-          : row.vsNginx !== undefined
-            ? fmtNum(row.vsNginx, 2)
+          : vsPeer(row) !== undefined
+            ? fmtNum(vsPeer(row), 2)
             : '',
       n?.targetPct === undefined ? '' : `${n.targetPct.toFixed(0)}%`,
       n?.cpuBusyPct[0] === undefined ? '' : `${n.cpuBusyPct[0].toFixed(0)}%`,
       n?.cpuBusyPct[1] === undefined ? '' : `${n.cpuBusyPct[1].toFixed(0)}%`,
       n === undefined ? '' : `${n.foreignPct.toFixed(0)}%${isNoisy(n) ? ' ~' : ''}`,
+      ...(tcp ? [row.target === 'direct' || row.perCore === undefined ? '' : fmtRate(row.perCore)] : []),
     ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
@@ -313,8 +352,16 @@ async function main(): Promise<number> {
   }
 
   const nginxBin = opts.nginx ? nginxBinary() : undefined;
-  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && !isProto(s));
+  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && !isProto(s) && !isTcp(s));
   const protoScenarios = opts.scenarios.filter(isProto);
+  const tcpScenarios = opts.scenarios.filter(isTcp);
+  // The TCP scenarios' peers (haproxy, iperf3; nginx's stream module when nginx is there): installed
+  // with apt-get when running as root; never fatal (a missing peer is skipped with a note).
+  if (tcpScenarios.length > 0 && opts.install) {
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'ensure-bench-deps.mjs')], { stdio: 'inherit', timeout: 360_000 });
+    if (r.status !== 0) process.stderr.write('bench: ensure-bench-deps did not finish cleanly; missing TCP peers will be skipped\n');
+  }
+  const peers = tcpScenarios.length > 0 ? tcpPeers(nginxBin) : undefined;
   const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
   const wantPolicies = opts.scenarios.includes('policies') && opts.portico;
   const notes: string[] = [];
@@ -334,6 +381,12 @@ async function main(): Promise<number> {
         ? [
             `  protocols: ${opts.protoConnections} connections × ${opts.inflight} in flight; h2 load: ${opts.h2Tool === 'h2load' ? 'h2load' : 'node:http2 (bench/h2-load.ts)'}; ` +
               `h2 direct: ${nginxBin !== undefined ? 'nginx (ssl http2)' : 'node:http2'}; websocket/gRPC load: node (ws, @grpc/grpc-js), own process`,
+          ]
+        : []),
+      ...(peers !== undefined
+        ? [
+            `  tcp: bulk load: ${peers.iperf3 !== undefined ? 'iperf3' : 'node (bench/tcp-bulk.ts)'}; connect load: ${opts.tool === 'wrk' ? 'wrk' : 'close-loop'}, Connection: close; ` +
+              `peers: haproxy ${peers.haproxy !== undefined ? 'yes' : 'not installed'}, nginx stream ${peers.nginxStream !== undefined ? 'yes' : 'no'}, node pipe yes`,
           ]
         : []),
       `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
@@ -632,6 +685,39 @@ async function main(): Promise<number> {
     reports.push(report({ scenario, description: DESCRIPTIONS[scenario], unit: UNITS[scenario], rows }));
   }
 
+  // TCP scenarios: each proxy (a Portico with one tcp listener, HAProxy, nginx stream, the Node pipe)
+  // is started on CPU 1 for its run and stopped after it; servers and load on CPU 0 (tcp.ts).
+  for (const scenario of tcpScenarios) {
+    checkInterrupted();
+    let rows: Row[] = [];
+    try {
+      rows = await runTcpScenario<Row>(scenario, {
+        connections: opts.connections,
+        tool: opts.tool,
+        cpuProf: opts.cpuProf,
+        porticoMain: opts.porticoMain,
+        portico: opts.portico,
+        nginxBin,
+        upstream: { port: upstream.port, proc: upstream.proc },
+        cpuLoad: CPU_LOAD,
+        cpuUpstream: CPU_UPSTREAM,
+        cpuProxy: CPU_PROXY,
+        notes,
+        measure: (target, url, run, alive, pid, warmupInside) => measureWith(target, url, run, alive, pid, opts.durationS, warmupInside),
+        failed: (target, failure) => {
+          fatal = true;
+          return { target, url: '', failure };
+        },
+        checkInterrupted,
+      });
+    } catch (err) {
+      if (err instanceof Interrupted) throw err;
+      fatal = true;
+      rows.push({ target: 'direct', url: '', failure: `could not run: ${(err as Error).message}` });
+    }
+    reports.push(report({ scenario, description: DESCRIPTIONS[scenario], unit: TCP_UNITS[scenario], peer: 'haproxy', rows }));
+  }
+
   if (wantAccessLog) {
     const rows: Row[] = [];
     const smallRep = reports.find((r) => r.scenario === 'small');
@@ -697,6 +783,7 @@ async function main(): Promise<number> {
   const policiesRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+policies')?.vsBare;
   const rateLimitRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+ratelimit')?.vsBare;
   const protoRow = (s: ProtoScenario): Row | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico');
+  const tcpRow = (s: TcpScenario): Row | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico');
   const summary = {
     porticoNginxSmall: ratio('small'),
     porticoNginxLarge: ratio('large'),
@@ -709,6 +796,14 @@ async function main(): Promise<number> {
     porticoDirectWebsocket: protoRow('websocket')?.vsDirect,
     porticoDirectGrpcUnary: protoRow('grpc-unary')?.vsDirect,
     porticoDirectGrpcBidi: protoRow('grpc-bidi')?.vsDirect,
+    porticoHaproxyTcpBulk: tcpRow('tcp-bulk')?.vsHaproxy,
+    porticoDirectTcpBulk: tcpRow('tcp-bulk')?.vsDirect,
+    porticoPipeTcpBulk: tcpRow('tcp-bulk')?.vsPipe,
+    porticoHaproxyTcpConnect: tcpRow('tcp-connect')?.vsHaproxy,
+    porticoDirectTcpConnect: tcpRow('tcp-connect')?.vsDirect,
+    porticoPipeTcpConnect: tcpRow('tcp-connect')?.vsPipe,
+    porticoHaproxyPerCoreTcpBulk: tcpRow('tcp-bulk')?.perCoreVsHaproxy,
+    porticoHaproxyPerCoreTcpConnect: tcpRow('tcp-connect')?.perCoreVsHaproxy,
   };
   const targets: [string, number | undefined, number][] = [
     ['small', summary.porticoNginxSmall, 0.25],
@@ -716,6 +811,8 @@ async function main(): Promise<number> {
     ['close', summary.porticoNginxClose, 0.75],
     ['policies', summary.policiesCost, 0.85],
     ['grpc-unary', summary.porticoDirectGrpcUnary, GRPC_UNARY_TARGET],
+    ['tcp-bulk', summary.porticoHaproxyTcpBulk, TCP_TARGETS['tcp-bulk']],
+    ['tcp-connect', summary.porticoHaproxyTcpConnect, TCP_TARGETS['tcp-connect']],
   ];
   const summaryLines = [
     `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
@@ -728,15 +825,24 @@ async function main(): Promise<number> {
     `portico/direct websocket: ${fmtNum(summary.porticoDirectWebsocket, 2)}`,
     `portico/direct grpc-unary: ${fmtNum(summary.porticoDirectGrpcUnary, 2)} (target >= ${GRPC_UNARY_TARGET})`,
     `portico/direct grpc-bidi: ${fmtNum(summary.porticoDirectGrpcBidi, 2)}`,
+    `portico/haproxy tcp-bulk: ${fmtNum(summary.porticoHaproxyTcpBulk, 2)} (target >= ${TCP_TARGETS['tcp-bulk']}; portico/direct: ${fmtNum(summary.porticoDirectTcpBulk, 2)}, portico/node pipe: ${fmtNum(summary.porticoPipeTcpBulk, 2)}; per core of CPU: ${fmtNum(summary.porticoHaproxyPerCoreTcpBulk, 2)})`,
+    `portico/haproxy tcp-connect: ${fmtNum(summary.porticoHaproxyTcpConnect, 2)} (target >= ${TCP_TARGETS['tcp-connect']}; portico/direct: ${fmtNum(summary.porticoDirectTcpConnect, 2)}, portico/node pipe: ${fmtNum(summary.porticoPipeTcpConnect, 2)}; per core of CPU: ${fmtNum(summary.porticoHaproxyPerCoreTcpConnect, 2)})`,
   ];
   const ratioNoisy = (s: string): boolean =>
     (reports.find((r) => r.scenario === s)?.rows ?? []).some(
-      (r) => (r.target === 'portico' || r.target === 'nginx' || r.target === 'portico+policies' || (r.target === 'direct' && isProto(s as Scenario))) && isNoisy(r.noise),
+      (r) =>
+        (r.target === 'portico' || r.target === 'nginx' || r.target === 'haproxy' || r.target === 'portico+policies' || (r.target === 'direct' && isProto(s as Scenario))) &&
+        isNoisy(r.noise),
     );
   const verdicts = targets
     .filter(([, v]) => v !== undefined)
     // Judged on the printed (2-decimal) figure, so the verdict agrees with the line above it.
-    .map(([name, v, t]) => `${name} ${Number((v ?? 0).toFixed(2)) >= t ? 'met' : 'MISSED'}${ratioNoisy(name) ? ' (noisy)' : ''}`);
+    .map(([name, v, t]) => {
+      const verdict = (x: number): string => (Number(x.toFixed(2)) >= t ? 'met' : 'MISSED');
+      // TCP: also judged per core of CPU, the figure that holds when the load generator is the limit.
+      const perCore = name === 'tcp-bulk' ? summary.porticoHaproxyPerCoreTcpBulk : name === 'tcp-connect' ? summary.porticoHaproxyPerCoreTcpConnect : undefined;
+      return `${name} ${verdict(v ?? 0)}${perCore !== undefined ? ` (per core: ${verdict(perCore)})` : ''}${ratioNoisy(name) ? ' (noisy)' : ''}`;
+    });
   const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
   const noisy = reports.flatMap((rep) => rep.rows.filter((r) => isNoisy(r.noise)).map((r) => `${rep.scenario}/${r.target}`));
 
@@ -770,6 +876,7 @@ async function main(): Promise<number> {
       protoConnections: opts.protoConnections,
       inflight: opts.inflight,
       h2Load: opts.h2Tool,
+      tcpPeers: peers !== undefined ? { bulkLoad: peers.iperf3 !== undefined ? 'iperf3' : 'node', haproxy: peers.haproxy !== undefined, nginxStream: peers.nginxStream !== undefined } : null,
       certificate: cert?.madeWith ?? null,
     },
     scenarios: Object.fromEntries(
@@ -796,7 +903,10 @@ async function main(): Promise<number> {
             ...(r.failure !== undefined ? { failure: r.failure } : {}),
             ...(r.noise !== undefined ? { noise: { ...r.noise, noisy: isNoisy(r.noise) } } : {}),
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
-            ...(r.target === 'portico' ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.target === 'portico' && !isTcp(rep.scenario) ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.target === 'portico' && isTcp(rep.scenario) ? { vsHaproxy: r.vsHaproxy ?? null, vsNodePipe: r.vsPipe ?? null, perCoreVsHaproxy: r.perCoreVsHaproxy ?? null } : {}),
+            ...(r.perCore !== undefined ? { perCore: r.perCore } : {}),
+            ...(r.result?.bytes !== undefined ? { bytes: r.result.bytes } : {}),
             ...(r.result !== undefined ? { tool: r.result.tool } : {}),
             ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
             ...(r.target === 'portico+policies' || r.target === 'portico+ratelimit' ? { vsBare: r.vsBare ?? null } : {}),
@@ -804,7 +914,11 @@ async function main(): Promise<number> {
         },
       ]),
     ),
-    summary: { ...summary, lines: summaryLines, targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85, grpcUnary: GRPC_UNARY_TARGET } },
+    summary: {
+      ...summary,
+      lines: summaryLines,
+      targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85, grpcUnary: GRPC_UNARY_TARGET, tcpBulk: TCP_TARGETS['tcp-bulk'], tcpConnect: TCP_TARGETS['tcp-connect'] },
+    },
     noisyRuns: noisy,
     notes,
     ok: !fatal,

@@ -296,9 +296,10 @@ export class Gateway {
 function listen(server: net.Server | dgram.Socket, address: HostPort): Promise<void> {
   if (server instanceof dgram.Socket) {
     return new Promise((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`cannot bind udp ${formatHostPort(address)}: ${err.message}`)));
+      const onError = (err: Error) => reject(new Error(`cannot bind udp ${formatHostPort(address)}: ${err.message}`));
+      server.once('error', onError);
       server.bind({ address: address.host, port: address.port, exclusive: true }, () => {
-        server.removeAllListeners('error');
+        server.off('error', onError);
         resolve();
       });
     });

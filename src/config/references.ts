@@ -1,8 +1,10 @@
-import type { Config } from './schema.js';
+import { LISTENER_PROTOCOLS, type Config } from './schema.js';
 import type { ConfigError } from './load.js';
 import { parseCidr } from '../http/ip.js';
 import { isLoopbackHost } from './loopback.js';
 import { checkConsumers } from '../consumers/check.js';
+
+const L4_PROTOCOLS: ReadonlySet<string> = new Set(LISTENER_PROTOCOLS.filter((p) => p !== 'http' && p !== 'https'));
 
 type Named = { name?: unknown; listener?: unknown; upstream?: unknown };
 
@@ -32,7 +34,7 @@ export function checkNames(doc: unknown): ConfigError[] {
   const l4 = new Map<string, string>();
   section('listeners').forEach((l, i) => {
     const protocol = (l as { protocol?: unknown }).protocol;
-    if (typeof protocol === 'string' && protocol !== 'http' && protocol !== 'https' && typeof l.name === 'string') l4.set(l.name, protocol);
+    if (typeof protocol === 'string' && L4_PROTOCOLS.has(protocol) && typeof l.name === 'string') l4.set(l.name, protocol);
     if (typeof l.upstream === 'string' && !upstreamNames.has(l.upstream)) {
       errors.push({ path: `listeners[${i}].upstream`, message: `no upstream named "${l.upstream}"` });
     }

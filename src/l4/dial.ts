@@ -1,6 +1,5 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { parseHostPort } from '../config/address.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { encodeProxyHeader, type ProxiedAddresses } from './proxy-protocol/encode.js';
@@ -29,34 +28,56 @@ export interface ConnectOptions {
 }
 
 /**
- * Opens one TCP connection to `host:port`. Resolves once connected; rejects
- * with DIAL_TIMEOUT after `timeoutMs`, DIAL_FAILED on a refusal or DNS
- * error, CANCELLED when `signal` fires. The socket is half-open capable
- * (allowHalfOpen) and has no timeout of its own.
+ * Opens one TCP connection to `host:port` and calls `done` once: with the
+ * connected socket, or with DIAL_TIMEOUT after `timeoutMs` / DIAL_FAILED on
+ * a refusal or DNS error. Returns a cancel function (the socket is
+ * destroyed and `done` is not called). Callback-driven so that the hot
+ * path (one dial per proxied connection) makes no promise, closure chain
+ * or Error unless the dial fails. The socket is half-open capable and has
+ * no timeout of its own.
  */
+export function openTcp(host: string, port: number, o: Omit<ConnectOptions, 'signal'>, done: (err: DialError | null, socket: net.Socket | null) => void): () => void {
+  // highWaterMark reaches the socket's stream options (missing from @types/node 20's NetConnectOpts).
+  const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, highWaterMark: o.highWaterMark } as net.NetConnectOpts);
+  let settled = false;
+  const finish = (err: DialError | null) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.off('connect', onConnect);
+    socket.off('error', onError);
+    if (err !== null) socket.destroy();
+    done(err, err === null ? socket : null);
+  };
+  const onConnect = () => {
+    if (o.keepAliveMs > 0) socket.setKeepAlive(true, o.keepAliveMs);
+    finish(null);
+  };
+  const onError = (err: Error) => finish(new DialError('DIAL_FAILED', `${host}:${port}: ${err.message}`));
+  const timer = setTimeout(() => finish(new DialError('DIAL_TIMEOUT', `${host}:${port}: no connection within ${o.timeoutMs} ms`)), o.timeoutMs);
+  socket.once('connect', onConnect);
+  socket.once('error', onError);
+  return () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.destroy();
+  };
+}
+
+/** openTcp as a promise; `signal` cancels (rejects with CANCELLED). */
 export function connectTcp(host: string, port: number, o: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) return reject(new DialError('CANCELLED', 'cancelled'));
-    // highWaterMark reaches the socket's stream options (missing from @types/node 20's NetConnectOpts).
-    const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, highWaterMark: o.highWaterMark } as net.NetConnectOpts);
-    const finish = (err: DialError | null) => {
-      clearTimeout(timer);
+    const onAbort = () => {
+      cancel();
+      reject(new DialError('CANCELLED', 'cancelled'));
+    };
+    const cancel = openTcp(host, port, o, (err, socket) => {
       o.signal?.removeEventListener('abort', onAbort);
-      socket.off('connect', onConnect);
-      socket.off('error', onError);
-      if (err === null) return resolve(socket);
-      socket.destroy();
-      reject(err);
-    };
-    const onConnect = () => {
-      if (o.keepAliveMs > 0) socket.setKeepAlive(true, o.keepAliveMs);
-      finish(null);
-    };
-    const onError = (err: Error) => finish(new DialError('DIAL_FAILED', `${host}:${port}: ${err.message}`));
-    const onAbort = () => finish(new DialError('CANCELLED', 'cancelled'));
-    const timer = setTimeout(() => finish(new DialError('DIAL_TIMEOUT', `${host}:${port}: no connection within ${o.timeoutMs} ms`)), o.timeoutMs);
-    socket.once('connect', onConnect);
-    socket.once('error', onError);
+      if (err !== null) reject(err);
+      else resolve(socket!);
+    });
     o.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -88,7 +109,6 @@ export interface DialUpstreamOptions {
   attempts: number;
   keepAliveMs: number;
   highWaterMark: number;
-  signal?: AbortSignal;
 }
 
 export interface Dialled {
@@ -104,31 +124,60 @@ export interface Dialled {
  * within the upstream's `timeouts.connect`, and on failure tries the next
  * target, up to `attempts`. Sends the upstream's PROXY protocol header
  * first, then starts TLS when the upstream has `tls:`. Failures are
- * reported to passive health. The error of the last attempt is thrown.
+ * reported to passive health. `done` gets the connection, or the error of
+ * the last attempt (NO_TARGET when there was nothing to pick). Returns a
+ * cancel function for a client that went away (`done` is then not called).
  */
-export async function dialUpstream(upstream: Upstream, o: DialUpstreamOptions): Promise<Dialled> {
+export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (err: DialError | null, d: Dialled | null) => void): () => void {
   const tried: Target[] = [];
-  let last: DialError = new DialError('NO_TARGET', `upstream ${upstream.name} has no available target`);
   const timeoutMs = upstream.config.timeouts.connect;
-  for (let attempt = 1; attempt <= o.attempts; attempt++) {
-    const target = upstream.pickForConnection(o.client.sourceAddress, tried);
-    if (target === undefined) break;
-    tried.push(target);
-    const hp = parseHostPort(target.address)!;
-    try {
-      let socket = await connectTcp(hp.host, hp.port, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark, signal: o.signal });
-      if (upstream.config.proxyProtocol !== 'none') socket.write(encodeProxyHeader(upstream.config.proxyProtocol, o.client));
-      const tlsOptions = upstream.tlsOptions;
-      if (tlsOptions !== null) {
-        const servername = upstream.serverNameFor(target);
-        socket = await startTls(socket, servername === undefined ? tlsOptions : { ...tlsOptions, servername }, timeoutMs);
-      }
-      return { socket, target, attempts: attempt };
-    } catch (err) {
-      last = err as DialError;
-      if (last.code === 'CANCELLED') throw last;
-      upstream.passive?.failure(target, last.code === 'DIAL_TIMEOUT' ? 'connect timeout' : 'connect error');
+  let last: DialError | null = null;
+  let cancelled = false;
+  let cancelAttempt: (() => void) | null = null;
+  let target: Target | undefined;
+
+  const failed = (err: DialError) => {
+    last = err;
+    upstream.passive?.failure(target!, err.code === 'DIAL_TIMEOUT' ? 'connect timeout' : 'connect error');
+    next();
+  };
+  const connected = (socket: net.Socket) => {
+    cancelAttempt = null;
+    if (upstream.config.proxyProtocol !== 'none') socket.write(encodeProxyHeader(upstream.config.proxyProtocol, o.client));
+    const tlsOptions = upstream.tlsOptions;
+    if (tlsOptions === null) return done(null, { socket, target: target!, attempts: tried.length });
+    const hp = target!.hostPort;
+    const servername = upstream.serverNameFor(target!);
+    // `host` is what the certificate is checked against without a server name (an IP target: its IP SANs,
+    // RFC 6125); node:tls would otherwise check "localhost". No SNI is sent for an IP (RFC 6066 §3).
+    cancelAttempt = () => socket.destroy();
+    startTls(socket, { ...tlsOptions, host: hp.host, ...(servername === undefined ? {} : { servername }) }, timeoutMs).then(
+      (secure) => {
+        if (cancelled) return void secure.destroy();
+        cancelAttempt = null;
+        done(null, { socket: secure, target: target!, attempts: tried.length });
+      },
+      (err: DialError) => {
+        if (!cancelled) failed(err);
+      },
+    );
+  };
+  const next = () => {
+    target = tried.length < o.attempts ? upstream.pickForConnection(o.client.sourceAddress, tried) : undefined;
+    if (target === undefined) {
+      done(last ?? new DialError('NO_TARGET', `upstream ${upstream.name} has no available target`), null);
+      return;
     }
-  }
-  throw last;
+    tried.push(target);
+    const hp = target.hostPort;
+    cancelAttempt = openTcp(hp.host, hp.port, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark }, (err, socket) => {
+      if (err !== null) failed(err);
+      else connected(socket!);
+    });
+  };
+  next();
+  return () => {
+    cancelled = true;
+    cancelAttempt?.();
+  };
 }

@@ -133,11 +133,20 @@ const sealedAllow = z.strictObject({
 /**
  * `protocol: sealed`: the client's first line is a sealed (encrypted)
  * backend address; see docs/sealed.md for the wire protocol and codes.
+ * `handshakeTimeout` is an alias of `timeouts.handshake` (the time for the
+ * PROXY header and the line); give one or the other.
  */
 export const sealedListenerSchema = z
   .strictObject({
     ...streamCommon,
     protocol: z.literal('sealed'),
+    timeouts: z
+      .strictObject({
+        idle: streamCommon.timeouts.unwrap().shape.idle,
+        handshake: duration(1, 600_000, '1ms to 10m, e.g. 5s').optional(),
+      })
+      .prefault({}),
+    handshakeTimeout: duration(1, 600_000, '1ms to 10m, e.g. 5s').optional(),
     secret: z.string('must be a string (use ${ENV} to keep it out of the file)').min(1, 'must not be empty'),
     kdf: z.enum(['md5', 'sha256', 'pbkdf2', 'auto'], 'must be md5, sha256, pbkdf2 or auto').default('auto'),
     /** Formats accepted: `v1` (OpenSSL enc AES-256-CBC, the original clients) and `v2` (AES-256-GCM with expiry). */
@@ -155,7 +164,15 @@ export const sealedListenerSchema = z
     /** With uniformErrors: time from the line's arrival to a failure's answer; must cover retry × timeout. */
     uniformDelay: duration(1, 600_000, '1ms to 10m, e.g. 5s').optional(),
   })
-  .transform((l) => ({ ...l, uniformDelay: l.uniformDelay ?? l.retry * l.timeout + 500 }))
+  .transform((l, ctx) => {
+    const { handshakeTimeout, timeouts, ...rest } = l;
+    if (handshakeTimeout !== undefined && timeouts.handshake !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['handshakeTimeout'], message: 'is an alias of timeouts.handshake: give one or the other' });
+      return z.NEVER;
+    }
+    const handshake = handshakeTimeout ?? timeouts.handshake ?? 5_000;
+    return { ...rest, timeouts: { idle: timeouts.idle, handshake }, uniformDelay: l.uniformDelay ?? l.retry * l.timeout + 500 };
+  })
   .superRefine((l, ctx) => {
     if (l.uniformErrors && l.uniformDelay < l.retry * l.timeout) {
       ctx.addIssue({ code: 'custom', path: ['uniformDelay'], message: `must be at least retry × timeout (${l.retry * l.timeout} ms), or a slow dial would answer late and stand out` });
@@ -187,9 +204,11 @@ export const forwardProxyListenerSchema = z.strictObject({
   deny: z.array(forwardAllow).default([]),
   /** `basic`: clients must send `Proxy-Authorization: Basic` with a consumer's name and secret (407 otherwise). */
   auth: z.enum(['none', 'basic'], 'must be none or basic').default('none'),
-  /** Dial timeout to destinations, and the time to the response head for forwarded requests. */
+  /** Time to resolve a destination's name, and then to connect to it (each). */
   connectTimeout: duration(1, 600_000, '1ms to 10m, e.g. 5s').default(5_000),
+  /** Time from a forwarded request to the destination's response head; 0 = none. */
   responseTimeout: duration(0, 3_600_000, '0 (off) to 1h, e.g. 60s').default(60_000),
+  /** Largest request head from clients, and response head from destinations, in bytes. */
   maxHeaderSize: int(1024, 1_048_576).default(16_384),
 });
 

@@ -81,16 +81,11 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
     const startedAt = process.hrtime.bigint();
     const runtime = this.runtime;
     const config = runtime.config;
-    socket.setNoDelay(true);
+    // TCP_NODELAY is already set: the gateway's server is created with noDelay.
     if (config.tcpKeepAlive > 0) socket.setKeepAlive(true, config.tcpKeepAlive);
     // Errors are handled by whoever owns the socket next; this keeps an early reset from throwing.
     socket.on('error', () => undefined);
-    const own: ProxiedAddresses = {
-      sourceAddress: unmapV4(socket.remoteAddress ?? ''),
-      sourcePort: socket.remotePort ?? 0,
-      destinationAddress: unmapV4(socket.localAddress ?? ''),
-      destinationPort: socket.localPort ?? 0,
-    };
+    const own = new SocketAddresses(socket);
     const trusted = runtime.trustedProxies === null || runtime.trustedProxies.has(own.sourceAddress);
     if (config.proxyProtocol === 'none' || !trusted) {
       if (config.proxyProtocol === 'require') return this.refuse(socket, own, 'proxy-protocol', startedAt, 'peer not in trustedProxies');
@@ -165,3 +160,27 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A connection's own addresses. The local side costs a getsockname call,
+ * so it is read only when something asks (a PROXY header sent upstream).
+ */
+class SocketAddresses implements ProxiedAddresses {
+  readonly sourceAddress: string;
+  readonly sourcePort: number;
+  private readonly socket: net.Socket;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.sourceAddress = unmapV4(socket.remoteAddress ?? '');
+    this.sourcePort = socket.remotePort ?? 0;
+  }
+
+  get destinationAddress(): string {
+    return unmapV4(this.socket.localAddress ?? '');
+  }
+
+  get destinationPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+}

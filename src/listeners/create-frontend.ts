@@ -1,7 +1,13 @@
 import type dgram from 'node:dgram';
+import { ForwardProxyFrontend } from '../l4/forward-proxy/frontend.js';
 import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
-import type { TcpListenerConfig } from '../l4/schema.js';
+import type { ForwardProxyListenerConfig } from '../l4/schema.js';
+import type { TcpListenerConfig, TlsListenerConfig, UdpListenerConfig } from '../l4/schema.js';
+import type { SealedListenerConfig } from '../l4/schema.js';
+import { SealedFrontend } from '../l4/sealed/frontend.js';
 import { TcpFrontend } from '../l4/tcp/frontend.js';
+import { TlsFrontend } from '../l4/tls/frontend.js';
+import { UdpFrontend } from '../l4/udp/frontend.js';
 import type { Logger } from '../observability/logger.js';
 import type { Binding, Frontend, StreamFrontend } from './frontend.js';
 import { HttpFrontend } from './http.js';
@@ -13,12 +19,19 @@ export function createStreamFrontend(binding: Binding, runtime: AnyListenerRunti
   switch (runtime.config.protocol) {
     case 'tcp':
       return new TcpFrontend(binding, runtime as L4ListenerRuntime<TcpListenerConfig>, logger);
+    case 'sealed':
+      return new SealedFrontend(binding, runtime as L4ListenerRuntime<SealedListenerConfig>, logger);
+    case 'tls':
+      return new TlsFrontend(binding, runtime as L4ListenerRuntime<TlsListenerConfig>, logger);
+    case 'forward-proxy':
+      return new ForwardProxyFrontend(binding, runtime as L4ListenerRuntime<ForwardProxyListenerConfig>, logger);
     default:
       throw new Error(`listeners.${runtime.name}: protocol ${runtime.config.protocol} is not implemented yet`);
   }
 }
 
 /** The frontend for a `udp` listener, on its bound datagram socket. */
-export function createDatagramFrontend(_binding: Binding, runtime: AnyListenerRuntime, _logger: Logger, _socket: dgram.Socket): Frontend {
-  throw new Error(`listeners.${runtime.name}: protocol udp is not implemented yet`);
+export function createDatagramFrontend(binding: Binding, runtime: AnyListenerRuntime, logger: Logger, socket: dgram.Socket): Frontend {
+  if (runtime.kind !== 'l4' || runtime.config.protocol !== 'udp') throw new Error(`listeners.${runtime.name}: protocol ${runtime.config.protocol} is not a datagram listener`);
+  return new UdpFrontend(binding, runtime as L4ListenerRuntime<UdpListenerConfig>, logger, socket);
 }

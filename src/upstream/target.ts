@@ -1,3 +1,5 @@
+import { parseHostPort, type HostPort } from '../config/address.js';
+
 /**
  * One address in an upstream. A Target is created when a snapshot is
  * compiled and is read by balancers; its live counters (`inflight`,
@@ -13,10 +15,16 @@ export class Target {
   /** Exponentially weighted moving average of response latency, in ms. 0 until the first sample. */
   ewmaMs = 0;
   private lastSampleAt = 0;
+  private parsed: HostPort | undefined;
 
   constructor(address: string, weight = 1) {
     this.address = address;
     this.weight = weight;
+  }
+
+  /** The address split into host and port (parsed once; L4 listeners dial it per connection). */
+  get hostPort(): HostPort {
+    return (this.parsed ??= parseHostPort(this.address) ?? { host: this.address, port: 0 });
   }
 
   /**

@@ -438,6 +438,7 @@ describe('loadConfigText', () => {
       routes: [],
       consumers: [],
       state: { store: 'memory' },
+      workers: 1,
     });
   });
 
@@ -446,8 +447,11 @@ describe('loadConfigText', () => {
 bogus: 1
 listeners:
   - name: web
-    protocol: tcp
+    protocol: http
     listen: nowhere
+  - name: other
+    protocol: quic
+    listen: 127.0.0.1:1
 upstreams:
   - name: users
     targets: [{ address: 127.0.0.1:2003, weight: -2 }]
@@ -463,7 +467,7 @@ routes:
     assert.deepEqual(got, [
       'bogus',
       'listeners[0].listen',
-      'listeners[0].protocol',
+      'listeners[1].protocol',
       'routes[0].match.bar',
       'upstreams[0].targets[0].weight',
       'upstreams[0].timeouts.connect',
@@ -541,6 +545,7 @@ routes:
       ],
       timeouts: { connect: 2000, response: 30_000, idle: 60_000 },
       maxConnections: 0,
+      proxyProtocol: 'none',
     });
 
     assert.deepEqual(c.routes[0], {

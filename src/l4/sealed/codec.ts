@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatHostPort, type HostPort } from '../../config/address.js';
 import { SealedError } from './errors.js';
@@ -17,7 +17,7 @@ import { SealedError } from './errors.js';
  * once per process (see `v2Master`).
  */
 
-/** The most bytes a sealed line may have, its `\n` included (the listener enforces it; the codec refuses longer input). */
+/** The most bytes a sealed line may have, its `\n` included, unless an Unsealer is given another `lineLimit` (the listener's). */
 export const SEALED_LINE_LIMIT = 1024;
 
 /** v1 key derivations: OpenSSL's `EVP_BytesToKey` with MD5 (`-md md5`) or SHA-256 (the 1.1+ default), or `-pbkdf2`. */
@@ -115,6 +115,12 @@ export function deriveV1(kdf: SealKdf, secret: Buffer, salt: Buffer): Buffer {
   return Buffer.concat(parts, total).subarray(0, 48);
 }
 
+/** deriveV1 off the event loop: PBKDF2 runs on libuv's thread pool; the EVP_BytesToKey kdfs (microseconds) run inline. */
+export function deriveV1Async(kdf: SealKdf, secret: Buffer, salt: Buffer): Promise<Buffer> {
+  if (kdf !== 'pbkdf2') return Promise.resolve(deriveV1(kdf, secret, salt));
+  return new Promise((resolve, reject) => pbkdf2(secret, salt, V1_PBKDF2_ITERATIONS, 48, 'sha256', (err, key) => (err ? reject(err) : resolve(key))));
+}
+
 export interface SealV1Options {
   secret: string;
   /** Default `pbkdf2`: the only one `openssl enc` does not warn about. */
@@ -170,6 +176,18 @@ function openV1(material: Buffer, body: Buffer): HostPort | undefined {
 // ---------------------------------------------------------------- v2 (AES-256-GCM, expiring)
 
 const masters = new Map<string, Buffer>();
+/** v2 master derivations in progress on the thread pool, by the same id as `masters`. */
+const mastering = new Map<string, Promise<Buffer>>();
+
+function masterId(secret: Buffer): string {
+  return createHash('sha256').update('portico-sealed-v2 cache').update(secret).digest('base64');
+}
+
+function keepMaster(id: string, master: Buffer): Buffer {
+  if (masters.size >= 16) masters.delete(masters.keys().next().value!);
+  masters.set(id, master);
+  return master;
+}
 
 /**
  * The v2 master key: PBKDF2-HMAC-SHA256(secret, "portico-sealed-v2",
@@ -179,14 +197,23 @@ const masters = new Map<string, Buffer>();
  * while a guess at a weak secret still costs an attacker the full stretch.
  */
 function v2Master(secret: Buffer): Buffer {
-  const id = createHash('sha256').update('portico-sealed-v2 cache').update(secret).digest('base64');
-  let master = masters.get(id);
-  if (!master) {
-    master = pbkdf2Sync(secret, V2_SALT, V2_PBKDF2_ITERATIONS, 32, 'sha256');
-    if (masters.size >= 16) masters.delete(masters.keys().next().value!);
-    masters.set(id, master);
+  const id = masterId(secret);
+  return masters.get(id) ?? keepMaster(id, pbkdf2Sync(secret, V2_SALT, V2_PBKDF2_ITERATIONS, 32, 'sha256'));
+}
+
+/** v2Master on the thread pool (the listener must not stall its event loop for 0.2 s); concurrent calls share one derivation. */
+function v2MasterAsync(secret: Buffer): Promise<Buffer> {
+  const id = masterId(secret);
+  const ready = masters.get(id);
+  if (ready) return Promise.resolve(ready);
+  let running = mastering.get(id);
+  if (!running) {
+    running = new Promise<Buffer>((resolve, reject) =>
+      pbkdf2(secret, V2_SALT, V2_PBKDF2_ITERATIONS, 32, 'sha256', (err, key) => (err ? reject(err) : resolve(keepMaster(id, key)))),
+    ).finally(() => mastering.delete(id));
+    mastering.set(id, running);
   }
-  return master;
+  return running;
 }
 
 /** Key (32) ‖ nonce (12) for one line: HKDF-SHA256(master, salt, info). A fresh 16-byte salt makes both unique per line. */
@@ -230,7 +257,12 @@ export interface UnsealOptions {
   now?: () => number;
   /** How many v1 derived keys to keep, by kdf and salt; default 256 (0 disables). */
   cacheSize?: number;
+  /** Longest input accepted, in bytes (a trailing newline included); default SEALED_LINE_LIMIT. */
+  lineLimit?: number;
 }
+
+/** A line that passed the structural checks, ready for key derivation. */
+type Parsed = { version: 1; salt: Buffer; body: Buffer } | { version: 2; raw: Buffer };
 
 /**
  * Opens sealed lines for one secret. Holds the per-gateway caches: v1
@@ -238,6 +270,10 @@ export interface UnsealOptions {
  * derivation, not one per connection — and the v2 master key. Every
  * failure is a SealedError: `BAD_SEAL` for anything that does not open,
  * `EXPIRED` for an authentic v2 line past its `exp`.
+ *
+ * `unseal` is synchronous (the CLI); `unsealAsync` gives the same answers
+ * but runs the PBKDF2 derivations (v1 `pbkdf2`, the v2 master) on libuv's
+ * thread pool, so a listener's event loop never stalls on them.
  */
 export class Unsealer {
   readonly #secret: Buffer;
@@ -246,6 +282,7 @@ export class Unsealer {
   readonly #v2: boolean;
   readonly #now: () => number;
   readonly #cacheSize: number;
+  readonly #lineLimit: number;
   readonly #cache = new Map<string, Buffer>();
   #master: Buffer | undefined;
 
@@ -260,6 +297,7 @@ export class Unsealer {
     this.#v2 = versions.includes(2);
     this.#now = options.now ?? Date.now;
     this.#cacheSize = options.cacheSize ?? 256;
+    this.#lineLimit = options.lineLimit ?? SEALED_LINE_LIMIT;
   }
 
   /**
@@ -267,54 +305,97 @@ export class Unsealer {
    * and v1 base64 may be wrapped in lines as `openssl enc -a` prints it).
    */
   unseal(line: string | Buffer): SealedAddress {
-    if (line.length > SEALED_LINE_LIMIT) throw new SealedError('BAD_SEAL');
+    const p = this.#parse(line);
+    if (p.version === 2) return this.#openV2(p.raw, (this.#master ??= v2Master(this.#secret)));
+    for (const kdf of this.#kdfs) {
+      const opened = this.#tryV1(kdf, this.#material(kdf, p.salt), p.body);
+      if (opened) return opened;
+    }
+    throw new SealedError('BAD_SEAL');
+  }
+
+  /** `unseal` without blocking the event loop on PBKDF2; rejects with the same SealedErrors. */
+  async unsealAsync(line: string | Buffer): Promise<SealedAddress> {
+    const p = this.#parse(line);
+    if (p.version === 2) return this.#openV2(p.raw, await this.#masterAsync());
+    for (const kdf of this.#kdfs) {
+      const opened = this.#tryV1(kdf, this.#cached(kdf, p.salt) ?? this.#keep(kdf, p.salt, await deriveV1Async(kdf, this.#secret, p.salt)), p.body);
+      if (opened) return opened;
+    }
+    throw new SealedError('BAD_SEAL');
+  }
+
+  /**
+   * Derives the v2 master key on the thread pool, when v2 is accepted and
+   * it is not known yet: a listener calls this once configured, so its
+   * first v2 client does not wait the 0.2 s stretch. Never rejects.
+   */
+  prepare(): Promise<void> {
+    return this.#v2 ? this.#masterAsync().then(() => undefined, () => undefined) : Promise.resolve();
+  }
+
+  #masterAsync(): Promise<Buffer> {
+    if (this.#master) return Promise.resolve(this.#master);
+    return v2MasterAsync(this.#secret).then((m) => (this.#master = m));
+  }
+
+  /** The structural checks: format, encoding, lengths. Cheap; throws BAD_SEAL. */
+  #parse(line: string | Buffer): Parsed {
+    if (line.length > this.#lineLimit) throw new SealedError('BAD_SEAL');
     let text = typeof line === 'string' ? line : line.toString('latin1');
     text = text.replace(/\r?\n$/, '');
     if (text.startsWith(V2_PREFIX)) {
       if (!this.#v2) throw new SealedError('BAD_SEAL');
-      return this.#unsealV2(text.slice(V2_PREFIX.length));
+      const b64 = text.slice(V2_PREFIX.length);
+      if (!BASE64URL.test(b64)) throw new SealedError('BAD_SEAL');
+      const raw = Buffer.from(b64, 'base64url');
+      // Canonical base64url; salt ‖ exp (8) + at least one address byte ‖ tag.
+      if (raw.toString('base64url') !== b64 || raw.length < 16 + 9 + 16) throw new SealedError('BAD_SEAL');
+      return { version: 2, raw };
     }
     if (!this.#v1) throw new SealedError('BAD_SEAL');
-    return this.#unsealV1(text.replace(/\r?\n/g, ''));
-  }
-
-  #unsealV1(b64: string): SealedAddress {
+    const b64 = text.replace(/\r?\n/g, '');
     if (b64.length % 4 !== 0 || !BASE64.test(b64)) throw new SealedError('BAD_SEAL');
     const raw = Buffer.from(b64, 'base64');
     // Canonical base64 only (no stray bits in the last character): one line, one ciphertext.
     if (raw.toString('base64') !== b64) throw new SealedError('BAD_SEAL');
     // Salted__ ‖ salt ‖ at least one block, whole blocks only.
     if (raw.length < 32 || raw.length % 16 !== 0 || !raw.subarray(0, 8).equals(MAGIC)) throw new SealedError('BAD_SEAL');
-    const salt = raw.subarray(8, 16);
-    const body = raw.subarray(16);
-    for (const kdf of this.#kdfs) {
-      const hp = openV1(this.#material(kdf, salt), body);
-      if (hp) return { ...hp, address: formatHostPort(hp), version: 1, kdf };
-    }
-    throw new SealedError('BAD_SEAL');
+    return { version: 1, salt: raw.subarray(8, 16), body: raw.subarray(16) };
+  }
+
+  #tryV1(kdf: SealKdf, material: Buffer, body: Buffer): SealedAddress | undefined {
+    const hp = openV1(material, body);
+    return hp ? { ...hp, address: formatHostPort(hp), version: 1, kdf } : undefined;
   }
 
   #material(kdf: SealKdf, salt: Buffer): Buffer {
-    if (this.#cacheSize <= 0) return deriveV1(kdf, this.#secret, salt);
+    return this.#cached(kdf, salt) ?? this.#keep(kdf, salt, deriveV1(kdf, this.#secret, salt));
+  }
+
+  /** A cached derived key (refreshed as most recently used), or undefined. */
+  #cached(kdf: SealKdf, salt: Buffer): Buffer | undefined {
+    if (this.#cacheSize <= 0) return undefined;
     const id = kdf + salt.toString('latin1');
-    let m = this.#cache.get(id);
+    const m = this.#cache.get(id);
     if (m) {
       this.#cache.delete(id);
-    } else {
-      m = deriveV1(kdf, this.#secret, salt);
-      if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(id, m);
     }
-    this.#cache.set(id, m);
     return m;
   }
 
-  #unsealV2(b64: string): SealedAddress {
-    if (!BASE64URL.test(b64)) throw new SealedError('BAD_SEAL');
-    const raw = Buffer.from(b64, 'base64url');
-    // Canonical base64url; salt ‖ exp (8) + at least one address byte ‖ tag.
-    if (raw.toString('base64url') !== b64 || raw.length < 16 + 9 + 16) throw new SealedError('BAD_SEAL');
-    this.#master ??= v2Master(this.#secret);
-    const kn = v2KeyNonce(this.#master, raw.subarray(0, 16));
+  #keep(kdf: SealKdf, salt: Buffer, material: Buffer): Buffer {
+    if (this.#cacheSize <= 0) return material;
+    const id = kdf + salt.toString('latin1');
+    this.#cache.delete(id);
+    if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(id, material);
+    return material;
+  }
+
+  #openV2(raw: Buffer, master: Buffer): SealedAddress {
+    const kn = v2KeyNonce(master, raw.subarray(0, 16));
     let plain: Buffer;
     try {
       const d = createDecipheriv('aes-256-gcm', kn.subarray(0, 32), kn.subarray(32, 44), { authTagLength: 16 });

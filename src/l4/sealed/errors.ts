@@ -41,3 +41,16 @@ export class SealedError extends Error {
     this.status = SEALED_ERRORS[code].status;
   }
 }
+
+/**
+ * The address opened but `allow` does not list it (or any address its name
+ * resolves to). On the wire it is a `DIAL_FAILED` (502): the original
+ * protocol has no other code for it, and a distinct one would tell a
+ * client which backends exist behind the allow list. Logged as `DENIED`.
+ */
+export class SealedDeniedError extends SealedError {
+  constructor() {
+    super('DIAL_FAILED', 'sealed address not allowed');
+    this.name = 'SealedDeniedError';
+  }
+}

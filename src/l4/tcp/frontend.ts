@@ -1,4 +1,4 @@
-import { dialUpstream, DialError } from '../dial.js';
+import { dialUpstream } from '../dial.js';
 import { splice } from '../splice.js';
 import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
 import type { TcpListenerConfig, TlsListenerConfig } from '../schema.js';
@@ -39,40 +39,32 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
   const { socket, runtime } = a;
   const config = runtime.config;
   socket.pause();
-  const abort = new AbortController();
-  const onEarlyClose = () => abort.abort();
+  const onEarlyClose = () => cancel();
   socket.once('close', onEarlyClose);
-  dialUpstream(upstream, { client: a.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer, signal: abort.signal }).then(
-    ({ socket: up, target }) => {
-      socket.off('close', onEarlyClose);
-      if (socket.destroyed) {
-        up.destroy();
-        return;
-      }
-      target.inflight++;
-      splice(socket, up, { idleMs: config.timeouts.idle, head: a.head }, (r) => {
-        target.inflight--;
-        frontend.logConnection(runtime, {
-          client: a.client,
-          startedAt: a.startedAt,
-          outcome: 'ok',
-          upstream: upstream.name,
-          target: target.address,
-          bytesUp: r.bytesUp,
-          bytesDown: r.bytesDown,
-          closedBy: r.closedBy,
-          ...(r.error !== undefined ? { error: r.error } : {}),
-          extra,
-        });
-      });
-      socket.resume();
-    },
-    (err: unknown) => {
-      socket.off('close', onEarlyClose);
+  const cancel = dialUpstream(upstream, { client: a.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer }, (err, d) => {
+    socket.off('close', onEarlyClose);
+    if (err !== null) {
       socket.destroy();
-      const code = err instanceof DialError ? err.code : 'DIAL_FAILED';
-      if (code === 'CANCELLED') return;
-      frontend.logConnection(runtime, { client: a.client, startedAt: a.startedAt, outcome: code, upstream: upstream.name, error: (err as Error).message, extra });
-    },
-  );
+      frontend.logConnection(runtime, { client: a.client, startedAt: a.startedAt, outcome: err.code, upstream: upstream.name, error: err.message, extra });
+      return;
+    }
+    const { socket: up, target } = d!;
+    target.inflight++;
+    splice(socket, up, { idleMs: config.timeouts.idle, head: a.head }, (r) => {
+      target.inflight--;
+      frontend.logConnection(runtime, {
+        client: a.client,
+        startedAt: a.startedAt,
+        outcome: 'ok',
+        upstream: upstream.name,
+        target: target.address,
+        bytesUp: r.bytesUp,
+        bytesDown: r.bytesDown,
+        closedBy: r.closedBy,
+        ...(r.error !== undefined ? { error: r.error } : {}),
+        extra,
+      });
+    });
+    socket.resume();
+  });
 }

@@ -1,0 +1,98 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type net from 'node:net';
+import { formatHostPort } from '../../config/address.js';
+import { connectTcp, DialError } from '../dial.js';
+import type { SealedAllowList } from './allow.js';
+import { SealedDeniedError, SealedError } from './errors.js';
+
+export interface SealedDialOptions {
+  allow: SealedAllowList;
+  /** Dial attempts (≥ 1), spread over the allowed addresses in turn. */
+  attempts: number;
+  /** Timeout of one attempt, ms. */
+  timeoutMs: number;
+  /** Date.now() after which nothing more is tried: it bounds the whole phase, resolution included. */
+  deadline: number;
+  keepAliveMs: number;
+  highWaterMark: number;
+  /** Fires when the client went away: the dial stops (rejects with DialError CANCELLED). */
+  signal: AbortSignal;
+}
+
+export interface SealedDialled {
+  socket: net.Socket;
+  /** The address dialled, `ip:port`. */
+  target: string;
+}
+
+/**
+ * Connects to an opened sealed address under the listener's `allow` list:
+ *
+ * 1. an empty list denies at once (no DNS query leaves for a denied name);
+ * 2. a name is resolved (every address, dns.lookup as the system resolver
+ *    sees it) within the deadline, else DIAL_TIMEOUT; a failed lookup is
+ *    DIAL_FAILED;
+ * 3. only resolved addresses the list allows for the port are kept — none
+ *    is SealedDeniedError — and the attempts go to those IPs, never to the
+ *    name again, so what was checked is what is dialled;
+ * 4. up to `attempts` connects, each within `timeoutMs` or what is left of
+ *    the deadline. All of them timing out is DIAL_TIMEOUT (504); any other
+ *    failure among them makes it DIAL_FAILED (502).
+ *
+ * A cancelled dial rejects with the DialError CANCELLED (nothing to answer).
+ */
+export async function dialSealed(host: string, port: number, o: SealedDialOptions): Promise<SealedDialled> {
+  if (o.signal.aborted) throw new DialError('CANCELLED', 'cancelled');
+  if (o.allow.empty) throw new SealedDeniedError();
+  const addresses = isIP(host) !== 0 ? [host] : await resolve(host, o.deadline, o.signal);
+  const allowed = addresses.filter((ip) => o.allow.allows(ip, port));
+  if (allowed.length === 0) throw new SealedDeniedError();
+  let timedOut = 0;
+  let last = '';
+  for (let attempt = 0; attempt < o.attempts; attempt++) {
+    const left = o.deadline - Date.now();
+    if (left <= 0) {
+      timedOut++;
+      last = 'no time left for another attempt';
+      continue;
+    }
+    const ip = allowed[attempt % allowed.length]!;
+    try {
+      const socket = await connectTcp(ip, port, { timeoutMs: Math.min(o.timeoutMs, left), keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark, signal: o.signal });
+      return { socket, target: formatHostPort({ host: ip, port }) };
+    } catch (err) {
+      const e = err as DialError;
+      if (e.code === 'CANCELLED') throw e;
+      if (e.code === 'DIAL_TIMEOUT') timedOut++;
+      last = e.message;
+    }
+  }
+  throw new SealedError(timedOut === o.attempts ? 'DIAL_TIMEOUT' : 'DIAL_FAILED', last);
+}
+
+/** Every address of `host`, or DIAL_TIMEOUT past the deadline, DIAL_FAILED if it does not resolve. */
+async function resolve(host: string, deadline: number, signal: AbortSignal): Promise<string[]> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  // dns.lookup cannot be cancelled: past the deadline its answer is ignored.
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new SealedError('DIAL_TIMEOUT', `${host}: not resolved in time`)), Math.max(0, deadline - Date.now()));
+    onAbort = () => reject(new DialError('CANCELLED', 'cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const lookedUp = lookup(host, { all: true }).then(
+    (list) => list.map((a) => a.address),
+    (err: Error & { code?: string }) => {
+      throw new SealedError('DIAL_FAILED', `${host}: lookup failed (${err.code ?? err.message})`);
+    },
+  );
+  try {
+    return await Promise.race([lookedUp, late]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort!);
+    lookedUp.catch(() => undefined);
+    late.catch(() => undefined);
+  }
+}

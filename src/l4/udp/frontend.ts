@@ -1,0 +1,244 @@
+import type dgram from 'node:dgram';
+import type { Binding, Frontend } from '../../listeners/frontend.js';
+import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Upstream } from '../../upstream/upstream.js';
+import type { RefusalReason } from '../admission.js';
+import type { L4ListenerRuntime } from '../listener-runtime.js';
+import { unmapV4 } from '../proxy-protocol/encode.js';
+import type { UdpListenerConfig } from '../schema.js';
+import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from './session.js';
+
+/**
+ * Why a datagram was dropped (admin status `dropped`): a connection
+ * middleware's refusal; `max-sessions` (a new client beyond `maxSessions`);
+ * `no-target` (the upstream has no target to pick); `queue-full` (more than
+ * OPENING_QUEUE datagrams while a session's upstream socket was opening or
+ * its admission was being checked); `closing` is never counted (stop).
+ */
+export type DropReason = RefusalReason | 'max-sessions' | 'no-target' | 'queue-full';
+
+/**
+ * `protocol: udp`: the gateway's bound datagram socket, read by this
+ * frontend. The first datagram from a client address (ip:port) that passes
+ * the listener's middlewares and `maxSessions` opens a session (session.ts)
+ * with a target picked by the upstream's balancer on the client IP; the
+ * client's datagrams go to that target, and the target's replies are sent
+ * to the client from the listening socket, so the client sees its replies
+ * come from the address it sent to. UDP has no connection to refuse: a
+ * refused datagram is dropped and counted, never answered.
+ *
+ * Lifecycle: the frontend is made before the socket is bound and owns it
+ * from then on: its 'error' handler stays for the socket's life (a socket
+ * error is logged, never thrown), and `close` ends the sessions and closes
+ * the socket, bound or not.
+ */
+export class UdpFrontend implements Frontend {
+  readonly kind = 'udp' as const;
+  private runtime: L4ListenerRuntime<UdpListenerConfig>;
+  private readonly binding: Binding;
+  private readonly logger: Logger;
+  private readonly socket: dgram.Socket;
+  /** Live sessions by client address (`address port`). */
+  private readonly sessions = new Map<string, UdpSession>();
+  /** New clients whose admission is being checked (a shared state store answers asynchronously), with their datagrams so far. */
+  private readonly admitting = new Map<string, Buffer[]>();
+  private readonly dropped = new Map<DropReason, number>();
+  /** Sessions ended by an upstream socket error (or no socket could be opened). */
+  private upstreamErrors = 0;
+  private closing: Promise<void> | null = null;
+  private readonly hooks: SessionHooks;
+  private readonly onError = (err: Error) => this.logger.warn({ listener: this.binding.name, err: err.message }, 'udp listener socket error');
+
+  constructor(binding: Binding, runtime: L4ListenerRuntime<UdpListenerConfig>, logger: Logger, socket: dgram.Socket) {
+    this.binding = binding;
+    this.runtime = runtime;
+    this.logger = logger;
+    this.socket = socket;
+    this.hooks = {
+      reply: (s, d) => this.reply(s, d),
+      ended: (s, end) => this.ended(s, end),
+      dropped: (_s, reason) => this.drop(reason),
+      idleMs: () => this.runtime.config.idleTimeout,
+    };
+    socket.on('error', this.onError);
+    // Whoever binds the socket may clear 'error' listeners once bound; put ours back after its listeners ran.
+    socket.on('listening', () => queueMicrotask(() => this.keepErrorHandler()));
+    socket.on('message', (msg, rinfo) => {
+      try {
+        this.onMessage(msg, rinfo);
+      } catch (err) {
+        // A bug must not take the process down with one datagram.
+        this.logger.error({ listener: this.binding.name, err: (err as Error).message }, 'udp datagram handling failed');
+      }
+    });
+  }
+
+  private keepErrorHandler(): void {
+    if (!this.socket.listeners('error').includes(this.onError)) this.socket.on('error', this.onError);
+  }
+
+  update(runtime: AnyListenerRuntime): void {
+    this.runtime = runtime as L4ListenerRuntime<UdpListenerConfig>;
+    this.rehome();
+  }
+
+  /** Live sessions. */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  describe(): Record<string, unknown> {
+    return { sessions: this.sessions.size, dropped: Object.fromEntries(this.dropped), upstreamErrors: this.upstreamErrors };
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing !== null) return;
+    const key = `${rinfo.address} ${rinfo.port}`;
+    const session = this.sessions.get(key);
+    if (session !== undefined) return session.send(msg);
+    const waiting = this.admitting.get(key);
+    if (waiting !== undefined) {
+      if (waiting.length < OPENING_QUEUE) waiting.push(msg);
+      else this.drop('queue-full');
+      return;
+    }
+    const runtime = this.runtime;
+    if (this.sessions.size + this.admitting.size >= runtime.config.maxSessions) return this.drop('max-sessions', rinfo);
+    const ip = unmapV4(rinfo.address);
+    const verdict = runtime.admission.check(ip);
+    if (!(verdict instanceof Promise)) {
+      if (verdict !== null) return this.drop(verdict, rinfo);
+      return this.start(key, rinfo, ip, [msg]);
+    }
+    const queue = [msg];
+    this.admitting.set(key, queue);
+    // As for TCP listeners, a failing shared store admits (fail open) rather than dropping everyone.
+    verdict
+      .then(
+        (reason) => this.admitted(key, queue, rinfo, ip, reason),
+        () => this.admitted(key, queue, rinfo, ip, null),
+      )
+      .catch((err: unknown) => this.logger.error({ listener: this.binding.name, err: (err as Error).message }, 'udp session start failed'));
+  }
+
+  private admitted(key: string, queue: Buffer[], rinfo: dgram.RemoteInfo, ip: string, reason: RefusalReason | null): void {
+    if (this.admitting.get(key) !== queue) return;
+    this.admitting.delete(key);
+    if (this.closing !== null) return;
+    if (reason !== null) return this.drop(reason, rinfo, queue.length);
+    this.start(key, rinfo, ip, queue);
+  }
+
+  /** Opens a session for a new client and hands it the client's datagrams so far. */
+  private start(key: string, rinfo: dgram.RemoteInfo, ip: string, datagrams: Buffer[]): void {
+    let upstream: Upstream | undefined;
+    try {
+      upstream = this.binding.current().upstreams.get(this.runtime.config.upstream);
+    } catch {
+      upstream = undefined; // bound before the first snapshot is in place
+    }
+    const target = upstream?.pickForConnection(ip);
+    if (upstream === undefined || target === undefined) return this.drop('no-target', rinfo, datagrams.length);
+    const session = new UdpSession({ address: rinfo.address, port: rinfo.port, ip }, upstream, target, this.hooks);
+    this.sessions.set(key, session);
+    target.inflight++;
+    session.open();
+    for (const d of datagrams) session.send(d);
+  }
+
+  private reply(s: UdpSession, datagram: Buffer): void {
+    if (this.closing !== null) return;
+    try {
+      this.socket.send(datagram, s.clientPort, s.clientAddress, (err) => {
+        if (err) this.logger.debug({ listener: this.binding.name, client: s.clientIp, err: err.message }, 'udp reply not sent');
+      });
+    } catch (err) {
+      this.logger.debug({ listener: this.binding.name, client: s.clientIp, err: (err as Error).message }, 'udp reply not sent');
+    }
+  }
+
+  private ended(s: UdpSession, end: SessionEnd): void {
+    const key = `${s.clientAddress} ${s.clientPort}`;
+    if (this.sessions.get(key) === s) this.sessions.delete(key);
+    s.target.inflight--;
+    if (end.outcome !== 'ok') {
+      this.upstreamErrors++;
+      s.upstream.passive?.failure(s.target, `udp: ${end.error ?? end.outcome}`);
+      this.logger.debug({ listener: this.binding.name, client: s.clientIp, target: s.target.address, err: end.error }, 'udp session ended by an upstream error');
+    }
+    const runtime = this.runtime;
+    if (runtime.accessLog === null) return;
+    runtime.accessLog.writeConnection({
+      listener: runtime.name,
+      protocol: 'udp',
+      client: s.clientIp,
+      clientPort: s.clientPort,
+      outcome: end.outcome,
+      upstream: s.upstream.name,
+      target: s.target.address,
+      bytesUp: s.bytesUp,
+      bytesDown: s.bytesDown,
+      datagramsUp: s.datagramsUp,
+      datagramsDown: s.datagramsDown,
+      durationMs: Math.round(Number(process.hrtime.bigint() - s.startedAt) / 1e3) / 1e3,
+      closedBy: end.closedBy,
+      ...(end.error !== undefined ? { error: end.error } : {}),
+    });
+  }
+
+  /**
+   * After a reload: a session stays on its target when the listener's
+   * upstream (by its new name) still has a target of that address, moved
+   * onto the new snapshot's Target (its `inflight` count follows);
+   * otherwise it ends, and the client's next datagram opens a session on
+   * the new upstream.
+   */
+  private rehome(): void {
+    let upstream: Upstream | undefined;
+    try {
+      upstream = this.binding.current().upstreams.get(this.runtime.config.upstream);
+    } catch {
+      return;
+    }
+    for (const s of [...this.sessions.values()]) {
+      if (s.upstream === upstream) continue;
+      const next = upstream?.targets.find((t) => t.address === s.target.address && t.weight > 0);
+      if (upstream === undefined || next === undefined) {
+        s.end({ outcome: 'ok', closedBy: 'reload' });
+        continue;
+      }
+      s.target.inflight--;
+      next.inflight++;
+      s.target = next;
+      s.upstream = upstream;
+    }
+  }
+
+  private drop(reason: DropReason, rinfo?: dgram.RemoteInfo, count = 1): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
+    if (rinfo !== undefined && this.logger.isLevelEnabled('debug')) {
+      this.logger.debug({ listener: this.binding.name, client: unmapV4(rinfo.address), clientPort: rinfo.port, reason }, 'udp datagram dropped');
+    }
+  }
+
+  /**
+   * Ends every session and closes the socket. UDP has nothing in flight to
+   * wait for (a reply still on its way is lost, as a datagram may be), so
+   * `graceMs` is not used.
+   */
+  close(_graceMs: number): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closing = new Promise((resolve) => {
+      this.admitting.clear();
+      for (const s of [...this.sessions.values()]) s.end({ outcome: 'ok', closedBy: 'gateway' });
+      this.keepErrorHandler();
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    });
+    return this.closing;
+  }
+}
