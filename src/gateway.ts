@@ -15,6 +15,7 @@ import { PoolRegistry } from './upstream/pool-registry.js';
 import { swapUpstreams } from './upstream/upstream.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
+import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 
 interface Bound extends Binding {
   /** The configured transport and address (`udp:` for datagram listeners; port possibly 0): bindings are kept across reloads by this key. */
@@ -82,6 +83,8 @@ export class Gateway {
     }
 
     const created: Bound[] = [];
+    // Only one of several worker processes serves the admin API (see process/port-sharing.ts).
+    const adminConfig = servesAdmin() ? config.admin : undefined;
     let admin = this.admin;
     let newAdmin: { key: string; server: http.Server } | undefined;
     try {
@@ -91,17 +94,17 @@ export class Gateway {
         if (existing) continue;
         const bound = this.makeBinding(key, l.name, next.listeners.get(l.name)!);
         created.push(bound);
-        await listen(bound.server, l.listen);
+        await listen(bound.server, l.listen, listenerBindOptions());
       }
-      const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
+      const adminKey = adminConfig ? formatHostPort(adminConfig.listen) : undefined;
       if (adminKey !== admin?.key) {
-        if (config.admin) {
+        if (adminConfig) {
           const server = createAdminServer(() => ({
             apiKey: this.snapshot?.config.admin?.apiKey,
             status: () => this.status(),
             stats: () => this.statsReport(),
           }));
-          await listen(server, config.admin.listen);
+          await listen(server, adminConfig.listen);
           newAdmin = { key: adminKey!, server };
         }
       }
@@ -144,7 +147,7 @@ export class Gateway {
       this.bindings.delete(key);
       void closeBinding(b, config.shutdownTimeout);
     }
-    const adminKey = config.admin ? formatHostPort(config.admin.listen) : undefined;
+    const adminKey = adminConfig ? formatHostPort(adminConfig.listen) : undefined;
     if (adminKey !== admin?.key) {
       if (admin) void closeServer(admin.server, 1000);
       admin = newAdmin;
@@ -164,7 +167,7 @@ export class Gateway {
       draining: () => this.stopping,
     };
     if (listener.config.protocol === 'udp') {
-      const server = dgram.createSocket({ type: listener.config.listen.host.includes(':') ? 'udp6' : 'udp4' });
+      const server = dgram.createSocket({ type: listener.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });
       const frontend = createDatagramFrontend(partial, listener, this.logger, server);
       return Object.assign(partial, { key, server, frontend });
     }
@@ -293,12 +296,13 @@ export class Gateway {
   }
 }
 
-function listen(server: net.Server | dgram.Socket, address: HostPort): Promise<void> {
+/** Binds a socket; `sharing` says how it is shared with sibling worker processes (the default: not at all). */
+function listen(server: net.Server | dgram.Socket, address: HostPort, sharing: BindOptions = bindOptions('exclusive')): Promise<void> {
   if (server instanceof dgram.Socket) {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(new Error(`cannot bind udp ${formatHostPort(address)}: ${err.message}`));
       server.once('error', onError);
-      server.bind({ address: address.host, port: address.port, exclusive: true }, () => {
+      server.bind({ address: address.host, port: address.port, ...sharing.bindDatagram }, () => {
         server.off('error', onError);
         resolve();
       });
@@ -315,7 +319,7 @@ function listen(server: net.Server | dgram.Socket, address: HostPort): Promise<v
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen({ host: address.host, port: address.port, exclusive: true });
+    server.listen({ host: address.host, port: address.port, ...sharing.listen });
   });
 }
 

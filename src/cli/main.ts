@@ -36,6 +36,7 @@ Options:
   -c, --config FILE   the config document (YAML or JSON)
 
 Signals (start): SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.
+  With workers: N, signal the primary (the pid in pidFile:); it forwards to every worker.
 `;
 
 function version(): string {

@@ -246,12 +246,17 @@ export const configSchema = z.strictObject({
   /** How long a graceful stop waits for in-flight requests before closing their connections. */
   shutdownTimeout: duration.default(10_000),
   /**
-   * Processes serving the listeners: 1 = this process; N > 1 = N worker
-   * processes sharing each port (SO_REUSEPORT where the platform and Node
-   * have it, else node:cluster's shared handle). Read at start only.
+   * Processes serving the listeners: 1 = this process; N > 1 = a primary
+   * supervising N worker processes that share each port (SO_REUSEPORT where
+   * the platform and Node have it, else node:cluster's shared handle); the
+   * admin API is served by the first worker. Read at start only; see docs/workers.md.
    */
   workers: int(1, 256).default(1),
-  /** Where `portico start` writes its process id (removed on exit). Read at start only. */
+  /**
+   * Where `portico start` writes its process id (the primary's with
+   * `workers: N`), removed on exit. A file naming a live process refuses the
+   * start; a stale one is replaced. Relative to the working directory. Read at start only.
+   */
   pidFile: z.string('must be a file path').min(1, 'must be a file path').optional(),
   listeners: z.array(listener).default([]),
   upstreams: z.array(upstream).default([]),

@@ -63,6 +63,21 @@ function get(url: string): Promise<string> {
   });
 }
 
+/** True once `pid` has exited (a zombie waiting for its new parent to reap it counts as exited). */
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 /** The pid of a process that has exited (and been reaped): what a stale pid file names. */
 async function deadPid(): Promise<number> {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
@@ -165,16 +180,7 @@ test('pidFile: with workers: 2 it names the primary, and SIGKILL of the primary 
   // The primary dies without cleaning up: its workers follow (their IPC channel closes), the pid file stays behind.
   gw.child.kill('SIGKILL');
   await gw.exited;
-  for (const pid of workers) {
-    await waitFor(() => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, `worker ${pid} to exit`);
-  }
+  for (const pid of workers) await waitFor(() => gone(pid), `worker ${pid} to exit`);
   assert.equal(fs.readFileSync(pidFile, 'utf8'), `${gw.child.pid}\n`);
 
   const next = await start(t, file);

@@ -81,10 +81,12 @@ function parentOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
+/** Whether `pid` runs (a zombie not yet reaped counts as exited). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
   } catch {
     return false;
   }
@@ -415,4 +417,31 @@ test('workers: a port in use fails the start — exit 1, no worker left, pid fil
   // No worker outlived the primary: none holds the other ports.
   const pids = [...new Set(lines.map((l) => l.pid as number))];
   for (const pid of pids) assert.equal(alive(pid), false, `process ${pid} still running`);
+});
+
+test('workers: a slot that keeps dying (a 6th time within a minute) stops everything with exit 1', async (t) => {
+  const dir = tempDir(t);
+  const echo = { tcp: await echoServer(t), udp: await udpEchoServer(t) };
+  const p = await ports();
+  const file = path.join(dir, 'portico.yaml');
+  fs.writeFileSync(file, stringify(config(dir, p, 'crashy', echo)));
+  const { gw, workers } = await start(t, file);
+
+  let victim = workers[1]!;
+  for (let replaced = 1; replaced <= 5; replaced++) {
+    process.kill(victim, 'SIGKILL');
+    const line = await waitFor(() => gw.logs.filter((l) => l.msg === 'worker replaced' && l.worker === 1)[replaced - 1], `replacement ${replaced}`);
+    victim = line.workerPid as number;
+  }
+  // The backoff doubles: 100, 200, 400, 800, 1600 ms.
+  const delays = gw.logs.filter((l) => l.msg === 'worker exited unexpectedly; replacing it').map((l) => l.restartInMs);
+  assert.deepEqual(delays, [100, 200, 400, 800, 1600]);
+
+  process.kill(victim, 'SIGKILL');
+  assert.equal(await gw.exited, 1);
+  const gaveUp = gw.logs.find((l) => l.msg === 'worker keeps exiting; stopping');
+  assert.ok(gaveUp);
+  assert.equal(gaveUp.worker, 1);
+  assert.equal(fs.existsSync(path.join(dir, 'portico.pid')), false);
+  assert.equal(alive(workers[0]!), false, 'the healthy worker was stopped too');
 });

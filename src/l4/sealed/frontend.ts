@@ -63,7 +63,11 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
   }
 
   protected serve(a: Accepted<SealedListenerConfig>): void {
-    void this.#handshake(a, this.#policyFor(a.runtime));
+    this.#handshake(a, this.#policyFor(a.runtime)).catch((err: unknown) => {
+      // A bug, not a client's doing: drop the connection, keep the gateway.
+      a.socket.destroy();
+      this.logger.error({ listener: this.binding.name, err }, 'sealed handshake failed');
+    });
   }
 
   #policyFor(runtime: Runtime): Policy {
