@@ -245,20 +245,27 @@ export async function startPortico(name: string, o: PorticoOptions): Promise<Run
     port: o.port,
     adminPort: o.adminPort,
     warnings,
-    async stop(): Promise<string[]> {
-      const notes: string[] = [];
-      await proc.stop(15_000);
-      if (proc.exitSignal !== null) notes.push(`${name} ended by signal ${proc.exitSignal} after SIGTERM (not a graceful exit)`);
-      else if (proc.exitCode !== 0) notes.push(`${name} exited with code ${String(proc.exitCode)} after SIGTERM:\n${proc.output.toString().trim().slice(-2000)}`);
-      if (o.cpuProf) {
-        const after = (await readdir(PROFILE_DIR).catch(() => [] as string[])).filter((f) => !profilesBefore.has(f) && f.endsWith('.cpuprofile'));
-        notes.push(
-          after.length > 0
-            ? `${name} CPU profile: ${after.map((f) => path.relative(REPO_ROOT, path.join(PROFILE_DIR, f))).join(', ')}`
-            : `${name}: no CPU profile was written (did it exit gracefully?)`,
-        );
-      }
-      return notes;
-    },
+    stop: () => stopPortico(name, proc, o.cpuProf ? profilesBefore : null),
   };
+}
+
+/**
+ * Stops a Portico started by the bench (SIGTERM, graceful) and returns
+ * notes: an unclean exit, and the CPU profiles written since `profilesBefore`
+ * (null when profiling was off).
+ */
+export async function stopPortico(name: string, proc: Managed, profilesBefore: ReadonlySet<string> | null): Promise<string[]> {
+  const notes: string[] = [];
+  await proc.stop(15_000);
+  if (proc.exitSignal !== null) notes.push(`${name} ended by signal ${proc.exitSignal} after SIGTERM (not a graceful exit)`);
+  else if (proc.exitCode !== 0) notes.push(`${name} exited with code ${String(proc.exitCode)} after SIGTERM:\n${proc.output.toString().trim().slice(-2000)}`);
+  if (profilesBefore !== null) {
+    const after = (await readdir(PROFILE_DIR).catch(() => [] as string[])).filter((f) => !profilesBefore.has(f) && f.endsWith('.cpuprofile'));
+    notes.push(
+      after.length > 0
+        ? `${name} CPU profile: ${after.map((f) => path.relative(REPO_ROOT, path.join(PROFILE_DIR, f))).join(', ')}`
+        : `${name}: no CPU profile was written (did it exit gracefully?)`,
+    );
+  }
+  return notes;
 }

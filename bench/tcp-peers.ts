@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTempDir } from './nginx.js';
-import { PORTICO_MAIN, PROFILE_DIR, buildStamp } from './portico.js';
+import { PORTICO_MAIN, PROFILE_DIR, buildStamp, stopPortico } from './portico.js';
 import { Managed, REPO_ROOT, findBinary, httpGet, pinned, waitUntil } from './util.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -149,21 +149,7 @@ export async function startTcpPortico(o: ProxyOptions & { adminPort: number; cpu
     proc,
     port: o.port,
     build,
-    async stop() {
-      const notes: string[] = [];
-      await proc.stop(15_000);
-      if (proc.exitSignal !== null) notes.push(`${name} ended by signal ${proc.exitSignal} after SIGTERM (not a graceful exit)`);
-      else if (proc.exitCode !== 0) notes.push(`${name} exited with code ${String(proc.exitCode)} after SIGTERM:\n${proc.output.toString().trim().slice(-2000)}`);
-      if (o.cpuProf) {
-        const after = (await readdir(PROFILE_DIR).catch(() => [] as string[])).filter((f) => !before.has(f) && f.endsWith('.cpuprofile'));
-        notes.push(
-          after.length > 0
-            ? `${name} CPU profile: ${after.map((f) => path.relative(REPO_ROOT, path.join(PROFILE_DIR, f))).join(', ')}`
-            : `${name}: no CPU profile was written (did it exit gracefully?)`,
-        );
-      }
-      return notes;
-    },
+    stop: () => stopPortico(name, proc, o.cpuProf ? before : null),
   };
 }
 

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait.js';
 
@@ -91,5 +94,23 @@ export function runCli(args: string[], o: { env?: NodeJS.ProcessEnv; input?: str
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(o.input ?? '');
+  });
+}
+
+/** A fresh temp dir (`portico-<prefix>-…`), removed after the test. */
+export function tempDir(t: TestContext, prefix = 'cli'): string {
+  const dir = fs.mkdtempSync(join(os.tmpdir(), `portico-${prefix}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Stops a CLI process in the after hook: SIGTERM, then SIGKILL if it has not exited within `killAfterMs`. */
+export function stopAfter(t: TestContext, child: ChildProcess, exited: Promise<number | null>, killAfterMs = 5000): void {
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    await exited;
+    clearTimeout(timer);
   });
 }

@@ -3,14 +3,13 @@
 // with temp configs, SIGHUP / `watch` reloads and graceful SIGTERM.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { CLI, ROOT, runCli, startCli, type Running } from '../helpers/cli.js';
+import { CLI, ROOT, runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
 import { freePort, startUpstream, type Handler, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -55,27 +54,9 @@ function tryConnect(base: string): Promise<string> {
 }
 
 
-/** A fresh temp dir, removed after the test. */
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-cli-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 function writeYaml(file: string, doc: unknown): string {
   fs.writeFileSync(file, stringify(doc));
   return file;
-}
-
-/** Stops a CLI process in the after hook: SIGTERM, then SIGKILL if it has not exited within 5 s. */
-function stopAfter(t: TestContext, child: ChildProcess, exited: Promise<number | null>): void {
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  });
 }
 
 async function upstream(t: TestContext, handler?: Handler): Promise<TestUpstream> {

@@ -4,31 +4,14 @@
 // file is refused and left alone.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { runCli, startCli, type Running } from '../helpers/cli.js';
+import { runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-pid-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function stopAfter(t: TestContext, child: ChildProcess, exited: Promise<number | null>): void {
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  });
-}
 
 async function start(t: TestContext, file: string): Promise<Running> {
   const gw = await startCli(file);
@@ -88,7 +71,7 @@ async function deadPid(): Promise<number> {
 }
 
 test('pidFile: holds the pid while running, removed after SIGTERM', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   const pidFile = path.join(dir, 'run', 'portico.pid');
   fs.mkdirSync(path.dirname(pidFile));
   const gw = await start(t, writeConfig(dir, 'a.yaml', pidFile, 'one'));
@@ -103,7 +86,7 @@ test('pidFile: holds the pid while running, removed after SIGTERM', async (t) =>
 });
 
 test('pidFile: a second start while the first runs fails with one line and leaves the file', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   const pidFile = path.join(dir, 'portico.pid');
   const first = await start(t, writeConfig(dir, 'a.yaml', pidFile, 'first'));
 
@@ -122,7 +105,7 @@ test('pidFile: a second start while the first runs fails with one line and leave
 });
 
 test('pidFile: a stale file (its process is gone) is replaced', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   const pidFile = path.join(dir, 'portico.pid');
   fs.writeFileSync(pidFile, `${await deadPid()}\n`);
   const gw = await start(t, writeConfig(dir, 'a.yaml', pidFile, 'fresh'));
@@ -133,7 +116,7 @@ test('pidFile: a stale file (its process is gone) is replaced', async (t) => {
 });
 
 test('pidFile: a file that does not hold a pid is refused and left alone', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   for (const content of ['not a pid\n', '']) {
     const pidFile = path.join(dir, 'precious.txt');
     fs.writeFileSync(pidFile, content);
@@ -145,7 +128,7 @@ test('pidFile: a file that does not hold a pid is refused and left alone', async
 });
 
 test('pidFile: removed after a failed start; an unwritable path fails the start', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   // A failed start (the address is taken): exit 1, and the pid file written at start is gone.
   const squatter = net.createServer();
   await new Promise<void>((resolve) => squatter.listen({ host: '127.0.0.1', port: 0, exclusive: true }, resolve));
@@ -168,7 +151,7 @@ test('pidFile: removed after a failed start; an unwritable path fails the start'
 });
 
 test('pidFile: with workers: 2 it names the primary, and SIGKILL of the primary leaves it stale for the next start', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'pid');
   const pidFile = path.join(dir, 'portico.pid');
   const file = writeConfig(dir, 'w.yaml', pidFile, 'workers');
   fs.appendFileSync(file, 'workers: 2\n');

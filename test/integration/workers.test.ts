@@ -5,7 +5,6 @@
 // is read from /proc (Linux), the kernel's own account.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { runCli, startCli, type Running } from '../helpers/cli.js';
+import { runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
 import { freePort } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -157,23 +156,6 @@ function status(url: string): Promise<number> {
 
 // ---------------------------------------------------------------- fixtures
 
-function tempDir(t: TestContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-workers-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** SIGTERM in the after hook, then SIGKILL if it has not exited within 10 s (workers die with their primary). */
-function stopAfter(t: TestContext, child: ChildProcess, exited: Promise<number | null>): void {
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  });
-}
-
 /** A TCP echo server for the tcp listener's upstream. */
 async function echoServer(t: TestContext): Promise<string> {
   const sockets = new Set<net.Socket>();
@@ -293,7 +275,7 @@ interface Started {
 
 async function start(t: TestContext, file: string): Promise<Started> {
   const gw = await startCli(file);
-  stopAfter(t, gw.child, gw.exited);
+  stopAfter(t, gw.child, gw.exited, 10_000);
   const line = gw.logs.find((l) => l.msg === 'portico started')!;
   return { gw, workers: line.workerPids as number[], sharing: line.sharing as string };
 }
@@ -301,7 +283,7 @@ async function start(t: TestContext, file: string): Promise<Started> {
 // ---------------------------------------------------------------- tests
 
 test('workers: 2 — two processes serve one port, SIGHUP reloads both, SIGTERM stops all', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'workers');
   const echo = { tcp: await echoServer(t), udp: await udpEchoServer(t) };
   const p = await ports();
   const file = path.join(dir, 'portico.yaml');
@@ -362,7 +344,7 @@ test('workers: 2 — two processes serve one port, SIGHUP reloads both, SIGTERM 
 });
 
 test('workers: a worker that dies is replaced in its slot and serves again', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'workers');
   const echo = { tcp: await echoServer(t), udp: await udpEchoServer(t) };
   const p = await ports();
   const file = path.join(dir, 'portico.yaml');
@@ -392,7 +374,7 @@ test('workers: a worker that dies is replaced in its slot and serves again', asy
 });
 
 test('workers: a port in use fails the start — exit 1, no worker left, pid file removed', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'workers');
   const echo = { tcp: await echoServer(t), udp: await udpEchoServer(t) };
   const p = await ports();
   // Something else holds the web port (bound exclusively, without SO_REUSEPORT).
@@ -420,7 +402,7 @@ test('workers: a port in use fails the start — exit 1, no worker left, pid fil
 });
 
 test('workers: a slot that keeps dying (a 6th time within a minute) stops everything with exit 1', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'workers');
   const echo = { tcp: await echoServer(t), udp: await udpEchoServer(t) };
   const p = await ports();
   const file = path.join(dir, 'portico.yaml');
