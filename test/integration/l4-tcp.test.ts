@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedWithin, connect, deadPort, echo, readAll, startTcpServer, type TcpServer } from '../helpers/tcp.js';
+import { startRedis } from '../helpers/redis.js';
 import { deferred, waitFor } from '../helpers/wait.js';
 
 function tcpDoc(targets: string[], listener: Record<string, unknown> = {}, upstream: Record<string, unknown> = {}) {
@@ -386,6 +387,30 @@ describe('tcp listener: limits and connection middlewares', () => {
       assert.equal(listenerStatus(gw).refused?.['rate-limit'], 2);
     } finally {
       await gw.close();
+    }
+  });
+
+  it('with a Redis state store, two gateways share one connection-rate bucket (as HTTP limits do)', async () => {
+    const redis = await startRedis();
+    const doc = {
+      ...tcpDoc([server.address], { middlewares: [{ 'rate-limit': { rate: 0.1, burst: 3, key: 'listener' } }] }),
+      state: { store: 'redis', url: redis.url, keyPrefix: `l4-${process.pid}:` },
+    };
+    const one = await startGateway(doc);
+    const two = await startGateway(doc);
+    // Until its connection is ready a store answers from memory (state/fallback.ts): wait for both.
+    const onRedis = (gw: TestGateway) => (gw.gateway as unknown as { state: { store: { usingRedis?: boolean } } }).state.store.usingRedis === true;
+    await waitFor(() => onRedis(one) && onRedis(two), 'both gateways to use redis');
+    try {
+      const results = [];
+      for (let i = 0; i < 6; i++) results.push((await relayed(portOf(i % 2 === 0 ? one : two))).ok);
+      // Three tokens in all, whichever gateway takes them.
+      assert.deepEqual(results, [true, true, true, false, false, false]);
+      assert.equal((listenerStatus(one).refused?.['rate-limit'] ?? 0) + (listenerStatus(two).refused?.['rate-limit'] ?? 0), 3);
+    } finally {
+      await one.close();
+      await two.close();
+      await redis.stop();
     }
   });
 });
