@@ -62,8 +62,6 @@ export class UdpFrontend implements Frontend {
       idleMs: () => this.runtime.config.idleTimeout,
     };
     socket.on('error', this.onError);
-    // Whoever binds the socket may clear 'error' listeners once bound; put ours back after its listeners ran.
-    socket.on('listening', () => queueMicrotask(() => this.keepErrorHandler()));
     socket.on('message', (msg, rinfo) => {
       try {
         this.onMessage(msg, rinfo);
@@ -72,10 +70,6 @@ export class UdpFrontend implements Frontend {
         this.logger.error({ listener: this.binding.name, err: (err as Error).message }, 'udp datagram handling failed');
       }
     });
-  }
-
-  private keepErrorHandler(): void {
-    if (!this.socket.listeners('error').includes(this.onError)) this.socket.on('error', this.onError);
   }
 
   update(runtime: AnyListenerRuntime): void {
@@ -232,7 +226,6 @@ export class UdpFrontend implements Frontend {
     this.closing = new Promise((resolve) => {
       this.admitting.clear();
       for (const s of [...this.sessions.values()]) s.end({ outcome: 'ok', closedBy: 'gateway' });
-      this.keepErrorHandler();
       try {
         this.socket.close(() => resolve());
       } catch {
