@@ -1,19 +1,14 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { IpSet, parseAddress } from '../../http/ip.js';
+import { parseAddress } from '../../http/ip.js';
+import { AddressRule, hostPatternMatches } from '../destination-rules.js';
 import type { ForwardProxyListenerConfig } from '../schema.js';
 import type { Destination } from './target.js';
 
 type RuleConfig = ForwardProxyListenerConfig['allow'][number];
 
-interface Rule {
-  /** Exact host name, or the `.suffix` of a `*.suffix` pattern. */
-  exact?: string;
-  suffix?: string;
-  cidr?: IpSet;
-  /** null = every port. */
-  ports: ReadonlySet<number> | null;
-}
+/** A host-pattern rule (on the requested name) or an address rule (on the resolved address). */
+type Rule = { host: string; ports: ReadonlySet<number> | null } | { address: AddressRule };
 
 /** The outcome of a destination check: the address to dial, or why not. */
 export type Verdict =
@@ -32,21 +27,19 @@ export const systemLookup: Lookup = async (host) => {
 };
 
 function compileRule(r: RuleConfig): Rule {
-  const ports = r.ports === undefined ? null : new Set(r.ports);
-  if (r.cidr !== undefined) return { cidr: new IpSet([r.cidr]), ports };
-  const host = r.host!;
-  return host.startsWith('*.') ? { suffix: host.slice(1), ports } : { exact: host, ports };
+  if (r.cidr !== undefined) return { address: new AddressRule(r.cidr, r.ports) };
+  return { host: r.host!, ports: r.ports === undefined ? null : new Set(r.ports) };
 }
 
-function portMatches(r: Rule, port: number): boolean {
-  return r.ports === null || r.ports.has(port);
-}
-
-/** `*.example.com` matches names with at least one more label (a.example.com, a.b.example.com), not example.com. */
+/** A host rule for the requested name and port (never for an IP literal). */
 function hostMatches(r: Rule, d: Destination): boolean {
-  if (d.isIp) return false;
-  if (r.exact !== undefined) return d.host === r.exact;
-  return r.suffix !== undefined && d.host.length > r.suffix.length && d.host.endsWith(r.suffix);
+  if (!('host' in r) || d.isIp) return false;
+  return (r.ports === null || r.ports.has(d.port)) && hostPatternMatches(r.host, d.host);
+}
+
+/** An address rule for a resolved address and the port. */
+function addressMatches(r: Rule, address: string, port: number): boolean {
+  return 'address' in r && r.address.matches(address, port);
 }
 
 /**
@@ -95,11 +88,11 @@ export class DestinationPolicy {
 
   /** Checks `d` and resolves it; a lookup slower than `timeoutMs` gives DNS_TIMEOUT. */
   async check(d: Destination, timeoutMs: number): Promise<Verdict> {
-    if (this.deny.some((r) => hostMatches(r, d) && portMatches(r, d.port))) {
+    if (this.deny.some((r) => hostMatches(r, d))) {
       return { ok: false, code: 'FORBIDDEN', reason: `${d.host}:${d.port} is denied` };
     }
-    const byName = this.allow.some((r) => hostMatches(r, d) && portMatches(r, d.port));
-    if (this.allow.length > 0 && !byName && !this.allow.some((r) => r.cidr !== undefined && portMatches(r, d.port))) {
+    const byName = this.allow.some((r) => hostMatches(r, d));
+    if (this.allow.length > 0 && !byName && !this.allow.some((r) => 'address' in r && r.address.coversPort(d.port))) {
       return { ok: false, code: 'FORBIDDEN', reason: `${d.host}:${d.port} is not allowed` };
     }
     let addresses: string[];
@@ -111,11 +104,11 @@ export class DestinationPolicy {
       addresses = resolved;
     }
     for (const address of addresses) {
-      if (this.deny.some((r) => r.cidr?.has(address) === true && portMatches(r, d.port))) continue;
+      if (this.deny.some((r) => addressMatches(r, address, d.port))) continue;
       const allowed =
         this.allow.length === 0
           ? isPublicAddress(address)
-          : byName || this.allow.some((r) => r.cidr?.has(address) === true && portMatches(r, d.port));
+          : byName || this.allow.some((r) => addressMatches(r, address, d.port));
       if (allowed) return { ok: true, address: parseAddress(address)?.toString() ?? address };
     }
     const shown = addresses.length === 1 && addresses[0] === d.host ? d.host : `${d.host} (${addresses.join(', ') || 'no address'})`;

@@ -1,4 +1,4 @@
-import { IpSet } from '../../http/ip.js';
+import { AddressRule } from '../destination-rules.js';
 
 /** One `allow:` entry of a sealed listener. */
 export interface SealedAllowEntry {
@@ -13,13 +13,12 @@ export interface SealedAllowEntry {
  * resolved first and each resolved address is checked, and the dial goes
  * to a checked address, so a name cannot be re-resolved elsewhere between
  * the check and the dial (no DNS-rebinding gap). Empty: nothing is allowed.
- * IPv4-mapped IPv6 addresses match IPv4 ranges (IpSet folds them).
  */
 export class SealedAllowList {
-  private readonly entries: readonly { ips: IpSet; ports: ReadonlySet<number> | null }[];
+  private readonly entries: readonly AddressRule[];
 
   constructor(entries: readonly SealedAllowEntry[]) {
-    this.entries = entries.map((e) => ({ ips: new IpSet([e.cidr]), ports: e.ports === undefined ? null : new Set(e.ports) }));
+    this.entries = entries.map((e) => new AddressRule(e.cidr, e.ports));
   }
 
   /** True when no backend at all may be dialled (the default). */
@@ -28,7 +27,6 @@ export class SealedAllowList {
   }
 
   allows(ip: string, port: number): boolean {
-    for (const e of this.entries) if ((e.ports === null || e.ports.has(port)) && e.ips.has(ip)) return true;
-    return false;
+    return this.entries.some((e) => e.matches(ip, port));
   }
 }

@@ -1,3 +1,5 @@
+import { hostPatternMatches } from '../destination-rules.js';
+
 /**
  * Picks a `tls` listener's upstream by the client's SNI host name:
  *
@@ -17,7 +19,7 @@
  */
 export class SniRouter<T> {
   private readonly exact = new Map<string, T>();
-  /** `.suffix` → value, longest suffix first. */
+  /** `*.suffix` patterns → value, longest first. */
   private readonly wildcards: [string, T][] = [];
   private readonly fallback: T | undefined;
 
@@ -26,7 +28,7 @@ export class SniRouter<T> {
     for (const r of routes) {
       const sni = normalize(r.sni);
       if (sni.startsWith('*.')) {
-        if (!wild.has(sni.slice(1))) wild.set(sni.slice(1), r.value);
+        if (!wild.has(sni)) wild.set(sni, r.value);
       } else if (!this.exact.has(sni)) this.exact.set(sni, r.value);
     }
     this.wildcards = [...wild].sort((a, b) => b[0].length - a[0].length);
@@ -39,9 +41,7 @@ export class SniRouter<T> {
     const name = normalize(sni);
     const hit = this.exact.get(name);
     if (hit !== undefined) return hit;
-    for (const [suffix, value] of this.wildcards) {
-      if (name.length > suffix.length && name.endsWith(suffix)) return value;
-    }
+    for (const [pattern, value] of this.wildcards) if (hostPatternMatches(pattern, name)) return value;
     return this.fallback;
   }
 }
