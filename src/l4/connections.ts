@@ -25,12 +25,13 @@ export class ConnectionRegistry {
 
   /**
    * Registers a client connection if the limits allow it, counted under
-   * `ip`; returns why not otherwise (the caller closes it at once).
+   * `ip`; returns why not otherwise (the caller closes it at once and
+   * counts it with `refuse`).
    */
   add(socket: net.Socket, ip: string, limits: ConnectionLimits): RefusalReason | null {
-    if (limits.maxConnections > 0 && this.sockets.size >= limits.maxConnections) return this.refuse('max-connections');
+    if (limits.maxConnections > 0 && this.sockets.size >= limits.maxConnections) return 'max-connections';
     const n = this.perIp.get(ip) ?? 0;
-    if (limits.maxConnectionsPerIp > 0 && n >= limits.maxConnectionsPerIp) return this.refuse('max-connections-per-ip');
+    if (limits.maxConnectionsPerIp > 0 && n >= limits.maxConnectionsPerIp) return 'max-connections-per-ip';
     this.sockets.add(socket);
     this.perIp.set(ip, n + 1);
     socket.once('close', () => {
@@ -42,10 +43,9 @@ export class ConnectionRegistry {
     return null;
   }
 
-  /** Counts a connection refused for `reason` (by a middleware, or a limit above). */
-  refuse(reason: RefusalReason): RefusalReason {
+  /** Counts a connection refused for `reason`. */
+  refuse(reason: RefusalReason): void {
     this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
-    return reason;
   }
 
   /** Waits up to `graceMs` for the connections to end, then destroys the rest. */

@@ -113,21 +113,17 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
     const verdict = a.runtime.admission.check(ip);
     const go = (reason: RefusalReason | null) => {
       if (a.socket.destroyed) return;
-      if (reason !== null) {
-        this.registry.refuse(reason);
-        return this.refuse(a.socket, a.client, reason, a.startedAt);
-      }
-      const limited = this.registry.add(a.socket, ip, a.runtime.config.limits);
-      if (limited !== null) return this.refuse(a.socket, a.client, limited, a.startedAt);
+      const refused = reason ?? this.registry.add(a.socket, ip, a.runtime.config.limits);
+      if (refused !== null) return this.refuse(a.socket, a.client, refused, a.startedAt);
       this.serve(a);
     };
     if (verdict instanceof Promise) verdict.then(go, () => go(null));
     else go(verdict);
   }
 
-  /** Resets a refused connection and logs it (the registry has counted it). */
+  /** Resets a refused connection, counts it by reason and logs it. */
   private refuse(socket: net.Socket, client: ProxiedAddresses, reason: RefusalReason, startedAt: bigint, detail?: string): void {
-    if (reason === 'proxy-protocol') this.registry.refuse(reason);
+    this.registry.refuse(reason);
     if (socket.resetAndDestroy !== undefined && !socket.destroyed) socket.resetAndDestroy();
     else socket.destroy();
     this.logger.debug({ listener: this.binding.name, client: client.sourceAddress, reason, detail }, 'connection refused');
