@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -173,16 +173,19 @@ function readLog(file: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** Closes these after the test, in order (the client first, then the gateway, then what is behind it). */
+function closeAfter(t: TestContext, ...items: { close(): unknown }[]): void {
+  t.after(async () => {
+    for (const item of items) await item.close();
+  });
+}
+
 describe('udp listener', () => {
   test('a client gets its replies, from the listening address; empty and maximum-size datagrams pass', async (t) => {
     const echo = await startEcho('one');
     const gw = await startGateway(udpDoc([echo.address]));
     const client = await Client.open();
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await echo.close();
-    });
+    closeAfter(t, client, gw, echo);
     const port = portOf(gw);
     for (const q of ['example.com A', 'example.org AAAA', 'x']) {
       const r = await client.ask(q, port);
@@ -343,11 +346,7 @@ describe('udp listener', () => {
     };
     const gw = await startGateway(doc);
     const client = await Client.open();
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await echo.close();
-    });
+    closeAfter(t, client, gw, echo);
     for (let i = 0; i < 3; i++) await client.send(`denied ${i}`, portOf(gw, 'denied'));
     await client.send('to drained', portOf(gw, 'drained'));
     await waitFor(() => listenerStatus(gw, 'denied').dropped['ip-restriction'] === 3, 'three refusals');
@@ -402,12 +401,7 @@ describe('udp listener', () => {
     });
     const gw = await startGateway(doc('first', '30s'));
     const client = await Client.open();
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await a.close();
-      await b.close();
-    });
+    closeAfter(t, client, gw, a, b);
     const port = portOf(gw);
     assert.equal((await client.ask('q1', port)).id, 'a');
 
@@ -428,11 +422,7 @@ describe('udp listener', () => {
     const echo = await startEcho('six', 0, '::1');
     const gw = await startGateway(udpDoc([echo.address], { listen: '[::1]:0' }));
     const client = await Client.open('::1');
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await echo.close();
-    });
+    closeAfter(t, client, gw, echo);
     assert.equal(echo.address, `[::1]:${echo.port}`);
     assert.equal((await client.ask('AAAA?', portOf(gw))).id, 'six');
     assert.equal(gw.gateway.connections('dns'), 1);
@@ -455,11 +445,7 @@ describe('udp listener', () => {
     };
     const gw = await startGateway(doc);
     const client = await Client.open();
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await echo.close();
-    });
+    closeAfter(t, client, gw, echo);
     assert.equal((await client.ask('by name', portOf(gw, 'named'))).id, 'named');
     await client.send('lost', portOf(gw, 'nowhere'));
     await waitFor(() => listenerStatus(gw, 'nowhere').upstreamErrors === 1, 'the failed lookup to end the session');
@@ -472,11 +458,7 @@ describe('udp listener', () => {
     const echo = await startEcho('one');
     const gw = await startGateway(udpDoc([echo.address]));
     const client = await Client.open();
-    t.after(async () => {
-      await client.close();
-      await gw.close();
-      await echo.close();
-    });
+    closeAfter(t, client, gw, echo);
     // The bound socket as the gateway holds it (there is no public way to make a bound UDP socket fail).
     const bindings = (gw.gateway as unknown as { bindings: Map<string, { server: dgram.Socket }> }).bindings;
     const socket = [...bindings.values()][0]!.server;
