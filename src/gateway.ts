@@ -49,6 +49,8 @@ export class Gateway {
   readonly stats = new Stats(() => this.state?.store);
   private version = 0;
   private stopping = false;
+  /** A graceful stop began: /ready answers 503 from then on (the listeners may still accept while draining). */
+  private leaving: 'draining' | 'stopping' | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   readonly logger: Logger;
 
@@ -61,9 +63,12 @@ export class Gateway {
     return this.snapshot;
   }
 
-  /** Applies a validated config. Calls are serialized. */
+  /**
+   * Applies a validated config. Calls are serialized. Never rejects: any
+   * failure comes back as `{ ok: false }` with the running snapshot kept.
+   */
   apply(config: Config): Promise<ApplyResult> {
-    const run = this.queue.then(() => this.applyNow(config));
+    const run = this.queue.then(() => this.applyNow(config)).catch((err: unknown): ApplyResult => ({ ok: false, error: `apply failed: ${(err as Error).message}` }));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -103,6 +108,7 @@ export class Gateway {
             apiKey: this.snapshot?.config.admin?.apiKey,
             status: () => this.status(),
             stats: () => this.statsReport(),
+            ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
           }));
           await listen(server, adminConfig.listen);
           newAdmin = { key: adminKey!, server };
@@ -275,6 +281,22 @@ export class Gateway {
   }
 
   /**
+   * The stop a signal asks for: with `drain` (SIGTERM), /ready answers 503
+   * for the config's `drain` period while the listeners still accept, so
+   * load balancers stop sending first; then the graceful `stop()`. /health
+   * answers 200 until the process exits.
+   */
+  async shutdown(drain: boolean): Promise<void> {
+    const ms = drain ? (this.snapshot?.config.drain ?? 0) : 0;
+    if (ms > 0 && this.leaving === undefined) {
+      this.leaving = 'draining';
+      this.logger.info({ drainMs: ms }, 'draining: /ready answers 503, listeners still accept');
+      await new Promise((r) => setTimeout(r, ms));
+    }
+    await this.stop();
+  }
+
+  /**
    * Graceful stop: stop accepting, let in-flight requests finish for up to
    * `graceMs` (responses meanwhile carry `Connection: close`), then close
    * what remains, the pools and the logs.
@@ -282,12 +304,13 @@ export class Gateway {
   async stop(graceMs = this.snapshot?.config.shutdownTimeout ?? 10_000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.leaving = 'stopping';
     await this.queue;
     swapUpstreams(undefined, this.snapshot?.upstreams, this.logger);
-    const closing = [...this.bindings.values()].map((b) => closeBinding(b, graceMs));
-    if (this.admin) closing.push(closeServer(this.admin.server, 0));
-    await Promise.all(closing);
+    await Promise.all([...this.bindings.values()].map((b) => closeBinding(b, graceMs)));
     this.bindings.clear();
+    // The admin API closes last: /health and /ready answer while in-flight work finishes.
+    if (this.admin) await closeServer(this.admin.server, 0);
     this.admin = undefined;
     await this.pools.destroy();
     await this.stats.close();

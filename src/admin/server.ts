@@ -8,12 +8,16 @@ export interface AdminOptions {
   status: () => unknown;
   /** Request statistics for GET /stats. */
   stats: () => Promise<unknown>;
+  /** Whether the gateway takes new traffic (GET /ready): false while it drains or stops. */
+  ready: () => { ready: boolean; status: string };
 }
 
 /**
  * The admin API. It binds to loopback unless an API key is configured
  * (enforced by config validation). Endpoints:
- *   GET /health → 200 {"status":"ok"} (no auth: for load balancers and probes)
+ *   GET /health → 200 {"status":"ok"} while the process runs (no auth: liveness)
+ *   GET /ready  → 200 {"status":"ready"}, or 503 {"status":"draining"|"stopping"}
+ *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
  */
@@ -24,6 +28,10 @@ export function createAdminServer(options: () => AdminOptions): http.Server {
     const opts = options();
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       return json(res, 200, { status: 'ok' });
+    }
+    if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const r = opts.ready();
+      return json(res, r.ready ? 200 : 503, { status: r.status });
     }
     if (opts.apiKey !== undefined && !authorized(req.headers.authorization, opts.apiKey)) {
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');

@@ -1,19 +1,34 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Gateway } from '../gateway.js';
-import { loadConfigFile } from './load.js';
+import { checkConfigFiles } from './files.js';
+import { loadConfigText, readConfigText, type ConfigError } from './load.js';
+
+/** A watched file is read again this long after the last change event… */
+const DEBOUNCE_MS = 150;
+/** …then re-read every SETTLE_MS until two reads agree, for at most SETTLE_TRIES reads. */
+const SETTLE_MS = 100;
+const SETTLE_TRIES = 20;
 
 /**
  * The file config source: loads the document, applies it, and re-applies it
- * on `reload()` (SIGHUP) and, with `watch: true`, when the file changes. A
- * document that fails validation or compilation is refused with its errors
- * logged; the running snapshot keeps serving.
+ * on `reload()` (SIGHUP) and, with `watch: true`, when the file changes.
+ *
+ * Contract: `reload()` never rejects and never ends the process. Whatever
+ * fails (reading, parsing, validating, the files the config names,
+ * compiling, binding) is logged once with its reason and the running
+ * snapshot keeps serving. A watched file is applied only once it has
+ * settled (two reads SETTLE_MS apart agree), so a half-written file or a
+ * truncate-then-write is never applied half-read; an empty document is
+ * refused by validation (a config needs a listener).
  */
 export class FileSource {
   readonly file: string;
   private readonly gateway: Gateway;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(file: string, gateway: Gateway) {
     this.file = resolve(file);
@@ -22,38 +37,69 @@ export class FileSource {
 
   async reload(reason: string): Promise<boolean> {
     const log = this.gateway.logger;
-    const loaded = loadConfigFile(this.file);
-    if (!loaded.ok) {
-      log.error({ file: this.file, reason, errors: loaded.errors.map((e) => `${e.path}: ${e.message}`) }, 'config rejected; keeping the running config');
+    try {
+      const text = reason === 'file changed' ? await this.readSettled() : readConfigText(this.file);
+      if (this.closed) return false;
+      if (typeof text !== 'string') return this.refuse(reason, [text]);
+      const loaded = loadConfigText(text);
+      if (!loaded.ok) return this.refuse(reason, loaded.errors);
+      const fileErrors = checkConfigFiles(loaded.config);
+      if (fileErrors.length > 0) return this.refuse(reason, fileErrors);
+      const result = await this.gateway.apply(loaded.config);
+      if (!result.ok) return this.refuse(reason, [{ path: '(apply)', message: result.error }]);
+      this.setWatch(loaded.config.watch);
+      return true;
+    } catch (err) {
+      // Not expected (every step above reports rather than throws), but a reload must never end the process.
+      log.error({ file: this.file, reason, error: (err as Error).message }, 'config rejected; keeping the running config');
       return false;
     }
-    const result = await this.gateway.apply(loaded.config);
-    if (!result.ok) {
-      log.error({ file: this.file, reason, error: result.error }, 'config rejected; keeping the running config');
-      return false;
+  }
+
+  private refuse(reason: string, errors: readonly ConfigError[]): false {
+    const lines = errors.map((e) => (e.line !== undefined ? `${this.file}:${e.line}:${e.column ?? 1}: ${e.message}` : `${e.path}: ${e.message}`));
+    this.gateway.logger.error({ file: this.file, reason, errors: lines }, 'config rejected; keeping the running config');
+    return false;
+  }
+
+  /** The file's text once two reads SETTLE_MS apart agree (or the last read, or why it cannot be read). */
+  private async readSettled(): Promise<string | ConfigError> {
+    let last = readConfigText(this.file);
+    for (let i = 0; i < SETTLE_TRIES; i++) {
+      await sleep(SETTLE_MS);
+      const next = readConfigText(this.file);
+      if (typeof next === 'string' && next === last) return next;
+      last = next;
     }
-    this.setWatch(loaded.config.watch);
-    return true;
+    return typeof last === 'string' ? { path: '(file)', message: `${this.file} kept changing for ${(SETTLE_MS * SETTLE_TRIES) / 1000} s; not applied` } : last;
   }
 
   /** Watches the file's directory (editors often replace a file rather than write it in place). */
   setWatch(on: boolean): void {
-    if (!on) {
+    if (!on || this.closed) {
       this.watcher?.close();
       this.watcher = undefined;
       return;
     }
     if (this.watcher) return;
     const name = basename(this.file);
-    this.watcher = watch(dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.reload('file changed'), 150);
-    });
+    try {
+      this.watcher = watch(dirname(this.file), (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => void this.reload('file changed'), DEBOUNCE_MS);
+      });
+    } catch (err) {
+      this.gateway.logger.error({ file: this.file, error: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
+      return;
+    }
+    // A watcher error (the folder removed, too many watches) is logged, not thrown.
+    this.watcher.on('error', (err) => this.gateway.logger.error({ file: this.file, error: err.message }, 'config file watch failed; reload with SIGHUP'));
     this.watcher.unref();
   }
 
   close(): void {
+    this.closed = true;
     clearTimeout(this.debounce);
     this.setWatch(false);
   }

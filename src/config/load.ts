@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { readYaml } from './yaml-document.js';
+import { suggestKey } from './did-you-mean.js';
+import { checkConfigFiles } from './files.js';
 import { interpolate, type InterpolationError } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
 import { checkNames, checkReferences } from './references.js';
@@ -9,6 +11,10 @@ import { checkNames, checkReferences } from './references.js';
 export interface ConfigError {
   path: string;
   message: string;
+  /** Where in the text, for problems found while reading it (YAML syntax, aliases): 1-based line and column, and a code frame. */
+  line?: number;
+  column?: number;
+  frame?: string;
 }
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
@@ -16,30 +22,53 @@ export type LoadResult = { ok: true; config: Config } | { ok: false; errors: Con
 export class ConfigInvalidError extends Error {
   readonly errors: ConfigError[];
   constructor(source: string, errors: ConfigError[]) {
-    super(`${source}: invalid config\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}`);
+    super(`${source}: invalid config\n${formatConfigErrors(source, errors)}`);
     this.name = 'ConfigInvalidError';
     this.errors = errors;
   }
 }
 
-/** Reads, parses (YAML, of which JSON is a subset), interpolates and validates a config file. */
+/**
+ * Reads, parses (YAML, of which JSON is a subset), interpolates and validates
+ * a config file, then checks the files it names. Never throws: every problem
+ * comes back as a ConfigError.
+ */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  let text: string;
+  const text = readConfigText(file);
+  if (typeof text !== 'string') return { ok: false, errors: [text] };
+  const loaded = loadConfigText(text, env);
+  if (!loaded.ok) return loaded;
+  // What start will load (certificates, keys, CA and log files) is checked too, as `nginx -t` does.
+  const fileErrors = checkConfigFiles(loaded.config);
+  return fileErrors.length > 0 ? { ok: false, errors: fileErrors } : loaded;
+}
+
+/** A config file's text, or the error that says why it cannot be read. */
+export function readConfigText(file: string): string | ConfigError {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
-    return { ok: false, errors: [{ path: '(file)', message: `cannot read ${file}: ${(err as Error).message}` }] };
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    return { path: '(file)', message: `cannot read ${file}: ${why}` };
   }
-  return loadConfigText(text, env);
 }
 
 export function loadConfigText(text: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return { ok: false, errors: doc.errors.map((e) => ({ path: '(document)', message: e.message.split('\n')[0]! })) };
-  }
-  const raw: unknown = doc.toJS() ?? {};
-  return validateConfig(raw, env);
+  const read = readYaml(text);
+  if (!read.ok) return { ok: false, errors: [{ path: '(document)', ...read.problem }] };
+  return validateConfig(read.data ?? {}, env);
+}
+
+/**
+ * Config errors as printed by the CLI and logged on a refused reload, one
+ * per line: `path: message`, or for a problem in the text itself
+ * `source:line:column: message` followed by a code frame.
+ */
+export function formatConfigErrors(source: string, errors: readonly ConfigError[]): string {
+  return errors
+    .map((e) => (e.line !== undefined ? `${source}:${e.line}:${e.column ?? 1}: ${e.message}${e.frame ? `\n${e.frame}` : ''}` : `${e.path}: ${e.message}`))
+    .join('\n');
 }
 
 /** Validates an already parsed document (the admin API and other sources use this). */
@@ -54,11 +83,15 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   const parsed = configSchema.safeParse(interpolated);
   const nameErrors = checkNames(interpolated);
   if (!parsed.success) {
-    const errors = formatIssues(parsed.error.issues);
+    const errors = formatIssues(parsed.error.issues, interpolated);
     const seen = new Set(errors.map((e) => e.path));
     return { ok: false, errors: [...errors, ...nameErrors.filter((e) => !seen.has(e.path))] };
   }
   const refErrors = [...nameErrors, ...checkReferences(parsed.data)];
+  if (parsed.data.listeners.length === 0) {
+    // An empty or comment-only file (a truncate-then-write caught half way) must never be applied as "serve nothing".
+    refErrors.push({ path: 'listeners', message: 'a config needs at least one listener (an empty or comment-only document is refused)' });
+  }
   if (refErrors.length > 0) return { ok: false, errors: refErrors };
   return { ok: true, config: parsed.data };
 }
@@ -72,25 +105,41 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-function formatIssues(issues: readonly z.core.$ZodIssue[]): ConfigError[] {
+function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown): ConfigError[] {
   const errors: ConfigError[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) errors.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+      for (const key of issue.keys) {
+        const where = valueAt(input, issue.path);
+        const hint = suggestKey(key, issue.path, where !== null && typeof where === 'object' ? Object.keys(where) : []);
+        errors.push({ path: formatPath([...issue.path, key]), message: hint === undefined ? 'unknown key' : `unknown key (did you mean "${hint}"?)` });
+      }
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       // Report the branch that got furthest: the one with the deepest issue path.
       // Paths inside a branch are relative to the union.
       const best = issue.errors.reduce((a, b) => (depth(b) > depth(a) ? b : a));
-      const nested = formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] })));
+      const nested = formatIssues(best.map((i) => ({ ...i, path: [...issue.path, ...i.path] })), input);
       errors.push(...(depth(best) > 0 ? nested : [{ path: formatPath(issue.path), message: issue.message }]));
     } else if (issue.code === 'invalid_key') {
       // A record key that failed its own check: say why, under the key's path.
       for (const inner of issue.issues) errors.push({ path: formatPath(issue.path), message: inner.message });
+    } else if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) {
+      errors.push({ path: formatPath(issue.path), message: 'is required' });
     } else {
       errors.push({ path: formatPath(issue.path), message: issue.message });
     }
   }
   return errors;
+}
+
+/** The value at a path of the (interpolated) document, or undefined. */
+function valueAt(doc: unknown, path: readonly PropertyKey[]): unknown {
+  let v = doc;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
 }
 
 function depth(issues: readonly z.core.$ZodIssue[]): number {

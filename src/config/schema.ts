@@ -40,20 +40,26 @@ export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => 
   return ms;
 });
 
-const targetAddress = z.string().refine((v) => {
+/** A target's `host:port`; a URL gets a hint, as it is the most common slip. */
+const targetAddress = z.string().superRefine((v, ctx) => {
   const hp = parseHostPort(v);
-  return hp !== undefined && hp.port > 0;
-}, 'must be host:port with a port from 1 to 65535');
+  if (hp !== undefined && hp.port > 0) return;
+  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(v);
+  const hint = url
+    ? ` (write "${url[2]}${/:\d+$/.test(url[2]!) ? '' : `:${url[1]!.toLowerCase() === 'https' ? 443 : 80}`}"; the scheme is the upstream's protocol and tls keys, not part of the address)`
+    : '';
+  ctx.addIssue({ code: 'custom', message: `must be host:port with a port from 1 to 65535${hint}` });
+});
 
-const regex = z.string().refine((v) => {
+/** A JavaScript regular expression; an invalid one says why (the engine's own message). */
+const regex = z.string().superRefine((v, ctx) => {
   try {
     new RegExp(v);
-    return true;
-  } catch {
-    return false;
+  } catch (err) {
+    const why = (err as Error).message.replace(/^Invalid regular expression: /, '');
+    ctx.addIssue({ code: 'custom', message: `must be a valid regular expression: ${why}` });
   }
-}, 'must be a valid regular expression');
-
+});
 
 /** Headers the gateway itself owns on the upstream request; rules may not set or add them. */
 const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'x-request-id']);
@@ -245,6 +251,12 @@ export const configSchema = z.strictObject({
   watch: bool.default(false),
   /** How long a graceful stop waits for in-flight requests before closing their connections. */
   shutdownTimeout: duration.default(10_000),
+  /**
+   * On SIGTERM, how long the admin API's /ready answers 503 while the
+   * listeners still accept (so load balancers take the instance out first);
+   * then the listeners close and in-flight work finishes. 0 = stop at once.
+   */
+  drain: duration.refine((v) => v <= 3_600_000, 'must be at most 1h').default(0),
   /**
    * Processes serving the listeners: 1 = this process; N > 1 = a primary
    * supervising N worker processes that share each port (SO_REUSEPORT where

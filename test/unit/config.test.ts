@@ -64,11 +64,11 @@ describe('validateConfig: unknown keys', () => {
   });
 
   it('nested in upstream timeouts and targets', () => {
-    assertError(oneError((d) => (d.upstreams[0].timeouts = { conect: '2s' })), 'upstreams[0].timeouts.conect', 'unknown key');
+    assertError(oneError((d) => (d.upstreams[0].timeouts = { conect: '2s' })), 'upstreams[0].timeouts.conect', 'unknown key (did you mean "connect"?)');
     assertError(
       oneError((d) => (d.upstreams[0].targets[0].wieght = 2)),
       'upstreams[0].targets[0].wieght',
-      'unknown key',
+      'unknown key (did you mean "weight"?)',
     );
   });
 
@@ -201,16 +201,16 @@ describe('validateConfig: route rules', () => {
   });
 
   it('an invalid regex in pathRegex, rewrite and header match', () => {
-    assertError(oneError((d) => (d.routes[0].match = { pathRegex: '(' })), 'routes[0].match.pathRegex', 'must be a valid regular expression');
+    assertError(oneError((d) => (d.routes[0].match = { pathRegex: '(' })), 'routes[0].match.pathRegex', /^must be a valid regular expression: .+/);
     assertError(
       oneError((d) => (d.routes[0].rewrite = [{ pattern: '[', replacement: '/' }])),
       'routes[0].rewrite[0].pattern',
-      'must be a valid regular expression',
+      /^must be a valid regular expression: .+/,
     );
     assertError(
       oneError((d) => (d.routes[0].match = { headers: { 'x-a': { regex: '(' } } })),
       'routes[0].match.headers.x-a.regex',
-      'must be a valid regular expression',
+      /^must be a valid regular expression: .+/,
     );
   });
 
@@ -427,12 +427,21 @@ describe('loadConfigText', () => {
     assert.match(errors[0]!.message, /unique/i);
   });
 
-  it('an empty document is valid and all defaults', () => {
-    const c = okConfig(loadConfigText('', {}));
-    assert.deepEqual(c, {
+  it('an empty or comment-only document is refused: a config needs a listener', () => {
+    for (const text of ['', '# nothing yet\n', '---\n', 'listeners: []\n']) {
+      const errors = errorsOf(loadConfigText(text, {}));
+      assert.deepEqual(errors.map((e) => e.path), ['listeners'], JSON.stringify(text));
+      assert.match(errors[0]!.message, /at least one listener/);
+    }
+  });
+
+  it('fills every default of a one-listener document', () => {
+    const c = okConfig(loadConfigText('listeners: [{ name: web, protocol: http, listen: 127.0.0.1:0 }]\n', {}));
+    assert.deepEqual({ ...c, listeners: [] }, {
       log: { level: 'info' },
       watch: false,
       shutdownTimeout: 10_000,
+      drain: 0,
       listeners: [],
       upstreams: [],
       routes: [],
