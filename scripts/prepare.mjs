@@ -34,7 +34,7 @@ if (existsSync(entry)) {
 } else {
   console.error(
     'portico prepare: dist/ is not built and TypeScript is not installed (--omit=dev), so `portico` cannot run from this copy yet.\n' +
-      '  Build it here: npm ci && npm run build && npm prune --omit=dev\n' +
+      '  Build it here: npm ci (with the dev dependencies: prepare builds dist/), then npm prune --omit=dev\n' +
       '  Or install the package, which ships dist/: npm pack (in a built checkout), then npm install --omit=dev ./portico-<version>.tgz',
   );
 }

@@ -27,8 +27,13 @@ export interface Running {
  * Spawns `portico start --config FILE` (or `portico start ...configArgs`) and
  * waits for its "portico started" log line.
  */
-export async function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], configArgs = ['--config', config]): Promise<Running> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', ...configArgs], {
+export function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], configArgs = ['--config', config]): Promise<Running> {
+  return startProcess(process.execPath, [...nodeArgs, CLI, 'start', ...configArgs], env);
+}
+
+/** Spawns a command that runs `portico start` (an installed binary, a wrapper) and waits for its "portico started" log line. */
+export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
