@@ -53,7 +53,8 @@ Sends SIGTERM to the gateway named by the pid file (pidFile: in FILE, or PATH)
 and waits until that process has exited. Exit 0 once it has; 1 when there is no
 pid file, it names no running process, the signal is not permitted, or the
 process is still running after --timeout (default: shutdownTimeout + 5s with
-FILE, 30s with --pid-file).
+FILE, 30s with --pid-file). A relative pidFile: is relative to the working
+directory, for stop as for start.
 `,
     options: { 'pid-file': { type: 'string' }, timeout: { type: 'string' } },
   },
