@@ -5,6 +5,7 @@ import { compile, type Snapshot } from './config/compile.js';
 import { formatHostPort, type HostPort } from './config/address.js';
 import type { Config } from './config/schema.js';
 import dgram from 'node:dgram';
+import { getSystemErrorMap } from 'node:util';
 import { HttpFrontend } from './listeners/http.js';
 import type { AnyListenerRuntime } from './listeners/listener-runtime.js';
 import { frontendKind, type Binding, type Frontend, type StreamFrontend } from './listeners/frontend.js';
@@ -99,7 +100,7 @@ export class Gateway {
         if (existing) continue;
         const bound = this.makeBinding(key, l.name, next.listeners.get(l.name)!);
         created.push(bound);
-        await listen(bound.server, l.listen, listenerBindOptions());
+        await listen(bound.server, l.listen, `listener "${l.name}"`, listenerBindOptions());
       }
       const adminKey = adminConfig ? formatHostPort(adminConfig.listen) : undefined;
       if (adminKey !== admin?.key) {
@@ -110,7 +111,7 @@ export class Gateway {
             stats: () => this.statsReport(),
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
           }));
-          await listen(server, adminConfig.listen);
+          await listen(server, adminConfig.listen, 'the admin API');
           newAdmin = { key: adminKey!, server };
         }
       }
@@ -319,11 +320,15 @@ export class Gateway {
   }
 }
 
-/** Binds a socket; `sharing` says how it is shared with sibling worker processes (the default: not at all). */
-function listen(server: net.Server | dgram.Socket, address: HostPort, sharing: BindOptions = bindOptions('exclusive')): Promise<void> {
+/**
+ * Binds a socket; `sharing` says how it is shared with sibling worker processes (the default: not at all).
+ * A failure rejects with `<label> cannot listen on <address>: <reason> (<CODE>)`, e.g.
+ * `listener "web" cannot listen on 127.0.0.1:8080: address already in use (EADDRINUSE)`.
+ */
+function listen(server: net.Server | dgram.Socket, address: HostPort, label: string, sharing: BindOptions = bindOptions('exclusive')): Promise<void> {
   if (server instanceof dgram.Socket) {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new Error(`cannot bind udp ${formatHostPort(address)}: ${err.message}`));
+      const onError = (err: Error) => reject(new Error(`${label} cannot bind udp ${formatHostPort(address)}: ${bindReason(err)}`));
       server.once('error', onError);
       server.bind({ address: address.host, port: address.port, ...sharing.bindDatagram }, () => {
         server.off('error', onError);
@@ -334,7 +339,7 @@ function listen(server: net.Server | dgram.Socket, address: HostPort, sharing: B
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
       server.off('listening', onListening);
-      reject(new Error(`cannot listen on ${formatHostPort(address)}: ${err.message}`));
+      reject(new Error(`${label} cannot listen on ${formatHostPort(address)}: ${bindReason(err)}`));
     };
     const onListening = () => {
       server.off('error', onError);
@@ -344,6 +349,13 @@ function listen(server: net.Server | dgram.Socket, address: HostPort, sharing: B
     server.once('listening', onListening);
     server.listen({ host: address.host, port: address.port, ...sharing.listen });
   });
+}
+
+/** A system error as its libuv text and code ("address already in use (EADDRINUSE)"); other errors as their message. */
+function bindReason(err: Error): string {
+  const { code, errno } = err as NodeJS.ErrnoException;
+  const text = typeof errno === 'number' ? getSystemErrorMap().get(errno)?.[1] : undefined;
+  return text && code ? `${text} (${code})` : err.message;
 }
 
 /** Stops accepting on a listener's socket, then closes its connections gracefully (see HttpFrontend.close). */

@@ -1,9 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=32
+#!/usr/bin/env node
+// A plain `node` shebang: `env -S` is missing from BusyBox (Alpine). V8 flags
+// such as --max-semi-space-size=32 go in NODE_OPTIONS or on the node command
+// line (npm start, the Dockerfile and deploy/portico.service pass it).
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load.js';
 import { FileSource } from '../config/file-source.js';
 import { formatHostPort } from '../config/address.js';
@@ -15,7 +17,11 @@ import { acquirePidFile } from '../process/pid-file.js';
 import { reusePortAvailable, setProcessRole } from '../process/port-sharing.js';
 import { supervise } from '../process/supervisor.js';
 import { reportReady, workerIdentity, type ListenerUrl } from '../process/worker.js';
-import { runSeal, runUnseal } from './seal.js';
+import { parseDuration } from '../config/duration.js';
+import type { ConfigError } from '../config/load.js';
+import { COMMANDS, isCommand, parseCommand, PID_SIGNALS, UsageError, type CommandName, type ParsedCommand } from './args.js';
+import { runSeal, runUnseal, SEAL_USAGE, UNSEAL_USAGE } from './seal.js';
+import { stopByPidFile } from './stop.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The config `portico start` serves when given none: shipped with the package. */
@@ -24,88 +30,166 @@ export const DEFAULT_CONFIG = join(root, 'examples', 'default.yaml');
 const HELP = `portico — a microservice gateway
 
 Usage:
-  portico start    [--config FILE]   run the gateway (default config: examples/default.yaml)
-  portico validate  --config FILE    check a config; prints "ok" or every error as "path: message"
+  portico start    [FILE]            run the gateway (default config: examples/default.yaml)
+  portico validate  FILE             check a config; prints "ok" or every error as "path: message"
+  portico stop     [FILE | --pid-file PATH]
+                                     SIGTERM the gateway named by the pid file, wait until it exits
   portico seal     [--secret S] [--kdf md5|sha256|pbkdf2 | --v2 --ttl 1h] HOST:PORT
                                      print a sealed-address line (secret: or $PORTICO_SEALED_SECRET)
   portico unseal   [--secret S] [--kdf auto|md5|sha256|pbkdf2] LINE|-
                                      print the address a sealed line names (debugging)
+  portico COMMAND --help             the usage of one command
   portico --help | --version
 
 Options:
-  -c, --config FILE   the config document (YAML or JSON)
+  -c, --config FILE   the config document (YAML or JSON), instead of the FILE argument
 
-Signals (start): SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config.
-  With workers: N, signal the primary (the pid in pidFile:); it forwards to every worker.
+Signals (start): SIGTERM/SIGINT stop gracefully; SIGHUP reloads the config;
+SIGUSR1 reopens access-log files (after log rotation).
+${PID_SIGNALS}
+
+Exit codes: 0 done, 1 failed (invalid config, cannot start…), 2 bad usage.
+Set PORTICO_DEBUG=1 to see stack traces of unexpected errors.
 `;
 
 function version(): string {
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** A usage error: the reason on one line, then `usage`, on stderr; exit 2. */
+function usageError(reason: string, usage: string): number {
+  process.stderr.write(`portico: ${reason}\n\n${usage}`);
+  return 2;
+}
+
 async function main(argv: string[]): Promise<number> {
-  // Subcommands with their own options (parsed by their own module).
-  switch (argv[0]) {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      return usageError('no command given', HELP);
+    case '-h':
+    case '--help':
+      process.stdout.write(HELP);
+      return 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`portico ${version()}\n`);
+      return 0;
+    case 'help':
+      return help(rest);
+    // Subcommands with their own options (parsed by their own module).
     case 'seal':
-      return runSeal(argv.slice(1));
+      return runSeal(rest);
     case 'unseal':
-      return runUnseal(argv.slice(1));
+      return runUnseal(rest);
   }
-  let parsed;
+  if (!isCommand(command)) {
+    return command.startsWith('-') ? usageError(`${command} goes after a command, e.g. portico start ${command} …`, HELP) : usageError(`unknown command "${command}"`, HELP);
+  }
+  let parsed: ParsedCommand;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-    });
+    parsed = parseCommand(command, rest);
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${HELP}`);
-    return 2;
+    if (!(err instanceof UsageError)) throw err;
+    return usageError(err.message, COMMANDS[command].usage);
   }
-  const { values, positionals } = parsed;
-  if (values.version) {
-    process.stdout.write(`portico ${version()}\n`);
+  if (parsed.help) {
+    process.stdout.write(COMMANDS[command].usage);
     return 0;
   }
-  const command = positionals[0];
-  if (values.help || command === undefined || command === 'help') {
+  return run(command, parsed);
+}
+
+/** `portico help [COMMAND]`. */
+function help(args: string[]): number {
+  if (args.length === 0) {
     process.stdout.write(HELP);
-    return values.help || command === 'help' ? 0 : 2;
+    return 0;
   }
+  const usage = args.length === 1 ? usageOf(args[0]!) : undefined;
+  if (usage === undefined) return usageError(args.length === 1 ? `unknown command "${args[0]}"` : 'help takes one command name', HELP);
+  process.stdout.write(usage);
+  return 0;
+}
+
+function usageOf(command: string): string | undefined {
+  if (command === 'seal') return SEAL_USAGE;
+  if (command === 'unseal') return UNSEAL_USAGE;
+  return isCommand(command) ? COMMANDS[command].usage : undefined;
+}
+
+function run(command: CommandName, p: ParsedCommand): Promise<number> | number {
   switch (command) {
     case 'validate':
-      return validate(values.config);
+      if (p.file === undefined) return usageError('validate needs a config FILE', COMMANDS.validate.usage);
+      return validate(p.file);
     case 'start':
-      return start(values.config ?? DEFAULT_CONFIG);
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
-      return 2;
+      return start(p.file ?? DEFAULT_CONFIG);
+    case 'stop':
+      return stop(p);
   }
 }
 
-function validate(file: string | undefined): number {
-  if (!file) {
-    process.stderr.write('validate needs --config FILE\n');
-    return 2;
-  }
+/**
+ * Writes config errors on stderr, one `path: message` line each (the format
+ * `validate` promises and scripts parse). Every command prints them through
+ * here; `file` is for locations (file:line:column) once errors carry them.
+ */
+function printConfigErrors(file: string, errors: ConfigError[]): void {
+  for (const e of errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+}
+
+function validate(file: string): number {
   const result = loadConfigFile(file);
   if (result.ok) {
     process.stdout.write('ok\n');
     return 0;
   }
-  for (const e of result.errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+  printConfigErrors(file, result.errors);
   return 1;
+}
+
+/** `portico stop`: the pid file from --pid-file or from FILE's pidFile:. */
+async function stop(p: ParsedCommand): Promise<number> {
+  const usage = COMMANDS.stop.usage;
+  const pidFileOption = p.values['pid-file'] as string | undefined;
+  if (pidFileOption !== undefined && p.file !== undefined) return usageError('give either a config FILE or --pid-file, not both', usage);
+  if (pidFileOption === undefined && p.file === undefined) return usageError('stop needs a config FILE (with pidFile:) or --pid-file PATH', usage);
+  const timeoutText = p.values.timeout as string | undefined;
+  const timeoutOption = timeoutText === undefined ? undefined : parseDuration(timeoutText);
+  if (timeoutText !== undefined && (timeoutOption === undefined || /^\d+(?:\.\d+)?$/.test(timeoutText))) {
+    return usageError(`bad --timeout "${timeoutText}": a duration with a unit (500ms, 30s, 2m)`, usage);
+  }
+  let pidFile = pidFileOption;
+  let timeout = timeoutOption ?? 30_000;
+  if (p.file !== undefined) {
+    const loaded = loadConfigFile(p.file);
+    if (!loaded.ok) {
+      process.stderr.write(`portico: ${p.file}: invalid config\n`);
+      printConfigErrors(p.file, loaded.errors);
+      return 1;
+    }
+    if (loaded.config.pidFile === undefined) {
+      process.stderr.write(`portico: ${p.file} sets no pidFile:, so the process to stop is unknown; signal it yourself or pass --pid-file\n`);
+      return 1;
+    }
+    pidFile = loaded.config.pidFile;
+    timeout = timeoutOption ?? loaded.config.shutdownTimeout + 5000;
+  }
+  const result = await stopByPidFile(pidFile!, timeout);
+  if (!result.ok) {
+    process.stderr.write(`portico: ${result.error}\n`);
+    return 1;
+  }
+  process.stderr.write(`portico: stopped process ${result.pid} (${result.ms} ms)\n`);
+  return 0;
 }
 
 async function start(file: string): Promise<number> {
   const loaded = loadConfigFile(file);
   if (!loaded.ok) {
-    process.stderr.write(`${file}: invalid config\n`);
-    for (const e of loaded.errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+    process.stderr.write(`portico: ${file}: invalid config\n`);
+    printConfigErrors(file, loaded.errors);
     return 1;
   }
   const config = loaded.config;
@@ -161,6 +245,8 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
   const result = await gateway.apply(config);
   if (!result.ok) {
     logger.error({ error: result.error }, 'cannot start');
+    // Also as plain text: the JSON log may go to a collector, and the operator is looking at the terminal.
+    process.stderr.write(`portico: cannot start: ${result.error}\n`);
     await gateway.stop(0);
     return 1;
   }
@@ -216,7 +302,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`portico: ${(err as Error).stack ?? String(err)}\n`);
+    // An unexpected error: its message only; the stack with PORTICO_DEBUG=1.
+    const debug = process.env.PORTICO_DEBUG === '1';
+    const text = err instanceof Error ? (debug ? (err.stack ?? err.message) : err.message) : String(err);
+    process.stderr.write(`portico: ${text}\n`);
     process.exitCode = 1;
   },
 );

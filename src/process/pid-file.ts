@@ -75,7 +75,7 @@ function taken(file: string, pid: number): PidFileResult {
 }
 
 /** The pid a file names; undefined when it holds something else; 'gone' when it does not exist (any more). */
-function readPid(file: string): number | undefined | 'gone' {
+export function readPid(file: string): number | undefined | 'gone' {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -23,9 +23,17 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Spawns `portico start --config FILE` and waits for its "portico started" log line. */
-export async function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<Running> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', config], {
+/**
+ * Spawns `portico start --config FILE` (or `portico start ...configArgs`) and
+ * waits for its "portico started" log line.
+ */
+export function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], configArgs = ['--config', config]): Promise<Running> {
+  return startProcess(process.execPath, [...nodeArgs, CLI, 'start', ...configArgs], env);
+}
+
+/** Spawns a command that runs `portico start` (an installed binary, a wrapper) and waits for its "portico started" log line. */
+export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -113,4 +121,35 @@ export function stopAfter(t: TestContext, child: ChildProcess, exited: Promise<n
     await exited;
     clearTimeout(timer);
   });
+}
+
+/** True once `pid` no longer runs (ESRCH, or a zombie waiting to be reaped: see proc(5), field 3). */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** The pids whose parent is `pid` (Linux /proc). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { CLI, ROOT, runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
+import { childPids, CLI, processGone, ROOT, runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
 import { freePort, startUpstream, type Handler, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -108,6 +108,242 @@ test('--help, --version and an unknown command', async () => {
   const unknown = await runCli(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
+
+  // No command at all: a usage error, not a silent success.
+  const none = await runCli([]);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^portico: no command given\n/);
+});
+
+test('every command has its own --help (stdout, exit 0), also as `portico help CMD`', async () => {
+  for (const cmd of ['start', 'validate', 'stop', 'seal', 'unseal']) {
+    for (const args of [[cmd, '--help'], [cmd, '-h'], ['help', cmd]]) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^Usage: portico ${cmd} `), `${args.join(' ')} printed:\n${r.stdout}`);
+      assert.equal(r.stderr, '');
+    }
+  }
+  // --help wins over everything else on the line: nothing is started or validated.
+  const r = await runCli(['start', '/does/not/exist.yaml', '--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^Usage: portico start /);
+  // The top-level help says which process to signal.
+  const top = await runCli(['--help']);
+  assert.match(top.stdout, /portico stop/);
+  assert.match(top.stdout, /Which process to signal: the pid in pidFile:/);
+});
+
+test('usage errors: exit 2, one "portico: reason" line, then that command\'s usage', async (t) => {
+  const dir = tempDir(t);
+  const a = writeYaml(path.join(dir, 'a.yaml'), proxyConfig(['127.0.0.1:9']));
+  const b = writeYaml(path.join(dir, 'b.yaml'), proxyConfig(['127.0.0.1:9']));
+  const cases: { args: string[]; usage: string; reason: RegExp }[] = [
+    { args: ['validate'], usage: 'validate', reason: /validate needs a config FILE/ },
+    { args: ['validate', a, b], usage: 'validate', reason: /too many arguments: ".*b\.yaml"/ },
+    { args: ['validate', a, '--config', b], usage: 'validate', reason: /two config files given/ },
+    { args: ['start', a, b], usage: 'start', reason: /too many arguments/ },
+    { args: ['start', a, '-c', b], usage: 'start', reason: /two config files given: ".*a\.yaml" and --config ".*b\.yaml"/ },
+    { args: ['start', '--bogus'], usage: 'start', reason: /Unknown option '--bogus'/ },
+    { args: ['start', '--config'], usage: 'start', reason: /--config/ },
+    { args: ['stop'], usage: 'stop', reason: /stop needs a config FILE \(with pidFile:\) or --pid-file PATH/ },
+    { args: ['stop', a, '--pid-file', path.join(dir, 'x.pid')], usage: 'stop', reason: /either a config FILE or --pid-file/ },
+    { args: ['stop', '--pid-file', path.join(dir, 'x.pid'), '--timeout', 'soon'], usage: 'stop', reason: /bad --timeout "soon"/ },
+  ];
+  for (const c of cases) {
+    const r = await runCli(c.args);
+    const what = `portico ${c.args.join(' ')}`;
+    assert.equal(r.code, 2, `${what}: exit ${r.code}\n${r.stderr}`);
+    assert.equal(r.stdout, '', what);
+    const [first, blank, usage] = r.stderr.split('\n');
+    assert.match(first!, /^portico: /, what);
+    assert.match(first!, c.reason, what);
+    assert.equal(blank, '', what);
+    assert.match(usage!, new RegExp(`^Usage: portico ${c.usage} `), what);
+  }
+});
+
+test('the config file as an argument: validate FILE, start FILE serves FILE (never the default), -c FILE naming the same file', async (t) => {
+  const dir = tempDir(t);
+  const good = writeYaml(path.join(dir, 'good.yaml'), proxyConfig(['127.0.0.1:9']));
+  const ok = await runCli(['validate', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, 'ok\n');
+  const bad = writeYaml(path.join(dir, 'bad.yaml'), proxyConfig(['127.0.0.1:9'], { bogusKey: 1 }));
+  const res = await runCli(['validate', bad]);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /^bogusKey: /m);
+
+  // A config that answers with its own name, on port 0: the default config would listen on 8080 and answer "portico".
+  const mine = writeYaml(path.join(dir, 'mine.yaml'), {
+    listeners: [{ name: 'mine', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }],
+    routes: [{ name: 'hello', listener: 'mine', respond: { body: 'served mine.yaml' } }],
+  });
+  for (const args of [[mine], [mine, '--config', mine], ['-c', path.relative(process.cwd(), mine), mine]]) {
+    const gw = await startCli(mine, {}, [], args);
+    stopAfter(t, gw.child, gw.exited);
+    assert.deepEqual(Object.keys(gw.urls), ['mine'], `start ${args.join(' ')}`);
+    assert.equal((await get(gw.urls.mine!, '/')).body, 'served mine.yaml');
+    const started = gw.logs.find((l) => l.msg === 'portico started')!;
+    assert.equal(started.config, mine);
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
+test('startup failures: one plain-text line naming the listener and the reason, exit 1, no stack trace', async (t) => {
+  const dir = tempDir(t);
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const taken = (blocker.address() as net.AddressInfo).port;
+
+  const cases: { name: string; doc: Record<string, unknown>; line: RegExp }[] = [
+    {
+      name: 'a listener on a port in use',
+      doc: proxyConfig(['127.0.0.1:9'], {}, { listen: `127.0.0.1:${taken}` }),
+      line: new RegExp(`^portico: cannot start: listener "web" cannot listen on 127\\.0\\.0\\.1:${taken}: address already in use \\(EADDRINUSE\\)$`),
+    },
+    {
+      name: 'the admin API on a port in use',
+      doc: proxyConfig(['127.0.0.1:9'], { admin: { listen: `127.0.0.1:${taken}` } }),
+      line: new RegExp(`^portico: cannot start: the admin API cannot listen on 127\\.0\\.0\\.1:${taken}: address already in use \\(EADDRINUSE\\)$`),
+    },
+    {
+      name: 'a udp listener on a port in use',
+      doc: await (async () => {
+        const { createSocket } = await import('node:dgram');
+        const udp = createSocket('udp4');
+        await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+        t.after(() => udp.close());
+        const port = udp.address().port;
+        return {
+          listeners: [{ name: 'dns', protocol: 'udp', listen: `127.0.0.1:${port}`, upstream: 'up' }],
+          upstreams: [{ name: 'up', targets: [{ address: '127.0.0.1:9' }] }],
+        };
+      })(),
+      line: /^portico: cannot start: listener "dns" cannot bind udp 127\.0\.0\.1:\d+: address already in use \(EADDRINUSE\)$/,
+    },
+    {
+      name: 'an unreadable certificate',
+      doc: {
+        listeners: [{ name: 'secure', protocol: 'https', listen: '127.0.0.1:0', tls: { certificates: [{ cert: path.join(dir, 'missing.crt'), key: path.join(dir, 'missing.key') }] } }],
+        routes: [{ name: 'r', listener: 'secure', respond: { body: 'x' } }],
+      },
+      line: /^portico: cannot start: .*listeners\[0\]\.tls\.certificates\[0\]\.cert: cannot read .*missing\.crt: ENOENT$/,
+    },
+  ];
+  for (const c of cases) {
+    const file = writeYaml(path.join(dir, 'fail.yaml'), { log: { level: 'info' }, ...c.doc });
+    const r = await runCli(['start', file]);
+    assert.equal(r.code, 1, `${c.name}: exit ${r.code}\n${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${c.name}: one line on stderr, got:\n${r.stderr}`);
+    assert.match(lines[0]!, c.line, c.name);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, `${c.name}: a stack trace`);
+    // The JSON log line is still written, for collectors.
+    assert.match(r.stdout, /"msg":"cannot start"/, c.name);
+  }
+});
+
+test('portico stop FILE / --pid-file: SIGTERM to the pid in the pid file, waits for the exit; clear errors otherwise', async (t) => {
+  const dir = tempDir(t, 'stop');
+  const pidFile = path.join(dir, 'portico.pid');
+  const file = writeYaml(path.join(dir, 'stop.yaml'), { ...proxyConfig(['127.0.0.1:9']), pidFile, shutdownTimeout: '2s' });
+
+  for (const args of [['stop', file], ['stop', '--pid-file', pidFile]]) {
+    const gw = await startCli(file, {}, [], [file]);
+    stopAfter(t, gw.child, gw.exited);
+    assert.equal(fs.readFileSync(pidFile, 'utf8'), `${gw.child.pid}\n`);
+    const r = await runCli(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^portico: stopped process ${gw.child.pid} `));
+    // It returned only after the gateway had exited (gracefully, on SIGTERM): no pid file, port closed.
+    assert.ok(processGone(gw.child.pid!), 'the gateway still runs after `portico stop` returned');
+    assert.equal(await within(gw.exited, 5000, 'the gateway exit code'), 0);
+    assert.ok(gw.logs.some((l) => l.msg === 'stopping: finishing in-flight requests' && l.signal === 'SIGTERM'));
+    assert.equal(fs.existsSync(pidFile), false);
+    assert.equal(await tryConnect(gw.urls.web!), 'ECONNREFUSED');
+  }
+
+  // Not running: no pid file.
+  const none = await runCli(['stop', file]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^portico: no pid file at .*portico\.pid: Portico is not running/);
+
+  // A stale pid file: its process has exited. Left alone (the next start replaces it).
+  const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => dead.once('exit', resolve));
+  fs.writeFileSync(pidFile, `${dead.pid}\n`);
+  const stale = await runCli(['stop', '--pid-file', pidFile]);
+  assert.equal(stale.code, 1);
+  assert.match(stale.stderr, new RegExp(`names process ${dead.pid}, which is not running \\(a stale pid file\\)`));
+  assert.equal(fs.existsSync(pidFile), true);
+
+  // Not a pid file.
+  fs.writeFileSync(pidFile, 'hello\n');
+  const garbage = await runCli(['stop', '--pid-file', pidFile]);
+  assert.equal(garbage.code, 1);
+  assert.match(garbage.stderr, /does not hold a process id/);
+
+  // A process that ignores SIGTERM: stop gives up at --timeout, says so, and does not SIGKILL it.
+  const stubborn = spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => {}); process.stdout.write("ready\\n"); setInterval(() => {}, 1000)'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const stubbornExit = new Promise<number | null>((resolve) => stubborn.once('exit', (code) => resolve(code)));
+  stopAfter(t, stubborn, stubbornExit, 0);
+  await new Promise((resolve) => stubborn.stdout.once('data', resolve));
+  fs.writeFileSync(pidFile, `${stubborn.pid}\n`);
+  const slow = await runCli(['stop', '--pid-file', pidFile, '--timeout', '300ms']);
+  assert.equal(slow.code, 1);
+  assert.match(slow.stderr, new RegExp(`process ${stubborn.pid} is still running`));
+  assert.equal(processGone(stubborn.pid!), false);
+  stubborn.kill('SIGKILL');
+  await stubbornExit;
+
+  // A config without pidFile: says so.
+  const noPid = writeYaml(path.join(dir, 'nopid.yaml'), proxyConfig(['127.0.0.1:9']));
+  const r = await runCli(['stop', noPid]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /sets no pidFile:/);
+});
+
+test('SIGTERM to `npm start` stops the gateway: its ports close and no node process is left behind', async (t) => {
+  const listenPort = await freePort();
+  const adminPort = await freePort();
+  const npm = spawn('npm', ['start', '--silent'], {
+    cwd: ROOT,
+    env: { ...process.env, PORTICO_LISTEN: `127.0.0.1:${listenPort}`, PORTICO_ADMIN: `127.0.0.1:${adminPort}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  npm.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  npm.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Whatever npm started, found before the signal: killed in `after` if this test fails.
+  const started: number[] = [];
+  t.after(() => {
+    for (const pid of started) if (!processGone(pid)) process.kill(pid, 'SIGKILL');
+  });
+  stopAfter(t, npm, exited);
+  await waitFor(() => {
+    if (npm.exitCode !== null) throw new Error(`npm start exited with ${npm.exitCode}: ${stderr}`);
+    return stdout.includes('"portico started"');
+  }, 'npm start to start portico', 30_000);
+  const descendants = (pid: number): number[] => childPids(pid).flatMap((c) => [c, ...descendants(c)]);
+  started.push(...descendants(npm.pid!));
+  assert.ok(started.length > 0);
+  assert.equal((await get(`http://127.0.0.1:${listenPort}`, '/')).status, 200);
+
+  npm.kill('SIGTERM');
+  await within(exited, 10_000, 'npm start to exit after SIGTERM');
+  await waitFor(() => started.every(processGone), 'every process npm started to exit', 5000);
+  assert.equal(await tryConnect(`http://127.0.0.1:${listenPort}`), 'ECONNREFUSED');
+  assert.equal(await tryConnect(`http://127.0.0.1:${adminPort}`), 'ECONNREFUSED');
+  assert.match(stdout, /"msg":"stopped"/);
+});
+
+test('the portico binary: a plain `#!/usr/bin/env node` shebang (BusyBox env has no -S)', () => {
+  const first = fs.readFileSync(CLI, 'utf8').split('\n')[0];
+  assert.equal(first, '#!/usr/bin/env node');
 });
 
 test('validate: ok, every error as "path: message", a missing file', async (t) => {
