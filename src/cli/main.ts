@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile } from '../config/load.js';
+import { formatConfigErrors, loadConfigFile } from '../config/load.js';
 import { FileSource } from '../config/file-source.js';
 import { formatHostPort } from '../config/address.js';
 import { Gateway } from '../gateway.js';
@@ -132,11 +132,11 @@ function run(command: CommandName, p: ParsedCommand): Promise<number> | number {
 
 /**
  * Writes config errors on stderr, one `path: message` line each (the format
- * `validate` promises and scripts parse). Every command prints them through
- * here; `file` is for locations (file:line:column) once errors carry them.
+ * `validate` promises and scripts parse); a problem in the text itself as
+ * `file:line:column: message` and a code frame. Every command prints them through here.
  */
 function printConfigErrors(file: string, errors: ConfigError[]): void {
-  for (const e of errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+  process.stderr.write(`${formatConfigErrors(file, errors)}\n`);
 }
 
 function validate(file: string): number {
@@ -230,7 +230,8 @@ async function startWorkers(file: string, config: Config, logger: Logger): Promi
   return supervise({
     workers: config.workers,
     sharing,
-    shutdownTimeout: config.shutdownTimeout,
+    // Each worker drains (SIGTERM) before its graceful stop: both are its budget before SIGKILL.
+    shutdownTimeout: config.drain + config.shutdownTimeout,
     logger,
     onStarted: (first, pids) => announce(logger, file, first.listeners, first.admin, { workers: pids.length, workerPids: pids, sharing }),
   });
@@ -265,7 +266,8 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
       stopping = true;
       logger.info({ signal }, 'stopping: finishing in-flight requests');
       source.close();
-      void gateway.stop().then(() => {
+      // SIGTERM (a process manager, a load-balanced deployment) drains first; SIGINT (Ctrl-C) does not.
+      void gateway.shutdown(signal === 'SIGTERM').then(() => {
         logger.info('stopped');
         resolve(0);
       });
@@ -296,6 +298,13 @@ function announce(logger: Logger, file: string, listeners: ListenerUrl[], admin:
   const workers = typeof extra.workers === 'number' ? `, ${extra.workers} workers` : '';
   process.stderr.write(`\nPortico is running (${resolve(file)}${workers}):\n${rows.join('\n')}\n${tries.length ? `Try:\n${tries.join('\n')}\n` : ''}\n`);
 }
+
+// No error path may end a running gateway: a promise rejected where nobody awaits it is logged, not fatal
+// (Node's default would exit). Thrown exceptions keep Node's default: the process state is unknown then.
+process.on('unhandledRejection', (reason) => {
+  const err = reason instanceof Error ? reason : new Error(String(reason));
+  process.stderr.write(`portico: unexpected error (the gateway keeps running): ${process.env.PORTICO_DEBUG === '1' ? (err.stack ?? err.message) : err.message}\n`);
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -379,7 +379,7 @@ test('deploy/portico.service: the keys operators rely on, and `systemd-analyze v
   assert.match(one('AmbientCapabilities'), /\bCAP_NET_BIND_SERVICE\b/);
   assert.equal(service.has('MemoryDenyWriteExecute'), false, 'V8 needs writable+executable pages for its JIT');
   // A bit more than the gateway's default shutdownTimeout, so systemd does not SIGKILL a drain.
-  const loaded = loadConfigText('listeners: []\n');
+  const loaded = loadConfigText('listeners: [{ name: web, protocol: http, listen: "127.0.0.1:0" }]\n');
   assert.ok(loaded.ok, JSON.stringify(loaded));
   const stopMs = timespanMs(one('TimeoutStopSec'));
   assert.ok(stopMs > loaded.config.shutdownTimeout && stopMs <= loaded.config.shutdownTimeout + 30_000, `TimeoutStopSec=${one('TimeoutStopSec')}`);
