@@ -173,6 +173,7 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
 
   return new Promise<number>((resolve) => {
     process.on('SIGHUP', () => void source.reload('SIGHUP'));
+    process.on('SIGUSR1', () => gateway.reopenLogs());
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
