@@ -237,8 +237,14 @@ export class LogDestination {
       fs.closeSync(fs.openSync(dest, 'a'));
     }
     this.stream = pino.destination({ dest: dest === STDOUT ? 1 : dest, sync: false, minLength: 4096, mkdir: true }) as SonicBoom;
-    // Without a listener a failed write or reopen would be an uncaught exception.
-    this.stream.on('error', (err) => onError(dest, err));
+    // Without a listener a failed write or reopen would be an uncaught exception. pino's own
+    // listener (it drops EPIPE) emits the first other error once more: reported once.
+    let last: Error | undefined;
+    this.stream.on('error', (err) => {
+      if (err === last) return;
+      last = err;
+      onError(dest, err);
+    });
     this.timer = setInterval(() => this.flush(), 1000).unref();
   }
 
@@ -352,5 +358,5 @@ export class AccessLogRegistry {
 }
 
 function reportToStderr(dest: string, err: Error): void {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'access log write failed', dest, error: err.message })}\n`);
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'access log file error; lines keep going to the file already open', dest, error: err.message })}\n`);
 }

@@ -295,4 +295,31 @@ describe('destinations', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a reopen that fails is reported, and lines keep going to the file already open', async () => {
+    const dir = fs.mkdtempSync(join(os.tmpdir(), 'portico-al-'));
+    const file = join(dir, 'access.log');
+    const errors: string[] = [];
+    const registry = new AccessLogRegistry((dest, err) => errors.push(`${dest}: ${(err as NodeJS.ErrnoException).code}`));
+    try {
+      const log = registry.forListener({ path: file, maskQueryParams: [] })!;
+      const lines = (f: string) => fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).length;
+      const ctx = context();
+      log.write(ctx);
+      await waitFor(() => {
+        registry.get(file).flush();
+        return lines(file) === 1;
+      }, 'the first line');
+      fs.renameSync(file, `${file}.1`);
+      fs.mkdirSync(file); // the path cannot be opened as a file any more
+      registry.reopen();
+      await waitFor(() => errors.length === 1, 'the error');
+      assert.deepEqual(errors, [`${file}: EISDIR`]);
+      log.write(ctx);
+      registry.close();
+      await waitFor(() => lines(`${file}.1`) === 2, 'the second line in the old file');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
