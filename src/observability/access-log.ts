@@ -101,7 +101,7 @@ export class AccessLog {
   line(ctx: RequestContext, now: bigint): string {
     const f = this.fields;
     const req = ctx.req;
-    let line = (f & TIME) !== 0 ? `{"time":"${new Date().toISOString()}"` : '';
+    let line = (f & TIME) !== 0 ? `{"time":"${isoNow()}"` : '';
     if ((f & TYPE) !== 0) line += ',"type":"access"';
     if ((f & REQUEST_ID) !== 0) line += `,"requestId":${jsonString(ctx.requestId)}`;
     let userAgent: string | undefined;
@@ -151,7 +151,7 @@ export class AccessLog {
    * URL userinfo in them is masked.
    */
   writeConnection(fields: ConnectionLogFields): void {
-    let line = `{"time":"${new Date().toISOString()}","type":"connection"`;
+    let line = `{"time":"${isoNow()}","type":"connection"`;
     for (const key in fields) {
       const v = fields[key];
       if (v === undefined) continue;
@@ -196,6 +196,19 @@ export function jsonString(v: string): string {
     from = i + 1;
   }
   return `${out}${v.slice(from)}"`;
+}
+
+let isoMs = 0;
+let iso = '';
+
+/** The current time in ISO 8601 (UTC, milliseconds), formatted once per millisecond. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    iso = new Date(now).toISOString();
+  }
+  return iso;
 }
 
 function ms(ns: bigint): string {

@@ -30,6 +30,8 @@ export function maskedNames(names: Iterable<string>): MaskedNames {
  * (see maskUserinfo).
  */
 export function maskQuery(query: string, names: MaskedNames): string {
+  // Userinfo is looked for in each parameter only when the query holds a URL at all.
+  const urls = hasUrl(query);
   let out = '';
   let start = 0;
   const n = query.length;
@@ -37,16 +39,17 @@ export function maskQuery(query: string, names: MaskedNames): string {
     let end = query.indexOf('&', start);
     if (end < 0) end = n;
     if (start > 0) out += '&';
-    out += maskParam(query.slice(start, end), names);
+    out += maskParam(query.slice(start, end), names, urls);
     start = end + 1;
   }
   return out;
 }
 
-function maskParam(part: string, names: MaskedNames): string {
+function maskParam(part: string, names: MaskedNames, urls: boolean): string {
   const eq = part.indexOf('=');
   if (eq < 0) return part;
   if (isMasked(part.slice(0, eq), names)) return part.slice(0, eq + 1) + MASK;
+  if (!urls && part.indexOf(';', eq) < 0) return part;
   if (part.indexOf(';', eq) >= 0) {
     // `a=1;token=x`: `;` may separate parameters for some servers.
     const segments = part.split(';');
@@ -93,6 +96,11 @@ const LAST_AT = /^[^]*@/;
 /** Up to the last `@` or `%40` of an encoded one. */
 const LAST_ENCODED_AT = /^[^]*(?:@|%40)/i;
 
+/** Whether `s` holds `://` or `%3A%2F%2F` (any case); the common case, neither, is one or two indexOf. */
+function hasUrl(s: string): boolean {
+  return s.indexOf('://') >= 0 || (s.indexOf('%') >= 0 && s.search(/%3a%2f%2f/i) >= 0);
+}
+
 /**
  * `s` with the userinfo of every URL in it replaced by `***`:
  * `https://user:pass@host/` → `https://***@host/`, also when the URL is
@@ -101,7 +109,7 @@ const LAST_ENCODED_AT = /^[^]*(?:@|%40)/i;
  * `://` or `%3A%2F%2F`.
  */
 export function maskUserinfo(s: string): string {
-  if (s.indexOf('://') < 0 && s.search(/%3a%2f%2f/i) < 0) return s;
+  if (!hasUrl(s)) return s;
   let out = '';
   let last = 0;
   URL_START.lastIndex = 0;

@@ -17,20 +17,24 @@
  * is plain ASCII (hex digits and `-`); B3 and Cloud ids are lower-cased.
  */
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-.*)?$/;
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_PARENT = '0'.repeat(16);
 const B3 = /^(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32})$/;
 const CLOUD = /^([0-9a-fA-F]{32})(?:[/;]|$)/;
 const AMZN_ROOT = /^1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}$/;
 const ZEROS = /^0+$/;
 
 /** The trace id of a `traceparent` value, or undefined when it is not valid. */
-export function fromTraceparent(v: string): string | undefined {
-  const m = TRACEPARENT.exec(v.trim());
-  if (m === null) return undefined;
-  const version = m[1]!;
-  if (version === 'ff' || (version === '00' && m[4] !== undefined)) return undefined;
-  if (ZEROS.test(m[2]!) || ZEROS.test(m[3]!)) return undefined;
-  return m[2]!;
+export function fromTraceparent(value: string): string | undefined {
+  const v = value.length === 55 ? value : value.trim();
+  if (!TRACEPARENT.test(v)) return undefined;
+  // Fixed offsets: VV-(3)TRACEID(35)-(36)PARENTID(52)-FF(55)[-…]
+  const version = v.slice(0, 2);
+  if (version === 'ff' || (version === '00' && v.length !== 55)) return undefined;
+  const trace = v.slice(3, 35);
+  if (trace === ZERO_TRACE || v.slice(36, 52) === ZERO_PARENT) return undefined;
+  return trace;
 }
 
 export function fromB3(v: string): string | undefined {
@@ -72,25 +76,26 @@ export function readLoggedHeaders(raw: readonly string[], wantTrace: boolean): L
   let amzn: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    // Only these lengths can be a header read here.
+    // Only these lengths and first letters can be a header read here; the rest is not lower-cased.
+    const first = name.charCodeAt(0) | 0x20;
     switch (name.length) {
       case 10:
-        if (userAgent === undefined && name.toLowerCase() === 'user-agent') userAgent = raw[i + 1];
+        if (first === 0x75 /* u */ && userAgent === undefined && name.toLowerCase() === 'user-agent') userAgent = raw[i + 1];
         break;
       case 11:
-        if (wantTrace && name.toLowerCase() === 'traceparent') {
+        if (first === 0x74 /* t */ && wantTrace && name.toLowerCase() === 'traceparent') {
           traceparent = raw[i + 1];
           traceparents++;
         }
         break;
       case 12:
-        if (wantTrace && b3 === undefined && name.toLowerCase() === 'x-b3-traceid') b3 = raw[i + 1];
+        if (first === 0x78 /* x */ && wantTrace && b3 === undefined && name.toLowerCase() === 'x-b3-traceid') b3 = raw[i + 1];
         break;
       case 15:
-        if (wantTrace && amzn === undefined && name.toLowerCase() === 'x-amzn-trace-id') amzn = raw[i + 1];
+        if (first === 0x78 && wantTrace && amzn === undefined && name.toLowerCase() === 'x-amzn-trace-id') amzn = raw[i + 1];
         break;
       case 21:
-        if (wantTrace && cloud === undefined && name.toLowerCase() === 'x-cloud-trace-context') cloud = raw[i + 1];
+        if (first === 0x78 && wantTrace && cloud === undefined && name.toLowerCase() === 'x-cloud-trace-context') cloud = raw[i + 1];
         break;
     }
   }
