@@ -42,7 +42,7 @@ export class Gateway {
   private readonly bindings = new Map<string, Bound>();
   private admin: { key: string; server: http.Server } | undefined;
   private readonly pools = new PoolRegistry();
-  private readonly accessLogs = new AccessLogRegistry((dest, err) => this.logger.error({ dest, error: err.message }, 'access log file error; lines keep going to the file already open'));
+  private readonly accessLogs = new AccessLogRegistry((dest, err) => this.logger.error({ dest, error: err.message }, 'access log file error'));
   /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
   private state: { key: string; store: StateStore } | undefined;
   /** Request statistics, kept across reloads (see observability/stats.ts). */

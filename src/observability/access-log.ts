@@ -371,5 +371,5 @@ export class AccessLogRegistry {
 }
 
 function reportToStderr(dest: string, err: Error): void {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'access log file error; lines keep going to the file already open', dest, error: err.message })}\n`);
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'access log file error', dest, error: err.message })}\n`);
 }
