@@ -43,7 +43,7 @@ export class Gateway {
   private readonly bindings = new Map<string, Bound>();
   private admin: { key: string; server: http.Server } | undefined;
   private readonly pools = new PoolRegistry();
-  private readonly accessLogs = new AccessLogRegistry();
+  private readonly accessLogs = new AccessLogRegistry((dest, err) => this.logger.error({ dest, error: err.message }, 'access log file error'));
   /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
   private state: { key: string; store: StateStore } | undefined;
   /** Request statistics, kept across reloads (see observability/stats.ts). */
@@ -191,6 +191,11 @@ export class Gateway {
       (socket) => (bound.frontend as StreamFrontend).accept(socket),
     );
     return Object.assign(bound, { server });
+  }
+
+  /** Reopens every access-log file at its path (SIGUSR1, after logrotate renamed them); stdout is left alone. */
+  reopenLogs(): void {
+    this.logger.info({ files: this.accessLogs.reopen() }, 'access logs reopened');
   }
 
   /** Closes pools and log files that the current snapshot does not use. */

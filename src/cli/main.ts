@@ -243,6 +243,8 @@ async function startWorkers(file: string, config: Config, logger: Logger): Promi
  */
 async function serve(file: string, config: Config, logger: Logger, onReady: (listeners: ListenerUrl[], admin: string | undefined) => void): Promise<number> {
   const gateway = new Gateway(logger);
+  // Reopens the access-log files (logrotate). Installed first: without a listener, SIGUSR1 would start Node's inspector.
+  process.on('SIGUSR1', () => gateway.reopenLogs());
   const result = await gateway.apply(config);
   if (!result.ok) {
     logger.error({ error: result.error }, 'cannot start');

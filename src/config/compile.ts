@@ -96,9 +96,8 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
   const listeners = new Map<string, AnyListenerRuntime>();
   const accessLogs = new Set<string>();
   config.listeners.forEach((l, i) => {
-    const dest = l.accessLog === false ? null : l.accessLog === true ? 'stdout' : l.accessLog.path;
-    if (dest !== null) accessLogs.add(dest);
-    const accessLog = dest === null ? null : deps.accessLogs.get(dest);
+    const accessLog = deps.accessLogs.forListener(l.accessLog);
+    if (accessLog !== null) accessLogs.add(accessLog.dest);
     const tls = 'tls' in l ? l.tls : undefined;
     // Read from their files on every compile, so a reload picks up renewed certificates.
     const certificates = tls === undefined ? null : new ServerCertificates(tls, `listeners[${i}].tls`);

@@ -11,6 +11,7 @@ import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstr
 import { listenerTlsSchema, upstreamTlsSchema } from '../tls/schema.js';
 import { websocketSchema } from '../http/websocket/schema.js';
 import { grpcMetadataSchema } from '../http/grpc/schema.js';
+import { httpAccessLogSchema } from '../observability/access-log-schema.js';
 import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from '../l4/schema.js';
 
 /**
@@ -78,7 +79,7 @@ const cidr = z.string().refine((v) => {
   return /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v);
 }, 'must be an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32');
 
-const accessLog = z.union([bool, z.strictObject({ path: z.string().min(1) })]);
+const accessLog = httpAccessLogSchema;
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 

@@ -57,7 +57,17 @@ export class RequestContext {
   status = 0;
   /** Response body bytes written downstream. */
   bytesSent = 0;
-  /** hrtime when the upstream request was dispatched / the response head arrived / the body ended. */
+  /**
+   * Status of the last upstream response head received (a retried try's
+   * too; 1xx excluded), 0 when none arrived. It differs from `status` when
+   * a response middleware changed it or the gateway answered an error after
+   * it (e.g. a retried 503, then a failed try).
+   */
+  upstreamStatus = 0;
+  /**
+   * hrtime when the upstream request was dispatched (the first try's, with
+   * retries) / when the response head that went downstream arrived.
+   */
   upstreamStartedAt = 0n;
   upstreamHeadersAt = 0n;
   error: GatewayError | undefined = undefined;

@@ -243,6 +243,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   onHeaders(status: number, raw: Buffer[], resume: () => void, _text?: string, endStream?: boolean): boolean {
     if (status < 200) return true; // 1xx interim responses are not forwarded on HTTP/1.1 (Node answers 100-continue itself).
     const ctx = this.ctx;
+    ctx.upstreamStatus = status;
     this.resume = resume;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
@@ -457,6 +458,7 @@ class GuardedExchange {
   /** A try's response head arrived: forward it, or drop it and retry. Returns undici's keep-reading flag. */
   onHead(a: Attempt, status: number, raw: Buffer[], endStream: boolean): boolean {
     const ctx = this.ctx;
+    ctx.upstreamStatus = status;
     const now = process.hrtime.bigint();
     a.target.observeLatency(Number(now - a.startedAt) / 1e6);
     const breaker = this.upstream.breaker;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { bool, cidr, duration, int, listenAddress, port, resourceName } from '../config/values.js';
 import { listenerTlsSchema } from '../tls/schema.js';
 import { ipRestrictionOptions } from '../middlewares/ip-restriction.js';
+import { l4AccessLogSchema } from '../observability/access-log-schema.js';
 
 /**
  * Schemas of the connection-level (L4) listeners: `tcp`, `tls`, `udp`,
@@ -10,7 +11,7 @@ import { ipRestrictionOptions } from '../middlewares/ip-restriction.js';
  * told apart by `protocol`.
  */
 
-const accessLog = z.union([bool, z.strictObject({ path: z.string().min(1) })]);
+const accessLog = l4AccessLogSchema;
 
 /** `proxyProtocol:` on a listener: whether clients (a load balancer in front) send a PROXY protocol header. */
 export const PROXY_PROTOCOL_ACCEPT = ['none', 'accept', 'require'] as const;

@@ -10,6 +10,9 @@ import { WORKER_ENV, isReadyMessage, type ReadyMessage } from './worker.js';
  *   before that fails the start (the others are stopped, exit code 1).
  * - SIGHUP: forwarded to every worker (each reloads the config file itself);
  *   a worker still starting gets it once it serves.
+ * - SIGUSR1: forwarded to every worker (each reopens its access-log files),
+ *   the same way. Not sent before a worker serves: until its handler is
+ *   installed, Node's own SIGUSR1 action (starting the inspector) would run.
  * - SIGTERM / SIGINT: forwarded as SIGTERM (graceful stop); the primary exits
  *   when every worker has exited. A worker still running `shutdownTimeout`
  *   plus 5 s later is killed (SIGKILL).
@@ -41,6 +44,8 @@ interface Slot {
   ready: boolean;
   /** A SIGHUP arrived while this slot's worker was starting. */
   reloadPending: boolean;
+  /** A SIGUSR1 arrived while this slot's worker was starting. */
+  reopenPending: boolean;
   /** When this slot's worker was last replaced (within the window). */
   restarts: number[];
   restartTimer: NodeJS.Timeout | undefined;
@@ -57,6 +62,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       worker: undefined,
       ready: false,
       reloadPending: false,
+      reopenPending: false,
       restarts: [],
       restartTimer: undefined,
     }));
@@ -82,6 +88,10 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       if (slot.reloadPending) {
         slot.reloadPending = false;
         worker.process.kill('SIGHUP');
+      }
+      if (slot.reopenPending) {
+        slot.reopenPending = false;
+        worker.process.kill('SIGUSR1');
       }
       if (phase === 'starting' && slots.every((s) => s.ready)) {
         phase = 'running';
@@ -128,6 +138,15 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       }
     };
 
+    const reopenLogs = () => {
+      if (phase === 'stopping') return;
+      logger.info({ workers: slots.filter((s) => s.worker).length }, 'SIGUSR1: every worker reopens its access logs');
+      for (const s of slots) {
+        if (s.worker && s.ready) s.worker.process.kill('SIGUSR1');
+        else s.reopenPending = true;
+      }
+    };
+
     const stop = (signal?: string) => {
       if (phase === 'stopping') return;
       phase = 'stopping';
@@ -150,6 +169,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
 
     // Kept until the process exits: without a listener a late signal would kill it before the pid file is removed.
     process.on('SIGHUP', reload);
+    process.on('SIGUSR1', reopenLogs);
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
 

@@ -259,6 +259,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
   /** The upstream's answer head is in. */
   private arrived(status: number): void {
     const ctx = this.ctx;
+    ctx.upstreamStatus = status;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     this.target.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
     ctx.upstream!.passive?.observeStatus(this.target, status);
