@@ -26,7 +26,7 @@ export function checkConfigFiles(config: Config): ConfigError[] {
       const tls = l.tls;
       attempt(`listeners[${i}].tls`, () => new ServerCertificates(tls, `listeners[${i}].tls`));
     }
-    if (l.accessLog !== false && l.accessLog !== true) {
+    if (l.accessLog !== false && l.accessLog !== true && l.accessLog.path !== undefined) {
       const path = l.accessLog.path;
       attempt(`listeners[${i}].accessLog.path`, () => {
         try {

@@ -120,14 +120,14 @@ test('watch: a truncate-then-write, a file written in slow pieces and an atomic 
   await waitFor(async () => (await get(web)).body === 'v2', 'v2 to be applied');
   assert.equal(gw.child.exitCode, null);
 
-  // A document written in three pieces 60 ms apart: only the whole one is applied.
+  // A document written in three pieces 40 ms apart: only the whole one is applied.
   const whole = `${doc(port, 'v3')}  - { name: extra, listener: web, match: { path: /extra }, respond: { body: "extra" } }\nwatch: true\n`;
   const before = reloads();
   const fd = fs.openSync(file, 'w');
   const third = Math.ceil(whole.length / 3);
   for (let i = 0; i < 3; i++) {
     fs.writeSync(fd, whole.slice(i * third, (i + 1) * third));
-    await new Promise((r) => setTimeout(r, 60));
+    await new Promise((r) => setTimeout(r, 40));
   }
   fs.closeSync(fd);
   await waitFor(async () => (await get(web, '/extra')).body === 'extra', 'the whole document to be applied');
