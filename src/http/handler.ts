@@ -15,6 +15,8 @@ import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
  * The log phase always runs, after errors too.
  */
 export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, h2 = false): void {
+  // A request pipelined behind one that was refused: its connection closes after that answer, unread.
+  if (!h2 && (req.socket as ClosingSocket)[CLOSING] === true) return;
   const inbound = readInbound(req, listener.trustedProxies, listener.tls, h2);
   const ctx = createContext(listener, req, res, inbound, h2);
   const bad = readTarget(ctx, inbound);
@@ -61,13 +63,17 @@ const BAD_TARGET = 'invalid request target';
  * §3.2.4); on HTTP/2 a `:path` that is not a path or `*` (RFC 9113 §8.3.1).
  */
 export function readTarget(ctx: RequestContext, inbound: InboundView): GatewayError | null {
-  if (inbound.refusal !== undefined) return inbound.refusal;
   const url = ctx.req.url ?? '';
-  if (url === '*' ? ctx.req.method !== 'OPTIONS' : ctx.h2 && url.charCodeAt(0) !== 47 /* / */) return new GatewayError('BAD_REQUEST', BAD_TARGET);
   const target = splitTarget(url);
-  if (target === undefined) return new GatewayError('BAD_REQUEST', BAD_TARGET);
-  ctx.path = target.path;
-  ctx.query = target.query;
+  if (target !== undefined) {
+    // Set before any refusal, so that the log line of a refused request has its path.
+    ctx.path = target.path;
+    ctx.query = target.query;
+  }
+  if (inbound.refusal !== undefined) return inbound.refusal;
+  if (target === undefined || (url === '*' ? ctx.req.method !== 'OPTIONS' : ctx.h2 && url.charCodeAt(0) !== 47 /* / */)) {
+    return new GatewayError('BAD_REQUEST', BAD_TARGET);
+  }
   ctx.host = inbound.hostname;
   return null;
 }
@@ -118,8 +124,18 @@ export function fail(ctx: RequestContext, err: GatewayError): void {
  * it cannot be trusted (RFC 9112 §3.2, §6.3).
  */
 export function refuse(ctx: RequestContext, err: GatewayError): void {
-  if (!ctx.h2) ctx.res.shouldKeepAlive = false;
+  if (!ctx.h2) closeAfterAnswer(ctx);
   fail(ctx, err);
+}
+
+/** Set on an HTTP/1.x socket whose connection ends after the current answer: requests parsed after it are not served. */
+const CLOSING = Symbol('portico.closing');
+type ClosingSocket = { [CLOSING]?: boolean };
+
+/** Ends `ctx`'s HTTP/1.x connection after its answer (`Connection: close`); requests pipelined behind it are dropped unanswered. */
+function closeAfterAnswer(ctx: RequestContext): void {
+  ctx.res.shouldKeepAlive = false;
+  (ctx.req.socket as ClosingSocket)[CLOSING] = true;
 }
 
 /** The cause a request failed with when its body broke off (failBody); it outranks what the phases record after it. */
@@ -153,7 +169,7 @@ export function failBody(ctx: RequestContext, err: GatewayError): void {
   const res = ctx.res;
   if (res.writableEnded) return;
   bodyFailures.set(ctx, err);
-  res.shouldKeepAlive = false;
+  closeAfterAnswer(ctx);
   if (!res.headersSent && !ctx.closed) {
     writeError(ctx, err);
   } else {
