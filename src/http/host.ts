@@ -87,7 +87,10 @@ function hostEnd(value: string): number {
   if (n === 0) return -1;
   if (value.charCodeAt(0) === 91 /* [ */) {
     const close = value.indexOf(']');
-    if (close < 0 || !isIPv6(value.slice(1, close))) return -1;
+    if (close < 0) return -1;
+    const address = value.slice(1, close);
+    // node:net accepts a zone id (`%eth0`); a URI carries none (RFC 9110 §4.2.3 follows RFC 3986, without RFC 6874).
+    if (address.includes('%') || !isIPv6(address)) return -1;
     const after = close + 1;
     if (after < n && value.charCodeAt(after) !== 58 /* : */) return -1;
     return after;
