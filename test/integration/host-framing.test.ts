@@ -308,9 +308,11 @@ describe('invalid request framing (RFC 9112 §6, §7)', () => {
       upstreams: [
         { name: 'up', targets: [{ address: up.address }] },
         { name: 'early', targets: [{ address: early.address }] },
+        { name: 'guarded', targets: [{ address: up.address }], retries: { attempts: 1, retryNonIdempotent: true } },
       ],
       routes: [
         { name: 'early', listener: 'web', match: { pathPrefix: '/early' }, upstream: 'early' },
+        { name: 'guarded', listener: 'web', match: { pathPrefix: '/guarded' }, upstream: 'guarded' },
         { name: 'up', listener: 'web', upstream: 'up' },
         { name: 'slow', listener: 'slow', upstream: 'up' },
       ],
@@ -371,6 +373,20 @@ describe('invalid request framing (RFC 9112 §6, §7)', () => {
     await waitFor(() => early.aborted.includes('/early/cut'), 'the upstream request to be cut', 5000);
     assert.equal(early.completed.length, 0);
     const line = await waitFor(() => accessLines(logFile).find((l) => l.path === '/early/cut'), 'the access-log line', 5000);
+    assert.equal(line.error, 'BAD_FRAMING');
+    await fdsSettle(fds);
+  });
+
+  test('with retries (the body is buffered before the first try): 400 BAD_FRAMING, nothing upstream, logged', async () => {
+    const fds = openFds();
+    const startedBefore = up.started.length;
+    const { reply, closed } = await exchange(port, upload('-1\r\n', '/guarded/bad'));
+    assert.equal(status(reply), 400, reply);
+    assert.equal(bodyOf(reply).code, 'BAD_FRAMING');
+    assert.equal(closed, true);
+    assert.equal(up.started.length, startedBefore, 'a buffered body never went upstream');
+    const line = await waitFor(() => accessLines(logFile).find((l) => l.path === '/guarded/bad'), 'the access-log line', 5000);
+    assert.equal(line.status, 400);
     assert.equal(line.error, 'BAD_FRAMING');
     await fdsSettle(fds);
   });
