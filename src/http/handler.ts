@@ -21,7 +21,7 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
   const ctx = createContext(listener, req, res, inbound, h2);
   const bad = readTarget(ctx, inbound);
   if (bad !== null) return refuse(ctx, bad);
-  if (!h2 && inbound.hasBody) readingBody(ctx);
+  if (!h2) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
 
   const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
   if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
@@ -144,9 +144,14 @@ const bodyFailures = new WeakMap<RequestContext, GatewayError>();
 const READING = Symbol('portico.readingBody');
 type ReadingSocket = { [READING]?: RequestContext };
 
-/** Notes that `ctx`'s body is being read from its socket, so that a framing error on that socket finds it (bodyBeingRead). */
-function readingBody(ctx: RequestContext): void {
-  (ctx.req.socket as ReadingSocket)[READING] = ctx;
+/**
+ * Notes the request whose body `socket` reads now (undefined: none), so
+ * that a framing error on that socket finds it (bodyBeingRead). Each
+ * request replaces the previous one, and the log phase lets go of a
+ * complete one, so an idle connection keeps no request alive.
+ */
+function readingBody(socket: object, ctx: RequestContext | undefined): void {
+  (socket as ReadingSocket)[READING] = ctx;
 }
 
 /** The request whose body `socket` is reading now, if any. */
@@ -181,6 +186,10 @@ export function failBody(ctx: RequestContext, err: GatewayError): void {
 /** The log phase: statistics and the access log, once per request (or WebSocket session). */
 export function log(ctx: RequestContext): void {
   if (ctx.error !== undefined) ctx.error = bodyFailures.get(ctx) ?? ctx.error;
+  if (!ctx.h2 && ctx.req.complete) {
+    const socket = ctx.req.socket as ReadingSocket | null;
+    if (socket !== null && socket[READING] === ctx) socket[READING] = undefined;
+  }
   ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
 }
