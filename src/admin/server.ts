@@ -2,7 +2,7 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 
 export interface AdminOptions {
-  /** When set, every endpoint but /health requires `Authorization: Bearer <apiKey>`. */
+  /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /** Describes the running gateway for GET /status. */
   status: () => unknown;
@@ -13,16 +13,43 @@ export interface AdminOptions {
 }
 
 /**
+ * The admin listener's protection against slow and idle clients, the same
+ * kinds of limits a listener has (fixed: the admin API serves small JSON
+ * to operators and tools, never slow uploads).
+ */
+export interface AdminLimits {
+  /** Time to receive a request head, from the connection or the previous response (→ 408, closed). */
+  headersTimeout: number;
+  /** Time to receive a whole request, body included (→ 408, closed). */
+  requestTimeout: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeout: number;
+  /** Most bytes in a request head (→ 431, closed). */
+  maxHeaderSize: number;
+  /** How often the two timeouts above are checked; they fire up to this late. */
+  connectionsCheckingInterval: number;
+}
+
+export const ADMIN_LIMITS: Readonly<AdminLimits> = {
+  headersTimeout: 5_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  maxHeaderSize: 16 * 1024,
+  connectionsCheckingInterval: 1_000,
+};
+
+/**
  * The admin API. It binds to loopback unless an API key is configured
- * (enforced by config validation). Endpoints:
+ * (enforced by config validation). Slow and idle clients are cut by
+ * `limits` (ADMIN_LIMITS). Endpoints:
  *   GET /health → 200 {"status":"ok"} while the process runs (no auth: liveness)
  *   GET /ready  → 200 {"status":"ready"}, or 503 {"status":"draining"|"stopping"}
  *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
  */
-export function createAdminServer(options: () => AdminOptions): http.Server {
-  return http.createServer((req, res) => {
+export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
+  return http.createServer({ ...limits }, (req, res) => {
     const url = req.url ?? '/';
     const path = url.split('?', 1)[0];
     const opts = options();
@@ -55,10 +82,17 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** Constant-time comparison of the bearer token (hashing first makes the lengths equal). */
+/**
+ * Whether `Authorization` carries `Bearer <key>`. The scheme name is
+ * case-insensitive and separated from the token by one or more spaces
+ * (RFC 9110 §11.1, §11.4); the token is compared in constant time
+ * (hashing first makes the lengths equal).
+ */
 export function authorized(header: string | undefined, key: string): boolean {
-  if (!header || !header.startsWith('Bearer ')) return false;
-  const a = createHash('sha256').update(header.slice(7)).digest();
+  if (!header || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'bearer' || header.charCodeAt(6) !== 32) return false;
+  let start = 7;
+  while (header.charCodeAt(start) === 32) start++;
+  const a = createHash('sha256').update(header.slice(start)).digest();
   const b = createHash('sha256').update(key).digest();
   return timingSafeEqual(a, b);
 }

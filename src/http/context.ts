@@ -27,7 +27,11 @@ export class RequestContext {
   path: string;
   /** Inbound query including its leading `?`, or ''. */
   query: string;
-  /** The inbound Host header, if any. */
+  /**
+   * The authority the request is for, as sent (forwarded.ts): an
+   * absolute-form target's, else Host / `:authority`; what goes upstream as
+   * Host under `preserveHost`. Undefined when the request names none.
+   */
   hostHeader: string | undefined;
   /** Whether the inbound request has a body (RFC 9112 §6.3). */
   hasBody = false;

@@ -1,8 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { GatewayError } from '../errors.js';
 import type { IpSet } from './ip.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { parseGrpcTimeout } from './grpc/timeout.js';
+import { transferCodingError } from './framing.js';
+import { requestAuthority } from './host.js';
+import { absoluteAuthority } from './path.js';
 
 export interface InboundView {
   /** The client's address as this gateway trusts it. */
@@ -11,8 +15,22 @@ export interface InboundView {
   headers: string[];
   /** A valid `X-Request-Id` sent by the client, if any. */
   requestId: string | undefined;
-  /** The Host header as sent. */
+  /** The Host header as sent (HTTP/2: `:authority`, else Host). */
   host: string | undefined;
+  /**
+   * The authority the request is for (host.ts `requestAuthority`): an
+   * absolute-form target's, else Host / `:authority`. What the request is
+   * routed by, and what goes upstream as Host under `preserveHost`.
+   */
+  authority: string | undefined;
+  /** The authority's host, normalized for matching; '' for none. */
+  hostname: string;
+  /**
+   * Why this request must be refused before anything else, or undefined:
+   * an invalid Host/authority (400) or Transfer-Encoding (400/501). The
+   * request's connection is closed after the answer (RFC 9112 §3.2, §6.3).
+   */
+  refusal: GatewayError | undefined;
   /** The request has a body: Content-Length > 0 or Transfer-Encoding (RFC 9112 §6.3). */
   hasBody: boolean;
   /** Content-Length, or -1. */
@@ -35,6 +53,12 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
  * right-most address in that chain that is not itself a trusted proxy;
  * `X-Forwarded-Proto`/`-Host` sent by the peer are kept too. Otherwise every
  * client-sent forwarding header is discarded and the peer is the client.
+ *
+ * It also counts what node:http does not: every Host line (req.headers
+ * keeps only the first), so that host.ts `requestAuthority` can settle the
+ * request's authority (absolute-form target, Host, `:authority`), and every
+ * Transfer-Encoding line (framing.ts). `X-Forwarded-Host` is that
+ * authority, not the Host header an absolute-form target overrides.
  */
 export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, h2 = false): InboundView {
   const peer = peerAddress(req.socket.remoteAddress);
@@ -46,6 +70,9 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
   let xfHost: string | undefined;
   let requestId: string | undefined;
   let host: string | undefined;
+  let hostCount = 0;
+  let pseudoAuthority: string | undefined;
+  let te: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
   let contentLength = -1;
@@ -59,7 +86,7 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
     if (h2) {
       // HTTP/2 pseudo-headers (RFC 9113 §8.3.1) are not forwarded; :authority stands for Host.
       if (lower.charCodeAt(0) === 0x3a) {
-        if (lower === ':authority') host ??= value;
+        if (lower === ':authority') pseudoAuthority = value;
         continue;
       }
       // Split cookie fields are joined into one for HTTP/1.1 (RFC 9113 §8.2.3).
@@ -70,7 +97,8 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
     }
     switch (lower) {
       case 'host':
-        host ??= value;
+        // node:http keeps only the first in req.headers; every line counts here (RFC 9112 §3.2).
+        if (hostCount++ === 0) host = value;
         continue;
       case 'x-real-ip':
       case 'expect':
@@ -85,6 +113,7 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
         continue;
       case 'transfer-encoding':
         hasBody = true;
+        te = te === undefined ? value : `${te}, ${value}`;
         continue;
       case 'x-forwarded-for':
         if (trustPeer) priorXff = priorXff === undefined ? value : `${priorXff}, ${value}`;
@@ -132,9 +161,40 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
     'x-forwarded-proto', xfProto ?? (tls ? 'https' : 'http'),
     'x-real-ip', clientIp,
   );
-  const forwardedHost = xfHost ?? host;
+  const resolved = requestAuthority({
+    host,
+    hostCount,
+    pseudo: pseudoAuthority,
+    target: h2 || req.url === undefined ? undefined : absoluteAuthority(req.url),
+    requireHost: !h2 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1,
+    h2,
+  });
+  let refusal: GatewayError | undefined;
+  let authority: string | undefined;
+  let hostname = '';
+  if (typeof resolved === 'string') refusal = new GatewayError('BAD_REQUEST', resolved);
+  else ({ authority, hostname } = resolved);
+  if (te !== undefined && refusal === undefined) {
+    // HTTP/2 frames bodies itself: the header is connection-specific there (RFC 9113 §8.2.2).
+    if (h2) refusal = new GatewayError('BAD_REQUEST', 'Transfer-Encoding in an HTTP/2 request');
+    // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 §6.1).
+    else if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) refusal = new GatewayError('BAD_FRAMING', 'Transfer-Encoding in an HTTP/1.0 request');
+    else refusal = transferCodingError(te) ?? undefined;
+  }
+  const forwardedHost = xfHost ?? authority;
   if (forwardedHost !== undefined) out.push('x-forwarded-host', forwardedHost);
-  return { clientIp, headers: out, requestId, host, hasBody, contentLength, grpcTimeout: grpc ? grpcTimeout : undefined };
+  return {
+    clientIp,
+    headers: out,
+    requestId,
+    host: h2 ? (pseudoAuthority ?? host) : host,
+    authority,
+    hostname,
+    refusal,
+    hasBody,
+    contentLength,
+    grpcTimeout: grpc ? grpcTimeout : undefined,
+  };
 }
 
 /** Walks the chain from the right, skipping trusted proxies; the first untrusted hop is the client. */

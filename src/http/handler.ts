@@ -4,7 +4,6 @@ import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import { RequestContext } from './context.js';
 import { readInbound, type InboundView } from './forwarded.js';
-import { normalizeHost } from './host.js';
 import { splitTarget } from './path.js';
 import { proxy } from './proxy.js';
 import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
@@ -16,8 +15,13 @@ import { toGatewayError, writeDirectResponse, writeError } from './respond.js';
  * The log phase always runs, after errors too.
  */
 export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, h2 = false): void {
-  const ctx = createContext(listener, req, res, readInbound(req, listener.trustedProxies, listener.tls, h2), h2);
-  if (!readTarget(ctx)) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
+  // A request pipelined behind one that was refused: its connection closes after that answer, unread.
+  if (!h2 && (req.socket as ClosingSocket)[CLOSING] === true) return;
+  const inbound = readInbound(req, listener.trustedProxies, listener.tls, h2);
+  const ctx = createContext(listener, req, res, inbound, h2);
+  const bad = readTarget(ctx, inbound);
+  if (bad !== null) return refuse(ctx, bad);
+  if (!h2) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
 
   const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
   if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
@@ -38,7 +42,7 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.upstreamHeaders = inbound.headers;
-  ctx.hostHeader = inbound.host;
+  ctx.hostHeader = inbound.authority;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;
   if (inbound.grpcTimeout !== undefined) {
@@ -48,19 +52,36 @@ export function createContext(listener: ListenerRuntime, req: IncomingMessage, r
   return ctx;
 }
 
-/** Sets the context's path, query and normalized host from the request target; false when the target is invalid. */
-export function readTarget(ctx: RequestContext): boolean {
-  const target = splitTarget(ctx.req.url ?? '');
-  if (target === undefined) return false;
-  ctx.path = target.path;
-  ctx.query = target.query;
-  ctx.host = normalizeHost(ctx.hostHeader);
-  return true;
+const BAD_TARGET = 'invalid request target';
+
+/**
+ * Sets the context's path, query and host (the authority's, see
+ * forwarded.ts) from the request head; returns why the request must be
+ * refused, or null. Besides the head's own refusal (Host, authority,
+ * Transfer-Encoding): a target that is not origin-form, absolute-form
+ * http(s) or `*` (RFC 9112 §3.2); `*` on any method but OPTIONS (RFC 9112
+ * §3.2.4); on HTTP/2 a `:path` that is not a path or `*` (RFC 9113 §8.3.1).
+ */
+export function readTarget(ctx: RequestContext, inbound: InboundView): GatewayError | null {
+  const url = ctx.req.url ?? '';
+  const target = splitTarget(url);
+  if (target !== undefined) {
+    // Set before any refusal, so that the log line of a refused request has its path.
+    ctx.path = target.path;
+    ctx.query = target.query;
+  }
+  if (inbound.refusal !== undefined) return inbound.refusal;
+  if (target === undefined || (url === '*' ? ctx.req.method !== 'OPTIONS' : ctx.h2 && url.charCodeAt(0) !== 47 /* / */)) {
+    return new GatewayError('BAD_REQUEST', BAD_TARGET);
+  }
+  ctx.host = inbound.hostname;
+  return null;
 }
 
 function forward(ctx: RequestContext): void {
-  if (ctx.closed) {
-    ctx.status = 499;
+  // The client left, or its body broke its framing while the middlewares ran (failBody answered it).
+  if (ctx.closed || ctx.res.headersSent) {
+    ctx.status ||= 499;
     return log(ctx);
   }
   if (!answerLocally(ctx)) proxy(ctx, log);
@@ -97,8 +118,78 @@ export function fail(ctx: RequestContext, err: GatewayError): void {
   log(ctx);
 }
 
+/**
+ * Refuses a request whose head is invalid (readTarget), and closes its
+ * HTTP/1.x connection after the answer: the framing of what follows on
+ * it cannot be trusted (RFC 9112 §3.2, §6.3).
+ */
+export function refuse(ctx: RequestContext, err: GatewayError): void {
+  if (!ctx.h2) closeAfterAnswer(ctx);
+  fail(ctx, err);
+}
+
+/** Set on an HTTP/1.x socket whose connection ends after the current answer: requests parsed after it are not served. */
+const CLOSING = Symbol('portico.closing');
+type ClosingSocket = { [CLOSING]?: boolean };
+
+/** Ends `ctx`'s HTTP/1.x connection after its answer (`Connection: close`); requests pipelined behind it are dropped unanswered. */
+function closeAfterAnswer(ctx: RequestContext): void {
+  ctx.res.shouldKeepAlive = false;
+  (ctx.req.socket as ClosingSocket)[CLOSING] = true;
+}
+
+/** The cause a request failed with when its body broke off (failBody); it outranks what the phases record after it. */
+const bodyFailures = new WeakMap<RequestContext, GatewayError>();
+/** The HTTP/1.x request whose body a socket is reading (one at a time: node:http parses requests in order). */
+const READING = Symbol('portico.readingBody');
+type ReadingSocket = { [READING]?: RequestContext };
+
+/**
+ * Notes the request whose body `socket` reads now (undefined: none), so
+ * that a framing error on that socket finds it (bodyBeingRead). Each
+ * request replaces the previous one, and the log phase lets go of a
+ * complete one, so an idle connection keeps no request alive.
+ */
+function readingBody(socket: object, ctx: RequestContext | undefined): void {
+  (socket as ReadingSocket)[READING] = ctx;
+}
+
+/** The request whose body `socket` is reading now, if any. */
+export function bodyBeingRead(socket: object): RequestContext | undefined {
+  const ctx = (socket as ReadingSocket)[READING];
+  return ctx !== undefined && !ctx.req.complete ? ctx : undefined;
+}
+
+/**
+ * A request's body broke off on the gateway's side: its framing was
+ * invalid (a bad chunk, an unknown coding) or `timeouts.request` expired.
+ * The client gets the error's status (400/501/408, with `Connection:
+ * close`) if no response byte was sent, else its connection is cut. The
+ * response closing aborts the upstream request, if one was started, so
+ * the upstream never takes the partial body for a whole one. Whatever the
+ * phases record afterwards (a 499 from that abort), the log says `err`.
+ * A request already answered in full keeps its answer.
+ */
+export function failBody(ctx: RequestContext, err: GatewayError): void {
+  const res = ctx.res;
+  if (res.writableEnded) return;
+  bodyFailures.set(ctx, err);
+  closeAfterAnswer(ctx);
+  if (!res.headersSent && !ctx.closed) {
+    writeError(ctx, err);
+  } else {
+    ctx.error = err;
+    res.destroy();
+  }
+}
+
 /** The log phase: statistics and the access log, once per request (or WebSocket session). */
 export function log(ctx: RequestContext): void {
+  if (ctx.error !== undefined) ctx.error = bodyFailures.get(ctx) ?? ctx.error;
+  if (!ctx.h2 && ctx.req.complete) {
+    const socket = ctx.req.socket as ReadingSocket | null;
+    if (socket !== null && socket[READING] === ctx) socket[READING] = undefined;
+  }
   ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
 }

@@ -9,8 +9,7 @@ export function splitTarget(target: string): { path: string; query: string } | u
   let start = 0;
   if (target.charCodeAt(0) !== 47 /* / */) {
     if (target === '*') return { path: '*', query: '' };
-    const head = target.slice(0, 8).toLowerCase(); // schemes are case-insensitive (RFC 3986 §3.1)
-    const scheme = head.startsWith('http://') ? 7 : head === 'https://' ? 8 : -1;
+    const scheme = schemeLength(target);
     if (scheme < 0) return undefined;
     const slash = target.indexOf('/', scheme);
     const q = target.indexOf('?', scheme);
@@ -40,4 +39,30 @@ function removeDotSegments(path: string): string {
     }
   }
   return '/' + out.join('/');
+}
+
+/**
+ * The authority of an absolute-form request target (`http://host:port/…`,
+ * RFC 9112 §3.2.2), as written ('' when empty); undefined for any other
+ * form. It ends at the first `/` or `?` (absolute-URI has no fragment, so
+ * a `#` stays in it and makes it invalid); it is not validated here (host.ts
+ * `parseAuthority`).
+ */
+export function absoluteAuthority(target: string): string | undefined {
+  if (target.charCodeAt(0) === 47 /* / */) return undefined;
+  const start = schemeLength(target);
+  if (start < 0) return undefined;
+  let end = start;
+  while (end < target.length) {
+    const c = target.charCodeAt(end);
+    if (c === 47 || c === 63 /* ? */) break;
+    end++;
+  }
+  return target.slice(start, end);
+}
+
+/** The length of a leading `http://` or `https://` (schemes are case-insensitive, RFC 3986 §3.1), or -1. */
+function schemeLength(target: string): number {
+  const head = target.slice(0, 8).toLowerCase();
+  return head.startsWith('http://') ? 7 : head === 'https://' ? 8 : -1;
 }

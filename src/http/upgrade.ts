@@ -60,7 +60,8 @@ export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, s
   }
 
   const ctx = createContext(listener, req, res, inbound);
-  if (!readTarget(ctx)) return fail(ctx, new GatewayError('BAD_REQUEST', 'invalid request target'));
+  const bad = readTarget(ctx, inbound);
+  if (bad !== null) return fail(ctx, bad);
   if (!websocket) return fail(ctx, new GatewayError('BAD_REQUEST', `upgrade to "${String(req.headers.upgrade)}" with a request body is not supported`));
   const invalid = invalidHandshake(req, inbound.hasBody);
   if (invalid !== null) return fail(ctx, new GatewayError('BAD_REQUEST', invalid));

@@ -4,11 +4,11 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../config/schema.js';
-import { handleRequest } from '../http/handler.js';
+import { bodyBeingRead, failBody, handleRequest } from '../http/handler.js';
+import { parserError, type ParserError } from '../http/framing.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { AnyListenerRuntime, ListenerRuntime } from './listener-runtime.js';
 import type { Binding, StreamFrontend } from './frontend.js';
 import { sniffPreface } from './h2-preface.js';
@@ -69,10 +69,12 @@ export class HttpFrontend implements StreamFrontend {
         noDelay: true,
         // How often Node checks the headers/request timeouts (its default, 30 s, makes them fire late).
         connectionsCheckingInterval: 1000,
+        // Host is checked by the request lifecycle (http/host.ts), with the other Host rules, a JSON body and a log line.
+        requireHostHeader: false,
       },
       (req, res) => this.onRequest(req, res, false),
     );
-    this.h1.on('clientError', onClientError);
+    this.h1.on('clientError', (err: ParserError, socket: Duplex) => this.onClientError(err, socket));
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const l = this.listener();
       if (l === undefined) return socket.destroy();
@@ -193,6 +195,10 @@ export class HttpFrontend implements StreamFrontend {
     });
   }
 
+  private onClientError(err: ParserError, socket: Duplex): void {
+    answerClientError(err, socket as HttpSocket, this.logger, this.binding.name);
+  }
+
   private listener(): ListenerRuntime | undefined {
     const l = this.binding.current().listeners.get(this.binding.name);
     return l?.kind === 'http' ? l : undefined;
@@ -234,25 +240,50 @@ export class HttpFrontend implements StreamFrontend {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
+/** How long a connection refused for bad framing may take to read its answer before it is destroyed. */
+const CLOSE_GRACE_MS = 5000;
+
+/** Sockets whose parse error was handled: llhttp reports the same error again for every later packet. */
+const refused = new WeakSet<Duplex>();
+
+type HttpSocket = Duplex & { _httpMessage?: http.ServerResponse | null };
 
 /**
- * Malformed HTTP (RFC 9112 parse errors, a head over maxHeaderSize, a head
- * not received in time): answer once with the mapped status and a JSON body
- * (no request id exists yet), then close. Never throws.
+ * Malformed HTTP/1.x (RFC 9112 parse errors, a head over maxHeaderSize, a
+ * headers or request timeout), as node:http reports it; never throws.
+ * Every case ends the connection.
+ *
+ * - While a request's body is being read (framing.ts `parserError`: a bad
+ *   chunk, an unknown transfer coding llhttp refuses after the head, or
+ *   `timeouts.request`), that request fails with the mapped status
+ *   (handler.ts `failBody`): answered with the JSON error body if nothing
+ *   was sent yet, its upstream request aborted, and logged with the cause.
+ * - Otherwise no request exists yet: answer once with the mapped status
+ *   and a JSON body (no request id), then close; with a response still in
+ *   flight on the connection (pipelining), just close.
  */
-function onClientError(err: Error & { code?: string }, socket: Duplex): void {
-  if (socket.writable && !(socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
-    const code: ErrorCode =
-      err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
-    const { status, message } = ERROR_CODES[code];
-    const body = JSON.stringify({ error: err.code ? `${message} (${err.code})` : message, code });
-    socket.end(
-      `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-    const timer = setTimeout(() => socket.destroy(), 5000);
-    socket.once('close', () => clearTimeout(timer));
-  } else {
-    socket.destroy();
+function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger, listener: string): void {
+  if (refused.has(socket)) return;
+  refused.add(socket);
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  socket.once('close', () => clearTimeout(timer));
+  const ctx = bodyBeingRead(socket);
+  const error = parserError(err, ctx !== undefined);
+  if (ctx !== undefined) {
+    logger.debug({ listener, requestId: ctx.requestId, code: error.code, err: error.message }, 'request body refused');
+    const answered = ctx.res.writableEnded;
+    failBody(ctx, error);
+    // A request answered in full before its body broke: nothing else will end its connection.
+    if (answered && (socket._httpMessage == null || socket._httpMessage === ctx.res)) socket.end();
+    return;
   }
+  if (!socket.writable || socket._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: error.message, code: error.code });
+  socket.end(
+    `HTTP/1.1 ${error.status} ${REASONS[error.status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

@@ -90,6 +90,8 @@ describe('gRPC statuses', () => {
   it('maps every gateway error code', () => {
     const expected: Record<string, number> = {
       BAD_REQUEST: 13,
+      BAD_FRAMING: 13,
+      UNSUPPORTED_TRANSFER_CODING: 13,
       REQUEST_TIMEOUT: 4,
       HEADERS_TOO_LARGE: 8,
       UNAUTHORIZED: 16,
