@@ -194,6 +194,7 @@ describe('grpcMetadata rules', () => {
 
 describe('gRPC active health check config', () => {
   const doc = (active: unknown) => ({
+    listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0' }],
     upstreams: [{ name: 'u', protocol: 'h2c', targets: [{ address: '127.0.0.1:2003' }], healthCheck: { active } }],
   });
 
