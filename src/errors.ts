@@ -62,10 +62,29 @@ export function statusFor(err: GatewayError): number {
   return err.status;
 }
 
-/** Classifies an error thrown by the upstream client (undici, node:net) as a GatewayError. */
-export function fromUpstreamError(err: unknown): GatewayError {
+/**
+ * Classifies an error thrown by the upstream client (undici, node:net) as a
+ * GatewayError. `inBody`: the response head had arrived, so a connection
+ * lost now cut a response short of what its framing announced
+ * (Content-Length or the last chunk, RFC 9112 §6.3, §7.1): that is an
+ * invalid response (UPSTREAM_PROTOCOL_ERROR), not a reset.
+ */
+export function fromUpstreamError(err: unknown, inBody = false): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as { code?: string; message?: string };
+  // Every llhttp parse error (bad chunk size, missing CRLF, conflicting Content-Length, invalid header bytes …).
+  if (e?.code?.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError') {
+    return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `upstream sent an invalid response: ${e.message ?? e.code}`, { cause: err });
+  }
+  if (inBody) {
+    switch (e?.code) {
+      case 'UND_ERR_SOCKET':
+      case 'ECONNRESET':
+      case 'EPIPE':
+      case 'UPSTREAM_STREAM_RESET':
+        return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `upstream response cut short: ${e.message ?? e.code}`, { cause: err });
+    }
+  }
   switch (e?.code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':

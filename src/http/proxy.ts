@@ -74,16 +74,32 @@ export function proxy(ctx: RequestContext, done: Done): void {
   );
 }
 
-/** Where `forwardHead` leaves the upstream's Content-Length (-1 when absent). */
+/**
+ * What `forwardHead` leaves for the body: the upstream's Content-Length
+ * (-1 when absent), and the response head until it is written.
+ */
 interface BodySink {
   remaining: number;
+  /** The response head, not written yet (see `forwardHead`); null once written or when there is none. */
+  head: ResponseHead | null;
 }
 
 /**
  * Builds the downstream response head from the upstream's raw head
- * (hop-by-hop headers dropped, X-Request-Id ensured), runs the response
- * middlewares and writes it. Returns null, or the error to abort the
- * upstream request with (the client left, or a header Node refuses).
+ * (hop-by-hop headers dropped, X-Request-Id ensured) and runs the response
+ * middlewares. Returns null, or the error to abort the upstream request
+ * with (the client left, or a header Node refuses).
+ *
+ * The head is held in `sink.head` and written with the first body bytes or
+ * at the end of the response (`writeHead`), not when it arrives: until then
+ * nothing has reached the client, so an upstream whose body framing turns
+ * out broken (a bad chunk size, a body shorter than its Content-Length)
+ * is still answered 502 UPSTREAM_PROTOCOL_ERROR. Once the head is written
+ * an error aborts the downstream response instead. node:http buffers a
+ * written head until the first body write anyway, so HTTP/1.1 clients see
+ * no difference; HTTP/2 clients get the HEADERS frame with the first DATA.
+ * gRPC responses are the exception: their head (response metadata) is
+ * written at once, and their errors travel in trailers or a stream reset.
  */
 function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink, endStream = false): GatewayError | null {
   let headers: string[] = [];
@@ -116,8 +132,16 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
   const res = ctx.res;
   if (ctx.closed) return DOWNSTREAM_CLOSED;
   if (endStream && ctx.h2) return respondHeadOnly(ctx, head);
+  sink.head = head;
+  return ctx.grpc ? writeHead(ctx, sink) : null;
+}
+
+/** Writes the held response head downstream; returns null, or the error when Node refuses a header. */
+function writeHead(ctx: RequestContext, sink: BodySink): GatewayError | null {
+  const head = sink.head!;
+  sink.head = null;
   try {
-    res.writeHead(head.status, head.headers);
+    ctx.res.writeHead(head.status, head.headers);
   } catch (err) {
     // An upstream header Node refuses to forward (e.g. invalid characters).
     return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
@@ -182,9 +206,13 @@ const latin1 = (v: Buffer | string): string => (typeof v === 'string' ? v : v.to
  * as a trailing HEADERS frame; node:http sends them only on a chunked
  * response (RFC 9112 §7.1.2) and drops them otherwise.
  */
-function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
+function endResponse(ctx: RequestContext, sink: BodySink, trailers: RawTrailers): void {
   const res = ctx.res;
   if (res.writableEnded) return;
+  if (sink.head !== null) {
+    const err = writeHead(ctx, sink);
+    if (err !== null) return writeError(ctx, err);
+  }
   if (trailers !== null && trailers.length > 0) {
     const out: Record<string, string> = {};
     for (let i = 0; i < trailers.length; i += 2) {
@@ -208,6 +236,17 @@ function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
 }
 
 /**
+ * Answers an upstream failure: an error response while nothing was written,
+ * else the downstream response is aborted. Either way the log records the
+ * error's status, not the status of a head that was cut off.
+ */
+function failResponse(ctx: RequestContext, e: GatewayError): void {
+  const cut = ctx.res.headersSent && !ctx.grpc;
+  writeError(ctx, e);
+  if (cut) ctx.status = e.status;
+}
+
+/**
  * undici's core handler interface (the one its HTTP/1.1 client calls
  * directly: raw header buffers, boolean backpressure). The newer
  * controller-style interface is a wrapper around it that parses every
@@ -222,6 +261,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   private deadline: NodeJS.Timeout | null = null;
   /** The upstream's Content-Length, or -1: lets the last chunk go out with `end`, in one write. */
   remaining = -1;
+  head: ResponseHead | null = null;
+  /** The response head arrived: a lost connection now cuts a body short. */
+  private inBody = false;
 
   constructor(ctx: RequestContext, done: Done) {
     this.ctx = ctx;
@@ -244,6 +286,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     if (status < 200) return true; // 1xx interim responses are not forwarded on HTTP/1.1 (Node answers 100-continue itself).
     const ctx = this.ctx;
     this.resume = resume;
+    this.inBody = true;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
     const passive = ctx.upstream!.passive;
@@ -255,11 +298,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.head !== null) {
+      const err = writeHead(this.ctx, this);
+      if (err !== null) {
+        this.abort?.(err);
+        return false;
+      }
+    }
     return forwardChunk(this.ctx, this, chunk, this.resume!);
   }
 
   onComplete(trailers: RawTrailers): void {
-    endResponse(this.ctx, trailers);
+    endResponse(this.ctx, this, trailers);
     this.finish();
   }
 
@@ -270,9 +320,9 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
       ctx.status ||= 499;
       if (!ctx.closed) ctx.res.destroy();
     } else {
-      const e = fromUpstreamError(err);
+      const e = fromUpstreamError(err, this.inBody);
       if (e !== DEADLINE) ctx.upstream!.passive?.failure(ctx.target!, e.code);
-      writeError(ctx, e);
+      failResponse(ctx, e);
     }
     this.finish();
   }
@@ -489,12 +539,12 @@ class GuardedExchange {
       a.end();
       return this.finishAborted();
     }
-    const e = fromUpstreamError(err);
+    const e = fromUpstreamError(err, a.mode === FORWARDING);
     if (e !== DEADLINE) this.upstream.passive?.failure(a.target, e.code);
     if (a.mode === FORWARDING || e === DEADLINE) {
-      // After the head went downstream (or could not be written): never retried.
+      // After the head was taken for downstream (or could not be written): never retried.
       a.end();
-      writeError(ctx, e);
+      failResponse(ctx, e);
       return this.finish();
     }
     const breaker = this.upstream.breaker;
@@ -511,7 +561,7 @@ class GuardedExchange {
   onComplete(a: Attempt, trailers: RawTrailers): void {
     a.end();
     if (a.mode !== FORWARDING) return;
-    endResponse(this.ctx, trailers);
+    endResponse(this.ctx, a, trailers);
     this.finish();
   }
 
@@ -599,6 +649,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
   ended = false;
   abort: ((err?: Error) => void) | null = null;
   remaining = -1;
+  head: ResponseHead | null = null;
   private resume: (() => void) | null = null;
 
   constructor(exchange: GuardedExchange, target: Target, permit: number) {
@@ -620,6 +671,13 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onData(chunk: Buffer): boolean {
     if (this.mode !== FORWARDING) return true;
+    if (this.head !== null) {
+      const err = writeHead(this.exchange.ctx, this);
+      if (err !== null) {
+        this.abort?.(err);
+        return false;
+      }
+    }
     return forwardChunk(this.exchange.ctx, this, chunk, this.resume!);
   }
 
