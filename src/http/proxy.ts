@@ -2,9 +2,10 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError } from '../errors.js';
+import { GatewayError, fromUpstreamError, isConnectFailure } from '../errors.js';
 import { REJECTED_FULL } from '../upstream/circuit-breaker.js';
-import type { RetryPolicy } from '../upstream/retry.js';
+import { wasNotSent } from '../upstream/h2-pool.js';
+import { CONNECT_FAILOVERS, type RetryPolicy } from '../upstream/retry.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from './context.js';
@@ -62,16 +63,36 @@ export function proxy(ctx: RequestContext, done: Done): void {
   target.inflight++;
   ctx.upstreamStartedAt = process.hrtime.bigint();
   ctx.res.on('close', handler.onDownstreamClose);
+  send(ctx, upstream, target, handler);
+}
+
+function send(ctx: RequestContext, upstream: Upstream, target: Target, handler: ProxyHandler): void {
   upstream.poolFor(target).dispatch(
     {
       path: ctx.upstreamPath + ctx.query,
-      method: req.method as Dispatcher.HttpMethod,
-      headers,
-      body: ctx.hasBody ? req : null,
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      headers: ctx.upstreamHeaders,
+      body: ctx.hasBody ? ctx.req : null,
       servername: upstream.serverNameFor(target),
     },
     handler,
   );
+}
+
+/**
+ * Whether a failed try reached nothing: a connect failure (errors.ts
+ * isConnectFailure) before the request was written. undici's HTTP/1.1
+ * client calls onConnect only once the request is on a connected socket
+ * (`connected` false until then); the HTTP/2 pool marks the requests a
+ * failed session connect fails (h2-pool.ts wasNotSent).
+ */
+function notSent(e: GatewayError, err: Error, connected: boolean): boolean {
+  return isConnectFailure(e) && (!connected || wasNotSent(err));
+}
+
+/** A request body can be sent again: none, in memory, or a stream nothing was read from yet. */
+function replayable(body: Buffer | Readable | IncomingMessage | null): boolean {
+  return body === null || Buffer.isBuffer(body) || !body.readableDidRead;
 }
 
 /**
@@ -264,6 +285,8 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   head: ResponseHead | null = null;
   /** The response head arrived: a lost connection now cuts a body short. */
   private inBody = false;
+  /** Targets whose connect failed (connect failover; null until one did). */
+  private tried: Target[] | null = null;
 
   constructor(ctx: RequestContext, done: Done) {
     this.ctx = ctx;
@@ -320,11 +343,38 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
       ctx.status ||= 499;
       if (!ctx.closed) ctx.res.destroy();
     } else {
-      const e = fromUpstreamError(err, this.inBody);
+      const e = fromUpstreamError(err, this.inBody && ctx.upstream!.config.protocol === 'http1');
       if (e !== DEADLINE) ctx.upstream!.passive?.failure(ctx.target!, e.code);
+      if (notSent(e, err, this.abort !== null) && this.failover()) return;
       failResponse(ctx, e);
     }
     this.finish();
+  }
+
+  /**
+   * The target's connect failed and nothing was sent: the request goes to
+   * a target not tried yet (retry.ts CONNECT_FAILOVERS). False when none is
+   * left, the client left or the body was read already.
+   */
+  private failover(): boolean {
+    const ctx = this.ctx;
+    const tried = this.tried ?? (this.tried = []);
+    if (ctx.closed || tried.length >= CONNECT_FAILOVERS || !replayable(ctx.hasBody ? ctx.req : null)) return false;
+    const upstream = ctx.upstream!;
+    const failed = ctx.target!;
+    tried.push(failed);
+    const target = upstream.pickUntried(ctx, tried);
+    if (target === undefined) return false;
+    failed.inflight--;
+    target.inflight++;
+    ctx.target = target;
+    this.abort = null;
+    // proxy() pushed host, its value, x-request-id and its value last.
+    const headers = ctx.upstreamHeaders;
+    if (!(ctx.route!.preserveHost && ctx.hostHeader !== undefined)) headers[headers.length - 3] = target.address;
+    if (ctx.grpcTimeout > 0) passDeadline(ctx);
+    send(ctx, upstream, target, this);
+    return true;
   }
 
   /** A downstream client that goes away aborts the upstream request. */
@@ -410,6 +460,8 @@ class GuardedExchange {
   private deadline: NodeJS.Timeout | null = null;
   /** Index of the Host value in ctx.upstreamHeaders, once added. */
   private hostIndex = -1;
+  /** Connect failovers taken (retry.ts CONNECT_FAILOVERS). */
+  private failovers = 0;
 
   constructor(ctx: RequestContext, done: Done, upstream: Upstream, policy: RetryPolicy | null) {
     this.ctx = ctx;
@@ -539,7 +591,7 @@ class GuardedExchange {
       a.end();
       return this.finishAborted();
     }
-    const e = fromUpstreamError(err, a.mode === FORWARDING);
+    const e = fromUpstreamError(err, a.mode === FORWARDING && this.upstream.config.protocol === 'http1');
     if (e !== DEADLINE) this.upstream.passive?.failure(a.target, e.code);
     if (a.mode === FORWARDING || e === DEADLINE) {
       // After the head was taken for downstream (or could not be written): never retried.
@@ -554,8 +606,20 @@ class GuardedExchange {
     }
     a.end();
     if (this.policy !== null && this.policy.retriesError(e.code) && this.mayRetry()) return this.scheduleRetry();
+    if (notSent(e, err, a.abort !== null) && this.mayFailover()) {
+      this.attempt = null;
+      return this.startAttempt();
+    }
     writeError(ctx, e);
     this.finish();
+  }
+
+  /** A connect failover is possible: one is left, the client is there, the body can be sent again and a target was not tried. */
+  private mayFailover(): boolean {
+    if (this.failovers >= CONNECT_FAILOVERS || this.ctx.closed || !replayable(this.body)) return false;
+    if (!this.upstream.hasUntried(this.tried ?? [this.first!])) return false;
+    this.failovers++;
+    return true;
   }
 
   onComplete(a: Attempt, trailers: RawTrailers): void {
