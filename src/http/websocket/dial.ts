@@ -268,14 +268,17 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
       ctx.status ||= 499;
       this.client.destroy();
     } else {
-      const e = fromUpstreamError(err);
+      const e = fromUpstreamError(err, this.state === ANSWERING);
       ctx.upstream!.passive?.failure(this.target, e.code);
       if (this.state === WAITING) {
         this.record(false);
         // A connect failure before the handshake was written reached nothing: another target (proxy.ts does the same).
         if (this.abort === null && isConnectFailure(e) && this.failover()) return;
       }
+      // A non-101 answer cut after its head went out: the client connection is closed, and the log says why.
+      const cut = ctx.res.headersSent;
       writeError(ctx, e);
+      if (cut) ctx.status = e.status;
     }
     this.endHandshake();
     this.target.inflight--;
