@@ -64,10 +64,29 @@ export function statusFor(err: GatewayError): number {
   return err.status;
 }
 
-/** Classifies an error thrown by the upstream client (undici, node:net) as a GatewayError. */
-export function fromUpstreamError(err: unknown): GatewayError {
+/**
+ * Classifies an error thrown by the upstream client (undici, node:net) as a
+ * GatewayError. `inBody`: an HTTP/1.1 response head had arrived, so a
+ * connection lost now cut the response short of what its framing
+ * announced (Content-Length or the last chunk, RFC 9112 §6.3, §7.1): that
+ * is an invalid response (UPSTREAM_PROTOCOL_ERROR), not a reset. (An
+ * HTTP/2 stream lost mid-body stays UPSTREAM_RESET: its framing is intact.)
+ */
+export function fromUpstreamError(err: unknown, inBody = false): GatewayError {
   if (err instanceof GatewayError) return err;
   const e = err as { code?: string; message?: string };
+  // Every llhttp parse error (bad chunk size, missing CRLF, conflicting Content-Length, invalid header bytes …).
+  if (e?.code?.startsWith('HPE_') || (err as Error | undefined)?.name === 'HTTPParserError') {
+    return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `upstream sent an invalid response: ${e.message ?? e.code}`, { cause: err });
+  }
+  if (inBody) {
+    switch (e?.code) {
+      case 'UND_ERR_SOCKET':
+      case 'ECONNRESET':
+      case 'EPIPE':
+        return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `upstream response cut short: ${e.message ?? e.code}`, { cause: err });
+    }
+  }
   switch (e?.code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
@@ -109,4 +128,14 @@ export function fromUpstreamError(err: unknown): GatewayError {
       if (e?.code?.startsWith('ERR_SSL_')) return new GatewayError('UPSTREAM_TLS_ERROR', `upstream TLS handshake failed: ${e.code}`, { cause: err });
       return new GatewayError('UPSTREAM_RESET', undefined, { cause: err });
   }
+}
+
+/**
+ * Whether an upstream failure is a failed connect: the target refused or
+ * could not be reached, or the connect timed out. Combined with "the
+ * request was not written yet" (the caller knows), nothing reached the
+ * upstream and the request may go to another target whatever its method.
+ */
+export function isConnectFailure(err: GatewayError): boolean {
+  return err.code === 'UPSTREAM_CONNECT_REFUSED' || err.code === 'UPSTREAM_CONNECT_TIMEOUT';
 }

@@ -2,9 +2,10 @@ import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError } from '../errors.js';
+import { GatewayError, fromUpstreamError, isConnectFailure } from '../errors.js';
 import { REJECTED_FULL } from '../upstream/circuit-breaker.js';
-import type { RetryPolicy } from '../upstream/retry.js';
+import { wasNotSent } from '../upstream/h2-pool.js';
+import { CONNECT_FAILOVERS, type RetryPolicy } from '../upstream/retry.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from './context.js';
@@ -62,28 +63,64 @@ export function proxy(ctx: RequestContext, done: Done): void {
   target.inflight++;
   ctx.upstreamStartedAt = process.hrtime.bigint();
   ctx.res.on('close', handler.onDownstreamClose);
+  send(ctx, upstream, target, handler);
+}
+
+function send(ctx: RequestContext, upstream: Upstream, target: Target, handler: ProxyHandler): void {
   upstream.poolFor(target).dispatch(
     {
       path: ctx.upstreamPath + ctx.query,
-      method: req.method as Dispatcher.HttpMethod,
-      headers,
-      body: ctx.hasBody ? req : null,
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      headers: ctx.upstreamHeaders,
+      body: ctx.hasBody ? ctx.req : null,
       servername: upstream.serverNameFor(target),
     },
     handler,
   );
 }
 
-/** Where `forwardHead` leaves the upstream's Content-Length (-1 when absent). */
+/**
+ * Whether a failed try reached nothing: a connect failure (errors.ts
+ * isConnectFailure) before the request was written. undici's HTTP/1.1
+ * client calls onConnect only once the request is on a connected socket
+ * (`connected` false until then); the HTTP/2 pool marks the requests a
+ * failed session connect fails (h2-pool.ts wasNotSent).
+ */
+function notSent(e: GatewayError, err: Error, connected: boolean): boolean {
+  return isConnectFailure(e) && (!connected || wasNotSent(err));
+}
+
+/** A request body can be sent again: none, in memory, or a stream nothing was read from yet. */
+function replayable(body: Buffer | Readable | IncomingMessage | null): boolean {
+  return body === null || Buffer.isBuffer(body) || !body.readableDidRead;
+}
+
+/**
+ * What `forwardHead` leaves for the body: the upstream's Content-Length
+ * (-1 when absent), and the response head until it is written.
+ */
 interface BodySink {
   remaining: number;
+  /** The response head, not written yet (see `forwardHead`); null once written or when there is none. */
+  head: ResponseHead | null;
 }
 
 /**
  * Builds the downstream response head from the upstream's raw head
- * (hop-by-hop headers dropped, X-Request-Id ensured), runs the response
- * middlewares and writes it. Returns null, or the error to abort the
- * upstream request with (the client left, or a header Node refuses).
+ * (hop-by-hop headers dropped, X-Request-Id ensured) and runs the response
+ * middlewares. Returns null, or the error to abort the upstream request
+ * with (the client left, or a header Node refuses).
+ *
+ * The head is held in `sink.head` and written with the first body bytes or
+ * at the end of the response (`writeHead`), not when it arrives: until then
+ * nothing has reached the client, so an upstream whose body framing turns
+ * out broken (a bad chunk size, a body shorter than its Content-Length)
+ * is still answered 502 UPSTREAM_PROTOCOL_ERROR. Once the head is written
+ * an error aborts the downstream response instead. node:http buffers a
+ * written head until the first body write anyway, so HTTP/1.1 clients see
+ * no difference; HTTP/2 clients get the HEADERS frame with the first DATA.
+ * gRPC responses are the exception: their head (response metadata) is
+ * written at once, and their errors travel in trailers or a stream reset.
  */
 function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink, endStream = false): GatewayError | null {
   let headers: string[] = [];
@@ -116,8 +153,16 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
   const res = ctx.res;
   if (ctx.closed) return DOWNSTREAM_CLOSED;
   if (endStream && ctx.h2) return respondHeadOnly(ctx, head);
+  sink.head = head;
+  return ctx.grpc ? writeHead(ctx, sink) : null;
+}
+
+/** Writes the held response head downstream; returns null, or the error when Node refuses a header. */
+function writeHead(ctx: RequestContext, sink: BodySink): GatewayError | null {
+  const head = sink.head!;
+  sink.head = null;
   try {
-    res.writeHead(head.status, head.headers);
+    ctx.res.writeHead(head.status, head.headers);
   } catch (err) {
     // An upstream header Node refuses to forward (e.g. invalid characters).
     return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
@@ -182,9 +227,13 @@ const latin1 = (v: Buffer | string): string => (typeof v === 'string' ? v : v.to
  * as a trailing HEADERS frame; node:http sends them only on a chunked
  * response (RFC 9112 §7.1.2) and drops them otherwise.
  */
-function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
+function endResponse(ctx: RequestContext, sink: BodySink, trailers: RawTrailers): void {
   const res = ctx.res;
   if (res.writableEnded) return;
+  if (sink.head !== null) {
+    const err = writeHead(ctx, sink);
+    if (err !== null) return writeError(ctx, err);
+  }
   if (trailers !== null && trailers.length > 0) {
     const out: Record<string, string> = {};
     for (let i = 0; i < trailers.length; i += 2) {
@@ -208,6 +257,17 @@ function endResponse(ctx: RequestContext, trailers: RawTrailers): void {
 }
 
 /**
+ * Answers an upstream failure: an error response while nothing was written,
+ * else the downstream response is aborted. Either way the log records the
+ * error's status, not the status of a head that was cut off.
+ */
+function failResponse(ctx: RequestContext, e: GatewayError): void {
+  const cut = ctx.res.headersSent && !ctx.grpc;
+  writeError(ctx, e);
+  if (cut) ctx.status = e.status;
+}
+
+/**
  * undici's core handler interface (the one its HTTP/1.1 client calls
  * directly: raw header buffers, boolean backpressure). The newer
  * controller-style interface is a wrapper around it that parses every
@@ -222,6 +282,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   private deadline: NodeJS.Timeout | null = null;
   /** The upstream's Content-Length, or -1: lets the last chunk go out with `end`, in one write. */
   remaining = -1;
+  head: ResponseHead | null = null;
+  /** The response head arrived: a lost connection now cuts a body short. */
+  private inBody = false;
+  /** Targets whose connect failed (connect failover; null until one did). */
+  private tried: Target[] | null = null;
 
   constructor(ctx: RequestContext, done: Done) {
     this.ctx = ctx;
@@ -245,6 +310,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     const ctx = this.ctx;
     ctx.upstreamStatus = status;
     this.resume = resume;
+    this.inBody = true;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     ctx.target!.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
     const passive = ctx.upstream!.passive;
@@ -256,11 +322,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.head !== null) {
+      const err = writeHead(this.ctx, this);
+      if (err !== null) {
+        this.abort?.(err);
+        return false;
+      }
+    }
     return forwardChunk(this.ctx, this, chunk, this.resume!);
   }
 
   onComplete(trailers: RawTrailers): void {
-    endResponse(this.ctx, trailers);
+    endResponse(this.ctx, this, trailers);
     this.finish();
   }
 
@@ -271,11 +344,38 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
       ctx.status ||= 499;
       if (!ctx.closed) ctx.res.destroy();
     } else {
-      const e = fromUpstreamError(err);
+      const e = fromUpstreamError(err, this.inBody && ctx.upstream!.config.protocol === 'http1');
       if (e !== DEADLINE) ctx.upstream!.passive?.failure(ctx.target!, e.code);
-      writeError(ctx, e);
+      if (notSent(e, err, this.abort !== null) && this.failover()) return;
+      failResponse(ctx, e);
     }
     this.finish();
+  }
+
+  /**
+   * The target's connect failed and nothing was sent: the request goes to
+   * a target not tried yet (retry.ts CONNECT_FAILOVERS). False when none is
+   * left, the client left or the body was read already.
+   */
+  private failover(): boolean {
+    const ctx = this.ctx;
+    const tried = this.tried ?? (this.tried = []);
+    if (ctx.closed || tried.length >= CONNECT_FAILOVERS || !replayable(ctx.hasBody ? ctx.req : null)) return false;
+    const upstream = ctx.upstream!;
+    const failed = ctx.target!;
+    tried.push(failed);
+    const target = upstream.pickUntried(ctx, tried);
+    if (target === undefined) return false;
+    failed.inflight--;
+    target.inflight++;
+    ctx.target = target;
+    this.abort = null;
+    // proxy() pushed host, its value, x-request-id and its value last.
+    const headers = ctx.upstreamHeaders;
+    if (!(ctx.route!.preserveHost && ctx.hostHeader !== undefined)) headers[headers.length - 3] = target.address;
+    if (ctx.grpcTimeout > 0) passDeadline(ctx);
+    send(ctx, upstream, target, this);
+    return true;
   }
 
   /** A downstream client that goes away aborts the upstream request. */
@@ -361,6 +461,8 @@ class GuardedExchange {
   private deadline: NodeJS.Timeout | null = null;
   /** Index of the Host value in ctx.upstreamHeaders, once added. */
   private hostIndex = -1;
+  /** Connect failovers taken (retry.ts CONNECT_FAILOVERS). */
+  private failovers = 0;
 
   constructor(ctx: RequestContext, done: Done, upstream: Upstream, policy: RetryPolicy | null) {
     this.ctx = ctx;
@@ -491,12 +593,12 @@ class GuardedExchange {
       a.end();
       return this.finishAborted();
     }
-    const e = fromUpstreamError(err);
+    const e = fromUpstreamError(err, a.mode === FORWARDING && this.upstream.config.protocol === 'http1');
     if (e !== DEADLINE) this.upstream.passive?.failure(a.target, e.code);
     if (a.mode === FORWARDING || e === DEADLINE) {
-      // After the head went downstream (or could not be written): never retried.
+      // After the head was taken for downstream (or could not be written): never retried.
       a.end();
-      writeError(ctx, e);
+      failResponse(ctx, e);
       return this.finish();
     }
     const breaker = this.upstream.breaker;
@@ -506,14 +608,26 @@ class GuardedExchange {
     }
     a.end();
     if (this.policy !== null && this.policy.retriesError(e.code) && this.mayRetry()) return this.scheduleRetry();
+    if (notSent(e, err, a.abort !== null) && this.mayFailover()) {
+      this.attempt = null;
+      return this.startAttempt();
+    }
     writeError(ctx, e);
     this.finish();
+  }
+
+  /** A connect failover is possible: one is left, the client is there, the body can be sent again and a target was not tried. */
+  private mayFailover(): boolean {
+    if (this.failovers >= CONNECT_FAILOVERS || this.ctx.closed || !replayable(this.body)) return false;
+    if (!this.upstream.hasUntried(this.tried ?? [this.first!])) return false;
+    this.failovers++;
+    return true;
   }
 
   onComplete(a: Attempt, trailers: RawTrailers): void {
     a.end();
     if (a.mode !== FORWARDING) return;
-    endResponse(this.ctx, trailers);
+    endResponse(this.ctx, a, trailers);
     this.finish();
   }
 
@@ -601,6 +715,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
   ended = false;
   abort: ((err?: Error) => void) | null = null;
   remaining = -1;
+  head: ResponseHead | null = null;
   private resume: (() => void) | null = null;
 
   constructor(exchange: GuardedExchange, target: Target, permit: number) {
@@ -622,6 +737,13 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onData(chunk: Buffer): boolean {
     if (this.mode !== FORWARDING) return true;
+    if (this.head !== null) {
+      const err = writeHead(this.exchange.ctx, this);
+      if (err !== null) {
+        this.abort?.(err);
+        return false;
+      }
+    }
     return forwardChunk(this.exchange.ctx, this, chunk, this.resume!);
   }
 

@@ -65,6 +65,18 @@ export interface H2PoolStats {
   queued: number;
 }
 
+/**
+ * Marks an error that failed requests the pool never wrote to the target
+ * (its session could not be established): nothing reached the upstream,
+ * so the request may go to another target. See `wasNotSent`.
+ */
+const NOT_SENT = Symbol('portico.h2NotSent');
+
+/** Whether `err` failed a request before any of it was written (a connect failure of the session it waited for). */
+export function wasNotSent(err: Error): boolean {
+  return (err as Error & { [NOT_SENT]?: boolean })[NOT_SENT] === true;
+}
+
 const DEFAULT_MAX_SESSIONS = 16;
 /** Times a request the server provably did not process is sent again on another session. */
 const MAX_REPLAYS = 3;
@@ -215,8 +227,10 @@ export class H2Pool implements SessionOwner {
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
     if (!everReady && !this.hasLiveSession()) {
-      // Connect failure with nothing else to carry the queue: fail it (a retry policy may try another target).
-      this.failQueue(err ?? new H2ClientError('UND_ERR_SOCKET', 'upstream closed the connection before the HTTP/2 session was established'));
+      // Connect failure with nothing else to carry the queue: fail it, marked as not sent (the proxy tries another target).
+      const e = err ?? new H2ClientError('UND_ERR_SOCKET', 'upstream closed the connection before the HTTP/2 session was established');
+      (e as Error & { [NOT_SENT]?: boolean })[NOT_SENT] = true;
+      this.failQueue(e);
     } else {
       this.process();
     }

@@ -1,6 +1,18 @@
 import type { ErrorCode } from '../errors.js';
 import type { RetriesConfig } from './policy-schema.js';
 
+/**
+ * Connect failover, on by default and apart from `retries`: a request
+ * whose target refused the connection, was unreachable or did not accept
+ * it within `timeouts.connect` reached nothing, so it is sent to a target
+ * not tried yet, whatever its method, without backoff, at most this many
+ * times (nginx's `proxy_next_upstream error timeout`, bounded like its
+ * `proxy_next_upstream_tries`). It does not take from the retry budget:
+ * a failed connect put no load on the upstream. Passive health and the
+ * circuit breaker still see each failed try.
+ */
+export const CONNECT_FAILOVERS = 3;
+
 /** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 

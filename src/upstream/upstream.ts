@@ -153,6 +153,21 @@ export class Upstream {
   }
 
   /**
+   * Picks a target not in `tried` for a connect failover; undefined when
+   * every target that may be picked was tried.
+   */
+  pickUntried(ctx: RequestContext, tried: readonly Target[]): Target | undefined {
+    const t = this.pickOther(ctx, tried);
+    return t === undefined || tried.includes(t) ? undefined : t;
+  }
+
+  /** Whether a target that may be picked is not in `tried`. */
+  hasUntried(tried: readonly Target[]): boolean {
+    for (const t of this.pickable) if (!tried.includes(t)) return true;
+    return false;
+  }
+
+  /**
    * Picks a target for a connection (L4 listeners), avoiding `tried` when
    * another is available. Consistent hashing uses the client IP whatever
    * `hashKey` says: a connection has no URI, header or cookie.

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError } from '../../errors.js';
+import { GatewayError, fromUpstreamError, isConnectFailure } from '../../errors.js';
 import { REJECTED_FULL } from '../../upstream/circuit-breaker.js';
+import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from '../context.js';
@@ -47,7 +48,9 @@ const OVER = 2;
  * taken before the dial and released when the answer is in; a 101 is a
  * success, other statuses count by `circuitBreaker.statuses`), not the
  * session. Passive health sees connect failures and answer statuses. No
- * retries: a handshake is sent once. The target's `inflight` counts the
+ * retries: a handshake is sent once; a connect failure (nothing was
+ * sent) goes to another target, as for plain requests (retry.ts
+ * CONNECT_FAILOVERS). The target's `inflight` counts the
  * session until it ends, so least-connections balances live sessions.
  * HTTP/2 upstreams (`protocol: h2 | h2c`) are refused with 502: WebSocket
  * over HTTP/2 (RFC 8441) is not supported.
@@ -66,13 +69,23 @@ export function dialUpstream(ctx: RequestContext, client: Socket, head: Buffer, 
     );
     return done(ctx);
   }
+  dialTarget(ctx, client, head, sessions, ticket, done, null);
+}
+
+/**
+ * One handshake try: through the breaker, to a target picked by the
+ * balancer, or (`tried` set: a connect failover) to one not tried yet.
+ */
+function dialTarget(ctx: RequestContext, client: Socket, head: Buffer, sessions: WebSocketSessions, ticket: number, done: Done, tried: Target[] | null): void {
+  const route = ctx.route!;
+  const upstream = ctx.upstream!;
   const breaker = upstream.breaker;
   let permit = 0;
   if (breaker !== null) {
     permit = breaker.acquire();
     if (permit < 0) return rejectByBreaker(ctx, upstream, permit, done);
   }
-  const target = upstream.pick(ctx);
+  const target = tried === null ? upstream.pick(ctx) : upstream.pickUntried(ctx, tried);
   if (target === undefined) {
     breaker?.release(permit, false);
     writeError(ctx, new GatewayError('NO_TARGET'));
@@ -80,11 +93,12 @@ export function dialUpstream(ctx: RequestContext, client: Socket, head: Buffer, 
   }
   ctx.target = target;
   const headers = ctx.upstreamHeaders;
-  headers.push('host', route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address);
-  headers.push('x-request-id', ctx.requestId);
-  const handshake = new UpstreamHandshake(ctx, client, head, target, permit, sessions, ticket, done);
+  const host = route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
+  if (tried === null) headers.push('host', host, 'x-request-id', ctx.requestId);
+  else headers[headers.length - 3] = host;
+  const handshake = new UpstreamHandshake(ctx, client, head, target, permit, sessions, ticket, done, tried);
   target.inflight++;
-  ctx.upstreamStartedAt = process.hrtime.bigint();
+  if (ctx.upstreamStartedAt === 0n) ctx.upstreamStartedAt = process.hrtime.bigint();
   client.on('close', handshake.onClientClose);
   upstream.poolFor(target).dispatch(
     {
@@ -130,8 +144,21 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
   private resume: (() => void) | null = null;
   private state = WAITING;
   private recorded = false;
+  /** Targets whose connect failed before this try (null: the first try). */
+  private readonly tried: Target[] | null;
 
-  constructor(ctx: RequestContext, client: Socket, head: Buffer, target: Target, permit: number, sessions: WebSocketSessions, ticket: number, done: Done) {
+  constructor(
+    ctx: RequestContext,
+    client: Socket,
+    head: Buffer,
+    target: Target,
+    permit: number,
+    sessions: WebSocketSessions,
+    ticket: number,
+    done: Done,
+    tried: Target[] | null,
+  ) {
+    this.tried = tried;
     this.ctx = ctx;
     this.client = client;
     this.head = head;
@@ -241,14 +268,33 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
       ctx.status ||= 499;
       this.client.destroy();
     } else {
-      const e = fromUpstreamError(err);
+      const e = fromUpstreamError(err, this.state === ANSWERING);
       ctx.upstream!.passive?.failure(this.target, e.code);
-      if (this.state === WAITING) this.record(false);
+      if (this.state === WAITING) {
+        this.record(false);
+        // A connect failure before the handshake was written reached nothing: another target (proxy.ts does the same).
+        if (this.abort === null && isConnectFailure(e) && this.failover()) return;
+      }
+      // A non-101 answer cut after its head went out: the client connection is closed, and the log says why.
+      const cut = ctx.res.headersSent;
       writeError(ctx, e);
+      if (cut) ctx.status = e.status;
     }
     this.endHandshake();
     this.target.inflight--;
     this.over();
+  }
+
+  /** Sends the handshake to a target not tried yet (retry.ts CONNECT_FAILOVERS); false when none is left. */
+  private failover(): boolean {
+    const tried = this.tried ?? [];
+    if (tried.length >= CONNECT_FAILOVERS || this.client.destroyed) return false;
+    tried.push(this.target);
+    if (!this.ctx.upstream!.hasUntried(tried)) return false;
+    this.endHandshake();
+    this.target.inflight--;
+    dialTarget(this.ctx, this.client, this.head, this.sessions, this.ticket, this.done, tried);
+    return true;
   }
 
   /** A client that goes away during the handshake (or the non-101 answer) aborts the upstream request. */
