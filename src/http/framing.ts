@@ -59,6 +59,18 @@ export interface ParserError extends Error {
   rawPacket?: Buffer;
 }
 
+/**
+ * What node:http reports as a client error when the client went away rather
+ * than sent bad bytes: the connection reset or broken, or its side ended
+ * before the message did (llhttp's "invalid EOF state").
+ */
+const GONE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'HPE_INVALID_EOF_STATE']);
+
+/** The client left mid-request (not a framing error): 499, logged as DOWNSTREAM_ABORTED, nothing to answer. */
+export function clientGone(err: ParserError): boolean {
+  return err.code !== undefined && GONE_CODES.has(err.code);
+}
+
 /** llhttp codes that mean the head's framing headers (Content-Length, Transfer-Encoding) are invalid. */
 const FRAMING_CODES = new Set(['HPE_INVALID_CONTENT_LENGTH', 'HPE_UNEXPECTED_CONTENT_LENGTH', 'HPE_INVALID_TRANSFER_ENCODING']);
 

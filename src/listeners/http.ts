@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../config/schema.js';
 import { bodyBeingRead, failBody, handleRequest } from '../http/handler.js';
-import { parserError, type ParserError } from '../http/framing.js';
+import { clientGone, parserError, type ParserError } from '../http/framing.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
@@ -269,6 +269,11 @@ function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger,
   const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
   socket.once('close', () => clearTimeout(timer));
   const ctx = bodyBeingRead(socket);
+  if (clientGone(err)) {
+    // Nobody to answer: the connection goes, and a request in flight ends as 499 through its close (proxy.ts aborts the upstream exchange).
+    socket.destroy();
+    return;
+  }
   const error = parserError(err, ctx !== undefined);
   if (ctx !== undefined) {
     logger.debug({ listener, requestId: ctx.requestId, code: error.code, err: error.message }, 'request body refused');

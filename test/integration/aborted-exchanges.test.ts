@@ -224,9 +224,13 @@ describe('aborted uploads end the upstream exchange at once', () => {
     const baseline = openFds();
     const n = 20;
     const port = Number(new URL(gw.url()).port);
-    // The clients stay connected and silent: only the listener's request timeout ends them.
+    // The clients stay connected and silent: only the listener's request timeout ends them (with a 408 they read).
     const clients = await Promise.all(Array.from({ length: n }, () => connected(port)));
-    clients.forEach((s, i) => s.write(uploadHead(i)));
+    const answers = clients.map(() => '');
+    clients.forEach((s, i) => {
+      s.on('data', (d: Buffer) => (answers[i] += d.toString('latin1')));
+      s.write(uploadHead(i));
+    });
     await waitFor(() => up.arrived() === n || undefined, 'every upload to reach the upstream');
     await waitFor(() => up.ended() === n || undefined, 'the upstream to see every exchange end', 10_000);
     await waitFor(() => clients.every((s) => s.destroyed || s.readableEnded) || undefined, 'the gateway to close every client');
@@ -235,7 +239,11 @@ describe('aborted uploads end the upstream exchange at once', () => {
       const l = logLines(log).filter((x) => (x.path as string).startsWith('/upload/'));
       return l.length === n ? l : undefined;
     }, 'one access-log line per closed upload', 10_000);
-    for (const l of lines) assert.equal(l.status, 499);
+    for (const l of lines) {
+      assert.equal(l.status, 408, JSON.stringify(l));
+      assert.equal(l.error, 'REQUEST_TIMEOUT', JSON.stringify(l));
+    }
+    for (const a of answers) assert.match(a, /^HTTP\/1\.1 408 /);
     // undici 7 opens a fresh connection on the pool client of each aborted request (it puts the aborted request back
     // as pending before dropping it, nodejs/undici#5845): up to `n` idle connections, closed by the pool's idle timeout.
     await fdsSettle(baseline, 2, 10_000);
