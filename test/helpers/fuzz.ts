@@ -21,7 +21,8 @@ export function fuzzRuns<T = unknown>(defaultRuns: number): FcParameters<T> {
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`FUZZ_RUNS must be a positive whole number, got "${env}"`);
     numRuns = Math.max(1, Math.round((defaultRuns * n) / STANDARD_RUNS));
   }
-  const params: FcParameters<T> = { numRuns };
+  // includeErrorInReport: the failed assertion's message is printed with the counterexample.
+  const params: FcParameters<T> = { numRuns, includeErrorInReport: true };
   const seed = process.env.FUZZ_SEED;
   if (seed !== undefined && seed !== '') {
     const s = Number(seed);
