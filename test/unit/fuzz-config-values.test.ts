@@ -140,6 +140,18 @@ describe('fuzz: sizes and counts (int)', () => {
     );
   });
 
+  it('long runs of numeric characters and spaces are answered (no catastrophic backtracking)', () => {
+    const long = fc.tuple(fc.constantFrom('1', ' ', '1 ', '-1', '.1', '1.'), fc.integer({ min: 1_000, max: 50_000 }), fc.constantFrom('', 'x', ' ', '.', '1'));
+    fc.assert(
+      fc.property(long, ([piece, times, tail]) => {
+        const text = piece.repeat(times) + tail;
+        const n = NUMERIC.test(text) ? Number(text) : NaN;
+        assert.equal(schema.safeParse(text).success, Number.isInteger(n) && n >= MIN && n <= MAX);
+      }),
+      fuzzRuns(200),
+    );
+  });
+
   it('a size in range round-trips through its decimal text', () => {
     fc.assert(
       fc.property(fc.integer({ min: MIN, max: MAX }), (n) => {
