@@ -1,6 +1,6 @@
 // Property tests of the L4 connection-start readers on real loopback
-// sockets (docs/fuzzing.md): readProxyHeader (PROXY protocol) and
-// peekClientHello (TLS SNI), fed by a client that writes its bytes in
+// sockets (docs/fuzzing.md): readProxyHeader (PROXY protocol),
+// peekClientHello (TLS SNI) and the sealed listener's readLine, fed by a client that writes its bytes in
 // random pieces, each flushed before the next. Properties: the reader's
 // verdict is the pure parser's verdict on the whole input; on success the
 // bytes past the header (`rest`) or every byte read (`bytes`) are exactly
@@ -17,9 +17,13 @@ import { parseProxyHeader } from '../../src/l4/proxy-protocol/parse.js';
 import { ProxyProtocolError, readProxyHeader } from '../../src/l4/proxy-protocol/read.js';
 import { parseClientHello } from '../../src/l4/tls/client-hello.js';
 import { ClientHelloError, peekClientHello } from '../../src/l4/tls/peek.js';
+import { LineError, readLine } from '../../src/l4/sealed/line.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 
+
+/** Far longer than any reader's timeout below: an exchange still open then is a hang. */
+const HANG_MS = 10_000;
 
 /** One loopback server for the file; each connection goes to `current`. */
 let server: net.Server;
@@ -45,7 +49,12 @@ async function exchange<T>(bytes: Buffer, cuts: number[], read: (socket: net.Soc
       socket.on('error', () => undefined);
       read(socket).then(
         (result) => {
-          // The reader leaves the socket paused with the rest unread: read it all now.
+          // The reader leaves the socket paused with the rest unread: read it all now. (A reader that
+          // saw the client's FIN — readProxyHeader in accept mode — leaves it ended: nothing follows.)
+          if (socket.readableEnded) {
+            socket.destroy();
+            return resolve({ result, after: Buffer.alloc(0) });
+          }
           const chunks: Buffer[] = [];
           socket.on('data', (d: Buffer) => chunks.push(d));
           socket.once('end', () => {
@@ -73,9 +82,14 @@ async function exchange<T>(bytes: Buffer, cuts: number[], read: (socket: net.Soc
     from = p;
   }
   client.end();
+  let guard: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    guard = setTimeout(() => reject(new Error(`no outcome within ${HANG_MS} ms for ${bytes.toString('hex')} cut at ${cuts.join(',')}`)), HANG_MS);
+  });
   try {
-    return await served;
+    return await Promise.race([served, hung]);
   } finally {
+    clearTimeout(guard);
     client.destroy();
   }
 }
@@ -170,6 +184,39 @@ describe('fuzz: peekClientHello over sockets', () => {
         assert.deepEqual(result.hello, want.hello);
         assert.ok(result.bytes.length >= want.hello.length);
         assert.deepEqual(Buffer.concat([result.bytes, after]), bytes);
+      }),
+      fuzzRuns(300),
+    );
+    await fdsSettle(baseline, 2);
+  });
+});
+
+describe('fuzz: the sealed listener\'s readLine over sockets', () => {
+  it('bytes in random pieces (and a head read before): the line before the first LF (CR dropped), rest + what follows is the rest; too long or no LF is refused', async () => {
+    const lineChar = fc.constantFrom(0x41, 0x2b, 0x0d, 0x0a, 0x00, 0xff, 0x20);
+    const input = fc.oneof(
+      fc.tuple(fc.uint8Array({ maxLength: 80 }), fc.constantFrom('\n', '\r\n', ''), data).map(([l, eol, d]) => Buffer.concat([Buffer.from(l).filter((b) => b !== 0x0a), Buffer.from(eol), d])),
+      fc.array(lineChar, { maxLength: 80 }).map((b) => Buffer.from(b)),
+    );
+    const baseline = openFds();
+    await fc.assert(
+      fc.asyncProperty(input, fc.integer({ min: 0, max: 64 }), fc.nat(), cuts, async (bytes, limit, headAt, c) => {
+        // Some bytes may have been read before (after a PROXY header): they are passed as `head`.
+        const h = headAt % (bytes.length + 1);
+        const { result, after } = await exchange(bytes.subarray(h), c, (s) => readLine(s, bytes.subarray(0, h), limit, 5000));
+        const lf = bytes.indexOf(0x0a);
+        const end = lf > 0 && bytes[lf - 1] === 0x0d ? lf - 1 : lf;
+        if ('error' in result) {
+          assert.ok(result.error instanceof LineError, String(result.error));
+          if (lf >= 0) assert.equal(result.error.reason, 'TOO_LONG');
+          else assert.ok(result.error.reason === 'EOF' || result.error.reason === 'TOO_LONG', result.error.reason);
+          if (result.error.reason === 'TOO_LONG') assert.ok(lf >= 0 ? end > limit : bytes.length > limit);
+          else assert.ok(bytes.length <= limit + 1, `EOF after ${bytes.length} bytes with a limit of ${limit}`);
+          return;
+        }
+        assert.ok(lf >= 0 && end <= limit, `a line of ${end} bytes with a limit of ${limit}`);
+        assert.deepEqual(result.line, bytes.subarray(0, end));
+        assert.deepEqual(Buffer.concat([result.rest, after]), bytes.subarray(lf + 1));
       }),
       fuzzRuns(300),
     );
