@@ -11,8 +11,9 @@
 // refused before any upstream sees them; the upstream (a raw TCP server
 // that records the bytes it is sent) never receives both Content-Length
 // and Transfer-Encoding, a header with CR, LF or NUL in it, an obs-fold
-// line, a header name that is not a token, or a path outside the route
-// that sent it there; file descriptors come back to the baseline.
+// line, a header name that is not a token, a hop-by-hop field, or a path
+// outside the route that sent it there; file descriptors come back to the
+// baseline.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -153,6 +154,10 @@ const oddHeader: fc.Arbitrary<{ h: Header; invalid: boolean; framing: boolean }>
     { h: ['Expect', '100-continue'] as Header, invalid: false, framing: false },
     { h: ['Expect', 'something-else'] as Header, invalid: false, framing: false },
     { h: ['Proxy-Connection', 'keep-alive'] as Header, invalid: false, framing: false },
+    { h: ['Keep-Alive', 'timeout=5'] as Header, invalid: false, framing: false },
+    { h: ['Proxy-Authorization', 'Basic eDp5'] as Header, invalid: false, framing: false },
+    { h: ['Trailer', 'X-T'] as Header, invalid: false, framing: false },
+    { h: ['TE', 'gzip'] as Header, invalid: false, framing: false },
   ),
   fc.tuple(fc.constantFrom('Content-Length', 'content-length', 'Transfer-Encoding', 'transfer-encoding', 'Content-Length ', 'Transfer-Encoding\t'), fc.constantFrom('0', '5', '-1', '1, 1', '1,2', '+5', '0x10', '99999999999999999999', 'chunked', 'Chunked', 'gzip, chunked', 'chunked, gzip', 'identity', ' chunked', 'chunked,', '')).map(([n, v]) => ({ h: [n, v] as Header, invalid: false, framing: true })),
   fc.tuple(fc.constantFrom('Host', 'host', 'HOST'), fc.constantFrom('h', 'other.test', 'h:80', '[::1]:80', 'a b', '', 'h:x', 'h@i', '\0')).map(([n, v]) => ({ h: [n, v] as Header, invalid: false, framing: true })),
@@ -305,6 +310,9 @@ function checkForwarded(head: string): void {
     assert.ok(colon > 0 && TOKEN.test(name), `header name ${JSON.stringify(name)}`);
     names.set(name.toLowerCase(), (names.get(name.toLowerCase()) ?? 0) + 1);
   }
+  // Hop-by-hop fields (RFC 9110 §7.6.1; src/http/hop-by-hop.ts) are not forwarded; TE only as `trailers`, as Go does.
+  for (const hop of ['proxy-connection', 'keep-alive', 'proxy-authorization', 'trailer']) assert.ok(!names.has(hop), `${hop} forwarded: ${JSON.stringify(head)}`);
+  assert.ok(!/\r\nte:(?![ \t]*trailers\r\n)/i.test(`\r\n${head}\r\n`), `TE forwarded: ${JSON.stringify(head)}`);
   assert.ok(!(names.has('content-length') && names.has('transfer-encoding')), `Content-Length and Transfer-Encoding: ${JSON.stringify(head)}`);
   assert.ok((names.get('content-length') ?? 0) <= 1, `two Content-Length: ${JSON.stringify(head)}`);
   assert.ok((names.get('host') ?? 0) <= 1, `two Host: ${JSON.stringify(head)}`);
@@ -353,6 +361,11 @@ describe('fuzz: HTTP/1.1 request heads through the gateway', () => {
         assert.ok(!forwarded.some((h) => h.startsWith('GET /smuggled ')) || cases.some((c) => c.text.includes('/smuggled') && !/transfer-encoding|content-length/i.test(c.text)), `smuggled: ${JSON.stringify(forwarded)}`);
         cases.forEach((c, i) => {
           const tag = new RegExp(`\\r\\nx-case: ${outcomes[i]!.id}\\r\\n`, 'i');
+          // A field the request's Connection header names is hop-by-hop too.
+          if (/\r\nconnection:[^\r\n]*x-drop/i.test(c.text)) {
+            const head = forwarded.find((h) => tag.test(`${h}\r\n`));
+            assert.ok(head === undefined || !/\r\nx-drop:/i.test(head), `a field named in Connection was forwarded: ${JSON.stringify(head)}`);
+          }
           if (c.neverForwarded) refusedIds.add(outcomes[i]!.id);
           if (c.neverForwarded) assert.ok(!forwarded.some((h) => tag.test(`${h}\r\n`)), `forwarded a head that must be refused: ${JSON.stringify(c.text.slice(0, 300))}`);
         });
