@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { parseDuration } from '../../src/config/duration.js';
 import { cidr, duration, headerName, headerValue, int, listenAddress } from '../../src/config/values.js';
 import { formatHostPort, parseHostPort } from '../../src/config/address.js';
+import { validateConfig } from '../../src/config/load.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 
 const UNIT_MS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -244,6 +245,15 @@ describe('fuzz regressions: config values', () => {
     assert.equal(parseDuration(Number.MAX_VALUE), undefined);
     assert.equal(parseDuration(Number.POSITIVE_INFINITY), undefined);
     assert.equal(parseDuration('9007199254740991'), Number.MAX_SAFE_INTEGER);
+  });
+
+  it('config: a listener timeout of 400 digits is refused, not taken for Infinity ms', () => {
+    const doc = (headers: string) => ({ listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', timeouts: { headers } }] });
+    const huge = validateConfig(doc('9'.repeat(400)), {});
+    assert.equal(huge.ok, false);
+    const fine = validateConfig(doc('2s'), {});
+    assert.ok(fine.ok);
+    assert.equal(fine.config.listeners[0]!.protocol === 'http' ? fine.config.listeners[0]!.timeouts.headers : undefined, 2000);
   });
 
   it('parseHostPort: a host formatHostPort cannot write back ("[[x]:80", "a b:80", "[1.2.3.4]:80") is not an address', () => {
