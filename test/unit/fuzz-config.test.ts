@@ -85,7 +85,7 @@ describe('config documents (property-based)', () => {
       fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom(...'{}[]:-&*!|>\'"#\n %@`,?'.split('')) })), (text) => {
         assertWellFormed(loadConfigText(text, {}), text);
       }),
-      { numRuns: fuzzRuns(3000) },
+      fuzzRuns(3000),
     );
   });
 
@@ -110,7 +110,7 @@ describe('config documents (property-based)', () => {
         }
         assertWellFormed(loadConfigText(text, {}), text);
       }),
-      { numRuns: fuzzRuns(3000) },
+      fuzzRuns(3000),
     );
   });
 
@@ -121,7 +121,7 @@ describe('config documents (property-based)', () => {
         assertWellFormed(validateConfig(value, {}), '');
         assertWellFormed(validateConfig({ ...base, [key]: value }, {}), '');
       }),
-      { numRuns: fuzzRuns(3000) },
+      fuzzRuns(3000),
     );
   });
 
@@ -144,7 +144,7 @@ describe('config documents (property-based)', () => {
         assert.ok(naiveSize(r.data, budget) <= MAX_EXPANDED_NODES + 1);
         assert.deepEqual(r.data, lib.toJS({ maxAliasCount: -1 }));
       }),
-      { numRuns: fuzzRuns(2000) },
+      fuzzRuns(2000),
     );
   });
 
@@ -163,7 +163,7 @@ describe('config documents (property-based)', () => {
         const r = readYaml(text);
         assert.equal(r.ok, total <= MAX_EXPANDED_NODES, `levels ${levels}, fan ${fan}: ${total} nodes`);
       }),
-      { numRuns: fuzzRuns(500) },
+      fuzzRuns(500),
     );
   });
 });
