@@ -8,6 +8,8 @@ export type ErrorSource = 'downstream' | 'upstream' | 'internal';
 export const ERROR_CODES = {
   BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, message: 'bad request' },
   BAD_FRAMING: { status: 400, source: 'downstream', retryable: false, message: 'invalid request message framing' },
+  HTTP_VERSION_NOT_SUPPORTED: { status: 505, source: 'downstream', retryable: false, message: 'HTTP version not supported' },
+  METHOD_NOT_ALLOWED: { status: 405, source: 'downstream', retryable: false, message: 'method not allowed on this listener' },
   UNSUPPORTED_TRANSFER_CODING: { status: 501, source: 'downstream', retryable: false, message: 'transfer coding not implemented' },
   REQUEST_TIMEOUT: { status: 408, source: 'downstream', retryable: false, message: 'request head not received in time' },
   HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryable: false, message: 'request head too large' },

@@ -174,6 +174,8 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
   let hostname = '';
   if (typeof resolved === 'string') refusal = new GatewayError('BAD_REQUEST', resolved);
   else ({ authority, hostname } = resolved);
+  // llhttp reads any one-digit HTTP-version; this gateway speaks HTTP/1.0 and 1.1 on this parser (RFC 9110 §15.6.6).
+  if (!h2 && req.httpVersionMajor !== 1) refusal = new GatewayError('HTTP_VERSION_NOT_SUPPORTED', `HTTP/${req.httpVersionMajor}.${req.httpVersionMinor} is not supported here`);
   if (te !== undefined && refusal === undefined) {
     // HTTP/2 frames bodies itself: the header is connection-specific there (RFC 9113 §8.2.2).
     if (h2) refusal = new GatewayError('BAD_REQUEST', 'Transfer-Encoding in an HTTP/2 request');

@@ -6,6 +6,8 @@
  * absolute-form (RFC 9112 §3.2), except `*`, which is kept as the path.
  */
 export function splitTarget(target: string): { path: string; query: string } | undefined {
+  // A request target carries no fragment (RFC 9112 §3.2; RFC 9110 §7.1): `#` is a client error, not a path character.
+  if (target.includes('#')) return undefined;
   let start = 0;
   if (target.charCodeAt(0) !== 47 /* / */) {
     if (target === '*') return { path: '*', query: '' };

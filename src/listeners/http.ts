@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { HttpListenerConfig } from '../config/schema.js';
 import { bodyBeingRead, failBody, handleRequest } from '../http/handler.js';
 import { clientGone, parserError, type ParserError } from '../http/framing.js';
+import { GatewayError } from '../errors.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
@@ -80,6 +81,8 @@ export class HttpFrontend implements StreamFrontend {
       if (l === undefined) return socket.destroy();
       handleUpgrade(l, req, socket, head, this.websockets);
     });
+    // CONNECT asks for a tunnel: that is the forward-proxy listener's job, not a reverse proxy's (RFC 9110 §9.3.6).
+    this.h1.on('connect', (_req: http.IncomingMessage, socket: Duplex) => refuseRaw(socket as HttpSocket, new GatewayError('METHOD_NOT_ALLOWED', 'CONNECT is not served on this listener (use a forward-proxy listener)')));
     // node:http checks header/request timeouts only for servers that emitted
     // 'listening' (that is when it starts tracking connections); this one
     // never listens itself, so it is told once here.
@@ -240,9 +243,16 @@ export class HttpFrontend implements StreamFrontend {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
+const REASONS: Record<number, string> = { 405: 'Method Not Allowed', 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };
 /** How long a connection refused for bad framing may take to read its answer before it is destroyed. */
 const CLOSE_GRACE_MS = 5000;
+
+/** A refused connection is destroyed if the client has not closed it within CLOSE_GRACE_MS of its answer. */
+function destroyLater(socket: HttpSocket): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  socket.once('close', () => clearTimeout(timer));
+}
 
 /** Sockets whose parse error was handled: llhttp reports the same error again for every later packet. */
 const refused = new WeakSet<Duplex>();
@@ -266,14 +276,25 @@ type HttpSocket = Duplex & { _httpMessage?: http.ServerResponse | null };
 function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger, listener: string): void {
   if (refused.has(socket)) return;
   refused.add(socket);
-  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
-  socket.once('close', () => clearTimeout(timer));
   const ctx = bodyBeingRead(socket);
   if (clientGone(err)) {
     // Nobody to answer: the connection goes, and a request in flight ends as 499 through its close (proxy.ts aborts the upstream exchange).
     socket.destroy();
     return;
   }
+  const inFlight = socket._httpMessage;
+  if (ctx === undefined && inFlight && socket.writable) {
+    // Bad bytes after a complete request whose response is still on its way (pipelined garbage, a body on a
+    // bodiless request): that request is answered, then the connection closes (RFC 9112 §9.3, §9.6).
+    inFlight.shouldKeepAlive = false;
+    const close = () => {
+      if (socket.writable) socket.end();
+      destroyLater(socket);
+    };
+    inFlight.once('close', close);
+    return;
+  }
+  destroyLater(socket);
   const error = parserError(err, ctx !== undefined);
   if (ctx !== undefined) {
     logger.debug({ listener, requestId: ctx.requestId, code: error.code, err: error.message }, 'request body refused');
@@ -287,8 +308,15 @@ function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger,
     socket.destroy();
     return;
   }
+  refuseRaw(socket, error);
+}
+
+/** Answers a connection that has no request object (a parse error, a CONNECT) with `error` as JSON, then closes it. */
+function refuseRaw(socket: HttpSocket, error: GatewayError): void {
   const body = JSON.stringify({ error: error.message, code: error.code });
+  const allow = error.status === 405 ? 'allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE\r\n' : '';
   socket.end(
-    `HTTP/1.1 ${error.status} ${REASONS[error.status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${error.status} ${REASONS[error.status] ?? 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${allow}connection: close\r\n\r\n${body}`,
   );
+  destroyLater(socket);
 }

@@ -55,6 +55,8 @@ export const GRPC_STATUS_NAMES: readonly string[] = Object.keys(GrpcStatus);
 const BY_CODE: { readonly [K in ErrorCode]: GrpcStatusCode } = {
   BAD_REQUEST: GrpcStatus.INTERNAL,
   BAD_FRAMING: GrpcStatus.INTERNAL,
+  HTTP_VERSION_NOT_SUPPORTED: GrpcStatus.INTERNAL,
+  METHOD_NOT_ALLOWED: GrpcStatus.INTERNAL,
   UNSUPPORTED_TRANSFER_CODING: GrpcStatus.INTERNAL,
   REQUEST_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
   HEADERS_TOO_LARGE: GrpcStatus.RESOURCE_EXHAUSTED,
