@@ -32,10 +32,17 @@ const int = (min: number, max: number) =>
   );
 
 
+/** The longest timer Node can set (2^31-1 ms, about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 export const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === undefined) {
     ctx.issues.push({ code: 'custom', input: v, message: 'must be a duration such as 500ms, 2s, 1m or 1h' });
+    return z.NEVER;
+  }
+  if (ms > MAX_TIMER_MS) {
+    ctx.issues.push({ code: 'custom', input: v, message: 'must be at most 596h (about 24.8 days, the longest timer Node.js can set)' });
     return z.NEVER;
   }
   return ms;

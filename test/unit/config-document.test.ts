@@ -150,4 +150,12 @@ describe('messages for common slips', () => {
     assert.match(errors[0]!.message, /write "10\.0\.0\.1:8080"/);
     assert.match(errors[1]!.message, /write "api\.example\.com:443"/);
   });
+
+  it('a duration longer than the longest Node.js timer is refused (it would fire at once)', () => {
+    const text = `${LISTENER}upstreams:\n  - { name: u, targets: [{ address: "127.0.0.1:1" }], timeouts: { response: 700h } }\n`;
+    const [e] = errorsOf(loadConfigText(text, {}));
+    assert.equal(e!.path, 'upstreams[0].timeouts.response');
+    assert.match(e!.message, /at most 596h/);
+    assert.equal(loadConfigText(text.replace('700h', '596h'), {}).ok, true);
+  });
 });
