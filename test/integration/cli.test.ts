@@ -420,13 +420,25 @@ test('README quick start: `start` with no --config serves examples/default.yaml'
   assert.match(String(welcome.headers['content-type']), /application\/json/);
   assert.equal((JSON.parse(welcome.body) as { name: string }).name, 'portico');
 
-  const hello = await get(web, '/hello');
-  assert.equal(hello.status, 200);
-  assert.equal(hello.headers['x-served-by'], 'portico');
-
   const health = await get(admin, '/health');
   assert.equal(health.status, 200);
   assert.deepEqual(JSON.parse(health.body), { status: 'ok' });
+
+  // A safe demo: every admin endpoint, under every prefix a demo might have used, is a 404 on the listener.
+  for (const p of ['/admin/health', '/admin/status', '/admin/stats', '/status', '/stats', '/health', '/ready', '/admin', '/hello/../admin/stats']) {
+    const r = await get(web, p);
+    assert.equal(r.status, 404, `${p} answers ${r.status} on the public listener`);
+    assert.doesNotMatch(r.body, /"listeners"|"upstreams"|"route":\{/);
+  }
+
+  // /hello: 5 a second per client, then 429.
+  const hello = await get(web, '/hello');
+  assert.equal(hello.status, 200);
+  assert.equal(hello.headers['x-served-by'], 'portico');
+  const statuses: number[] = [];
+  for (let i = 0; i < 7; i++) statuses.push((await get(web, '/hello')).status);
+  assert.deepEqual(statuses.slice(0, 4), [200, 200, 200, 200]);
+  assert.ok(statuses.slice(4).includes(429), statuses.join(','));
 });
 
 test('proxies through the CLI and writes an access log line to stdout', async (t) => {

@@ -23,8 +23,11 @@ import { fdsSettle, openFds } from '../helpers/fds.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 
 const MAX_HEADER_SIZE = 4096;
-/** Statuses the gateway documents for HTTP/1.1 downstreams (200 from `respond:`, the upstream's is 200 too). */
-const DOCUMENTED = new Set([200, 400, 404, 408, 413, 414, 431, 501, 502, 503, 504]);
+/**
+ * Statuses the gateway documents for HTTP/1.1 downstreams (200 from `respond:`, the upstream's is 200 too;
+ * 405 for CONNECT on a reverse-proxy listener; 505 for an HTTP/1 request line with another major version).
+ */
+const DOCUMENTED = new Set([200, 400, 404, 405, 408, 413, 414, 431, 501, 502, 503, 504, 505]);
 /** A connection still open this long after its last byte was sent is a hang (the timeouts below, checked every second, are far shorter). */
 const HANG_MS = 15_000;
 const UPSTREAM_ANSWER = 'HTTP/1.1 200 OK\r\nx-from: upstream\r\ncontent-length: 8\r\nconnection: close\r\n\r\nupstream';

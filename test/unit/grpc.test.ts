@@ -91,6 +91,8 @@ describe('gRPC statuses', () => {
     const expected: Record<string, number> = {
       BAD_REQUEST: 13,
       BAD_FRAMING: 13,
+      HTTP_VERSION_NOT_SUPPORTED: 13,
+      METHOD_NOT_ALLOWED: 13,
       UNSUPPORTED_TRANSFER_CODING: 13,
       REQUEST_TIMEOUT: 4,
       HEADERS_TOO_LARGE: 8,
