@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
+import { processGone, runCli, startCli, stopAfter, tempDir, type Running } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 async function start(t: TestContext, file: string): Promise<Running> {
@@ -46,20 +46,6 @@ function get(url: string): Promise<string> {
   });
 }
 
-/** True once `pid` has exited (a zombie waiting for its new parent to reap it counts as exited). */
-function gone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
 
 /** The pid of a process that has exited (and been reaped): what a stale pid file names. */
 async function deadPid(): Promise<number> {
@@ -163,7 +149,7 @@ test('pidFile: with workers: 2 it names the primary, and SIGKILL of the primary 
   // The primary dies without cleaning up: its workers follow (their IPC channel closes), the pid file stays behind.
   gw.child.kill('SIGKILL');
   await gw.exited;
-  for (const pid of workers) await waitFor(() => gone(pid), `worker ${pid} to exit`);
+  for (const pid of workers) await waitFor(() => processGone(pid), `worker ${pid} to exit`);
   assert.equal(fs.readFileSync(pidFile, 'utf8'), `${gw.child.pid}\n`);
 
   const next = await start(t, file);
