@@ -1,11 +1,12 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatHostPort } from '../../src/config/address.js';
+import { logLines } from '../helpers/log-file.js';
 import { loadConfigText, validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -165,13 +166,6 @@ function udpDoc(targets: string[], listener: Record<string, unknown> = {}, upstr
 
 const portOf = (gw: TestGateway, name = 'dns') => gw.gateway.listenerAddress(name)!.port;
 
-function readLog(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 /** Closes these after the test, in order (the client first, then the gateway, then what is behind it). */
 function closeAfter(t: TestContext, ...items: { close(): unknown }[]): void {
@@ -287,7 +281,7 @@ describe('udp listener', () => {
     await client.ask('first', port);
     await waitFor(() => gw.gateway.connections('dns') === 0, 'the idle session to end');
     assert.deepEqual(inflight(gw, 'dns'), [0]);
-    const [line] = await waitFor(() => (readLog(log).length === 1 ? readLog(log) : undefined), 'the session line');
+    const [line] = await waitFor(() => (logLines(log).length === 1 ? logLines(log) : undefined), 'the session line');
     assert.equal(line!.type, 'connection');
     assert.equal(line!.listener, 'dns');
     assert.equal(line!.protocol, 'udp');
@@ -303,7 +297,7 @@ describe('udp listener', () => {
     assert.equal(typeof line!.durationMs, 'number');
 
     assert.equal((await client.ask('second', port)).id, 'one', 'a datagram after expiry is served');
-    const lines = await waitFor(() => (readLog(log).length === 2 ? readLog(log) : undefined), 'the second session line');
+    const lines = await waitFor(() => (logLines(log).length === 2 ? logLines(log) : undefined), 'the second session line');
     assert.equal(lines[1]!.clientPort, client.port, 'the same client address got a second session');
     assert.ok((lines[1]!.bytesUp as number) >= 'second'.length);
   });
@@ -379,7 +373,7 @@ describe('udp listener', () => {
     await client.send('anyone there?', port);
     await waitFor(() => listenerStatus(gw).upstreamErrors === 1 && gw.gateway.connections('dns') === 0, 'the session to end on the upstream error');
     assert.deepEqual(inflight(gw, 'dns'), [0]);
-    const [line] = await waitFor(() => (readLog(log).length === 1 ? readLog(log) : undefined), 'the session line');
+    const [line] = await waitFor(() => (logLines(log).length === 1 ? logLines(log) : undefined), 'the session line');
     assert.equal(line!.outcome, 'UPSTREAM_ERROR');
     assert.equal(line!.error, 'ECONNREFUSED');
     assert.equal(line!.closedBy, 'upstream');

@@ -1,9 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { logLines } from '../helpers/log-file.js';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
 import { startTcpServer } from '../helpers/tcp.js';
 import { openFds, fdsSettle } from '../helpers/fds.js';
@@ -61,14 +62,6 @@ function get(url: string, path: string): Promise<Outcome> {
   });
 }
 
-function logLines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 for (const [path, upstreamConfig] of [
   ['plain path', {}],
