@@ -36,7 +36,7 @@ interface CountingUpstream {
   close(): Promise<void>;
 }
 
-/** An HTTP/1.1 upstream that reads request bodies and answers only `GET /warm`; every other request waits. */
+/** An HTTP/1.1 upstream that reads request bodies and answers only `GET /warm`; every other request (or handshake) waits. */
 async function startCountingUpstream(): Promise<CountingUpstream> {
   let arrived = 0;
   let bodiesRead = 0;
@@ -56,6 +56,17 @@ async function startCountingUpstream(): Promise<CountingUpstream> {
     req.resume();
   });
   server.keepAliveTimeout = 60_000;
+  // WebSocket handshakes are held too, never answered.
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    used.add(req.socket);
+    arrived++;
+    bodiesRead++;
+    socket.on('error', () => undefined);
+    // node:http hands over upgraded sockets half-open capable: the gateway's FIN is the end.
+    socket.once('end', () => socket.destroy());
+    socket.once('close', () => ended++);
+    socket.resume();
+  });
   server.on('connection', (s: net.Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -76,8 +87,16 @@ async function startCountingUpstream(): Promise<CountingUpstream> {
   };
 }
 
-/** Mid-upload: a head and 500 of 100000 body bytes. Waiting for the head: a whole body, or none, by turns. */
-function requestText(phase: 'upload' | 'head', i: number): string {
+type Phase = 'upload' | 'head' | 'upgrade';
+
+/** Mid-upload: a head and 500 of 100000 body bytes. Waiting for the head: a whole body, or none, by turns; or a WebSocket handshake. */
+function requestText(phase: Phase, i: number): string {
+  if (phase === 'upgrade') {
+    return (
+      `GET /ws/${i} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
+    );
+  }
   if (phase === 'upload') return `POST /upload/${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(500)}`;
   return i % 2 === 0 ? `POST /wait/${i} HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello` : `GET /wait/${i} HTTP/1.1\r\nHost: a\r\n\r\n`;
 }
@@ -89,18 +108,25 @@ async function connected(port: number): Promise<net.Socket> {
   return s;
 }
 
-const PATHS: { name: string; upstream: Record<string, unknown> }[] = [
-  { name: 'plain path', upstream: {} },
+const PATHS: { name: string; upstream: Record<string, unknown>; phases: Phase[] }[] = [
+  { name: 'plain path', upstream: {}, phases: ['upload', 'head', 'upgrade'] },
   {
     name: 'guarded path',
     upstream: { circuitBreaker: { volumeThreshold: 100000 }, retries: { attempts: 2, retryNonIdempotent: true, retryBufferBytes: 100 } },
+    phases: ['upload', 'head'],
   },
 ];
 
+const PHASE_NAMES: Record<Phase, string> = {
+  upload: 'mid-upload',
+  head: 'waiting for the response head',
+  upgrade: 'WebSocket handshake waiting for its answer',
+};
+
 describe('aborted exchanges leave no spare upstream connection', () => {
   for (const p of PATHS) {
-    for (const phase of ['upload', 'head'] as const) {
-      test(`${p.name}, ${phase === 'upload' ? 'mid-upload' : 'waiting for the response head'}: ${ROUNDS} concurrent aborts`, async (t) => {
+    for (const phase of p.phases) {
+      test(`${p.name}, ${PHASE_NAMES[phase]}: ${ROUNDS} concurrent aborts`, async (t) => {
         const up = await startCountingUpstream();
         const gw = await startGateway(simpleConfig([up.address], {}, { timeouts: UPSTREAM_TIMEOUTS, ...p.upstream }));
         t.after(async () => {
@@ -116,7 +142,7 @@ describe('aborted exchanges leave no spare upstream connection', () => {
         clients.forEach((s, i) => s.write(requestText(phase, i)));
         await waitFor(() => up.arrived() === ROUNDS || undefined, `all ${ROUNDS} requests to reach the upstream`);
         // Waiting for the head means the upstream has read every body: no byte of the request is left to send.
-        if (phase === 'head') await waitFor(() => up.bodiesRead() === ROUNDS || undefined, 'every body read');
+        if (phase !== 'upload') await waitFor(() => up.bodiesRead() === ROUNDS || undefined, 'every body read');
         for (const s of clients) s.destroy();
         await waitFor(() => up.ended() === ROUNDS || undefined, `the upstream to see ${ROUNDS} exchanges end`);
         await new Promise((r) => setTimeout(r, SETTLE_MS));
