@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError, isConnectFailure } from '../errors.js';
 import { REJECTED_FULL } from '../upstream/circuit-breaker.js';
+import { abortExchange, type H1Connection, type OnConnection } from '../upstream/h1-connection.js';
 import { wasNotSent } from '../upstream/h2-pool.js';
 import { CONNECT_FAILOVERS, type RetryPolicy } from '../upstream/retry.js';
 import type { Target } from '../upstream/target.js';
@@ -273,10 +274,11 @@ function failResponse(ctx: RequestContext, e: GatewayError): void {
  * controller-style interface is a wrapper around it that parses every
  * response head into an object; skipping it saves that work per request.
  */
-class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
+class ProxyHandler implements Dispatcher.DispatchHandler, BodySink, OnConnection {
   private readonly ctx: RequestContext;
   private readonly done: Done;
   private abort: ((err?: Error) => void) | null = null;
+  upstreamConnection: H1Connection | null = null;
   private resume: (() => void) | null = null;
   private finished = false;
   private deadline: NodeJS.Timeout | null = null;
@@ -295,14 +297,14 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
-    if (this.ctx.closed) abort(DOWNSTREAM_CLOSED);
+    if (this.ctx.closed) abortExchange(this, abort, DOWNSTREAM_CLOSED);
     else if (this.ctx.grpcTimeout > 0 && this.deadline === null) this.deadline = setTimeout(this.onDeadline, deadlineLeft(this.ctx));
   }
 
   /** The gRPC call's deadline passed: cancel the upstream stream; the client gets DEADLINE_EXCEEDED. */
   private readonly onDeadline = (): void => {
     this.deadline = null;
-    if (!this.finished) this.abort?.(DEADLINE);
+    if (!this.finished) this.cancel(DEADLINE);
   };
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, _text?: string, endStream?: boolean): boolean {
@@ -317,7 +319,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     if (passive !== null) passive.observeStatus(ctx.target!, status);
     const err = forwardHead(ctx, status, raw, this, endStream);
     if (err === null) return true;
-    this.abort?.(err);
+    this.cancel(err);
     return false;
   }
 
@@ -325,11 +327,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
     if (this.head !== null) {
       const err = writeHead(this.ctx, this);
       if (err !== null) {
-        this.abort?.(err);
+        this.cancel(err);
         return false;
       }
     }
     return forwardChunk(this.ctx, this, chunk, this.resume!);
+  }
+
+  /** Ends the upstream request once it is on a connection (h1-connection.ts abortExchange). */
+  private cancel(err: Error): void {
+    if (this.abort !== null) abortExchange(this, this.abort, err);
   }
 
   onComplete(trailers: RawTrailers): void {
@@ -380,7 +387,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, BodySink {
 
   /** A downstream client that goes away aborts the upstream request. */
   readonly onDownstreamClose = (): void => {
-    if (!this.finished && this.abort !== null) this.abort(DOWNSTREAM_CLOSED);
+    if (!this.finished) this.cancel(DOWNSTREAM_CLOSED);
   };
 
   private finish(): void {
@@ -574,14 +581,14 @@ class GuardedExchange {
       this.scheduleRetry();
       const length = contentLength(raw);
       if (length >= 0 && length <= DRAIN_LIMIT) return true;
-      a.abort?.(RETRIED);
+      a.cancel(RETRIED);
       return false;
     }
     a.mode = FORWARDING;
     ctx.upstreamHeadersAt = now;
     const err = forwardHead(ctx, status, raw, a, endStream);
     if (err === null) return true;
-    a.abort?.(err);
+    a.cancel(err);
     return false;
   }
 
@@ -669,7 +676,7 @@ class GuardedExchange {
     this.deadline = null;
     if (this.finished) return;
     const a = this.attempt;
-    if (this.timer === null && !this.buffering && a !== null && !a.ended && a.abort !== null) return a.abort(DEADLINE);
+    if (this.timer === null && !this.buffering && a !== null && !a.ended && a.abort !== null) return a.cancel(DEADLINE);
     writeError(this.ctx, DEADLINE);
     this.finish();
   };
@@ -679,7 +686,7 @@ class GuardedExchange {
     if (this.finished) return;
     if (this.timer !== null || this.buffering) return this.finishAborted();
     const a = this.attempt;
-    if (a !== null && !a.ended && a.abort !== null) a.abort(DOWNSTREAM_CLOSED);
+    if (a !== null && !a.ended) a.cancel(DOWNSTREAM_CLOSED);
   };
 
   private finishAborted(): void {
@@ -703,7 +710,7 @@ class GuardedExchange {
 }
 
 /** One try of a guarded exchange: undici's handler for it. */
-class Attempt implements Dispatcher.DispatchHandler, BodySink {
+class Attempt implements Dispatcher.DispatchHandler, BodySink, OnConnection {
   readonly exchange: GuardedExchange;
   readonly target: Target;
   /** The breaker permit (0 without a breaker). */
@@ -714,6 +721,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
   recorded = false;
   ended = false;
   abort: ((err?: Error) => void) | null = null;
+  upstreamConnection: H1Connection | null = null;
   remaining = -1;
   head: ResponseHead | null = null;
   private resume: (() => void) | null = null;
@@ -726,7 +734,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
-    if (this.exchange.ctx.closed) abort(DOWNSTREAM_CLOSED);
+    if (this.exchange.ctx.closed) abortExchange(this, abort, DOWNSTREAM_CLOSED);
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void, _text?: string, endStream?: boolean): boolean {
@@ -740,7 +748,7 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
     if (this.head !== null) {
       const err = writeHead(this.exchange.ctx, this);
       if (err !== null) {
-        this.abort?.(err);
+        this.cancel(err);
         return false;
       }
     }
@@ -749,6 +757,11 @@ class Attempt implements Dispatcher.DispatchHandler, BodySink {
 
   onComplete(trailers: RawTrailers): void {
     this.exchange.onComplete(this, trailers);
+  }
+
+  /** Ends this try once it is on a connection (h1-connection.ts abortExchange). */
+  cancel(err: Error): void {
+    if (this.abort !== null) abortExchange(this, this.abort, err);
   }
 
   onError(err: Error): void {

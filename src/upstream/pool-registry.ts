@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import { Pool, type Dispatcher, type buildConnector } from 'undici';
+import { H1Connection } from './h1-connection.js';
 import { H2Pool } from './h2-pool.js';
 
 export interface PoolOptions {
@@ -89,6 +90,8 @@ function http1Pool(address: string, o: PoolOptions): TargetPool {
     // Let the upstream's own Keep-Alive hint shorten our idle time, with a
     // margin so we never reuse a connection it is about to close.
     keepAliveTimeoutThreshold: 1000,
+    // Each connection knows its socket, so an aborted request closes it as failed (h1-connection.ts).
+    factory: (origin, opts) => new H1Connection(origin, opts as ConstructorParameters<typeof H1Connection>[1]),
   }) as unknown as TargetPool;
 }
 

@@ -244,8 +244,7 @@ describe('aborted uploads end the upstream exchange at once', () => {
       assert.equal(l.error, 'REQUEST_TIMEOUT', JSON.stringify(l));
     }
     for (const a of answers) assert.match(a, /^HTTP\/1\.1 408 /);
-    // undici 7 opens a fresh connection on the pool client of each aborted request (it puts the aborted request back
-    // as pending before dropping it, nodejs/undici#5845): up to `n` idle connections, closed by the pool's idle timeout.
+    // An aborted request leaves no spare upstream connection behind (h1-connection.ts; aborted-exchanges-spare-connections.test.ts).
     await fdsSettle(baseline, 2, 10_000);
   });
 });

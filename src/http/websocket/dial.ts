@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError, isConnectFailure } from '../../errors.js';
 import { REJECTED_FULL } from '../../upstream/circuit-breaker.js';
+import { abortExchange, type H1Connection, type OnConnection } from '../../upstream/h1-connection.js';
 import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
@@ -131,7 +132,7 @@ function rejectByBreaker(ctx: RequestContext, upstream: Upstream, permit: number
 }
 
 /** undici's core handler for the upgrade request (see proxy.ts ProxyHandler for why the core interface). */
-class UpstreamHandshake implements Dispatcher.DispatchHandler {
+class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   private readonly ctx: RequestContext;
   private readonly client: Socket;
   private readonly head: Buffer;
@@ -141,6 +142,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
   private readonly ticket: number;
   private readonly done: Done;
   private abort: ((err?: Error) => void) | null = null;
+  upstreamConnection: H1Connection | null = null;
   private resume: (() => void) | null = null;
   private state = WAITING;
   private recorded = false;
@@ -171,7 +173,12 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.abort = abort;
-    if (this.client.destroyed) abort(DOWNSTREAM_CLOSED);
+    if (this.client.destroyed) abortExchange(this, abort, DOWNSTREAM_CLOSED);
+  }
+
+  /** Ends the upstream request once it is on a connection (h1-connection.ts abortExchange). */
+  private cancel(err: Error): void {
+    if (this.abort !== null) abortExchange(this, this.abort, err);
   }
 
   /** 101: answer the client with the upstream's head and start the session. */
@@ -226,19 +233,19 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
     try {
       head = responseHead(ctx, status, raw);
     } catch (err) {
-      this.abort?.(toGatewayError(err));
+      this.cancel(toGatewayError(err));
       return false;
     }
     ctx.status = head.status;
     const res = ctx.res;
     if (res.destroyed) {
-      this.abort?.(DOWNSTREAM_CLOSED);
+      this.cancel(DOWNSTREAM_CLOSED);
       return false;
     }
     try {
       res.writeHead(head.status, head.headers);
     } catch (err) {
-      this.abort?.(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
+      this.cancel(new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
       return false;
     }
     return true;
@@ -299,7 +306,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler {
 
   /** A client that goes away during the handshake (or the non-101 answer) aborts the upstream request. */
   readonly onClientClose = (): void => {
-    if (this.state !== OVER && this.abort !== null) this.abort(DOWNSTREAM_CLOSED);
+    if (this.state !== OVER) this.cancel(DOWNSTREAM_CLOSED);
   };
 
   /** The upstream's answer head is in. */
