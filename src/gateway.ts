@@ -52,6 +52,8 @@ export class Gateway {
   private stopping = false;
   /** A graceful stop began: /ready answers 503 from then on (the listeners may still accept while draining). */
   private leaving: 'draining' | 'stopping' | undefined;
+  /** Ends the drain period early (endDrain), while one runs. */
+  private drained: (() => void) | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   readonly logger: Logger;
 
@@ -297,9 +299,21 @@ export class Gateway {
     if (ms > 0 && this.leaving === undefined) {
       this.leaving = 'draining';
       this.logger.info({ drainMs: ms }, 'draining: /ready answers 503, listeners still accept');
-      await new Promise((r) => setTimeout(r, ms));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.drained = undefined;
     }
     await this.stop();
+  }
+
+  /** Ends a running drain period now (a second stop signal); the graceful stop follows as usual. */
+  endDrain(): void {
+    this.drained?.();
   }
 
   /**

@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatConfigErrors, loadConfigFile } from '../config/load.js';
+import { formatConfigErrors, loadConfigFile, loadConfigText, readConfigText } from '../config/load.js';
 import { FileSource } from '../config/file-source.js';
 import { formatHostPort } from '../config/address.js';
 import { Gateway } from '../gateway.js';
@@ -163,7 +163,9 @@ async function stop(p: ParsedCommand): Promise<number> {
   let pidFile = pidFileOption;
   let timeout = timeoutOption ?? 30_000;
   if (p.file !== undefined) {
-    const loaded = loadConfigFile(p.file);
+    // Only pidFile, drain and shutdownTimeout are needed: the files the config names are not checked (nor created).
+    const text = readConfigText(p.file);
+    const loaded = typeof text === 'string' ? loadConfigText(text) : { ok: false as const, errors: [text] };
     if (!loaded.ok) {
       process.stderr.write(`portico: ${p.file}: invalid config\n`);
       printConfigErrors(p.file, loaded.errors);
@@ -174,7 +176,7 @@ async function stop(p: ParsedCommand): Promise<number> {
       return 1;
     }
     pidFile = loaded.config.pidFile;
-    timeout = timeoutOption ?? loaded.config.shutdownTimeout + 5000;
+    timeout = timeoutOption ?? loaded.config.drain + loaded.config.shutdownTimeout + 5000;
   }
   const result = await stopByPidFile(pidFile!, timeout);
   if (!result.ok) {
@@ -264,7 +266,11 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
     process.on('SIGHUP', () => void source.reload('SIGHUP'));
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // A second signal cuts a drain short (the graceful stop itself still runs to its end).
+        gateway.endDrain();
+        return;
+      }
       stopping = true;
       logger.info({ signal }, 'stopping: finishing in-flight requests');
       source.close();

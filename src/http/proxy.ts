@@ -112,16 +112,18 @@ interface BodySink {
  * middlewares. Returns null, or the error to abort the upstream request
  * with (the client left, or a header Node refuses).
  *
- * The head is held in `sink.head` and written with the first body bytes or
- * at the end of the response (`writeHead`), not when it arrives: until then
- * nothing has reached the client, so an upstream whose body framing turns
- * out broken (a bad chunk size, a body shorter than its Content-Length)
- * is still answered 502 UPSTREAM_PROTOCOL_ERROR. Once the head is written
- * an error aborts the downstream response instead. node:http buffers a
- * written head until the first body write anyway, so HTTP/1.1 clients see
- * no difference; HTTP/2 clients get the HEADERS frame with the first DATA.
- * gRPC responses are the exception: their head (response metadata) is
- * written at once, and their errors travel in trailers or a stream reset.
+ * For an HTTP/1.x client the head is held in `sink.head` and written with
+ * the first body bytes or at the end of the response (`writeHead`), not
+ * when it arrives: until then nothing has reached the client, so an
+ * upstream whose body framing turns out broken (a bad chunk size, a body
+ * shorter than its Content-Length) is still answered 502
+ * UPSTREAM_PROTOCOL_ERROR. node:http buffers a written head until the
+ * first body write anyway, so those clients see no difference in timing.
+ * HTTP/2 sends HEADERS as soon as they are written, so there the head goes
+ * at once (an event stream that is quiet after its head must not wait for
+ * its first byte), as it does for gRPC; a framing error after it resets
+ * the stream. Once the head is written an error aborts the downstream
+ * response instead.
  */
 function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: BodySink, endStream = false): GatewayError | null {
   let headers: string[] = [];
@@ -155,7 +157,9 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
   if (ctx.closed) return DOWNSTREAM_CLOSED;
   if (endStream && ctx.h2) return respondHeadOnly(ctx, head);
   sink.head = head;
-  return ctx.grpc ? writeHead(ctx, sink) : null;
+  // HTTP/2 sends HEADERS when written (a stream that goes quiet after its head, such as SSE, must not wait for its first
+  // byte), and so do gRPC responses; node:http holds an HTTP/1.1 head until the first body write anyway.
+  return ctx.grpc || ctx.h2 ? writeHead(ctx, sink) : null;
 }
 
 /** Writes the held response head downstream; returns null, or the error when Node refuses a header. */

@@ -82,7 +82,13 @@ export class HttpFrontend implements StreamFrontend {
       handleUpgrade(l, req, socket, head, this.websockets);
     });
     // CONNECT asks for a tunnel: that is the forward-proxy listener's job, not a reverse proxy's (RFC 9110 §9.3.6).
-    this.h1.on('connect', (_req: http.IncomingMessage, socket: Duplex) => refuseRaw(socket as HttpSocket, new GatewayError('METHOD_NOT_ALLOWED', 'CONNECT is not served on this listener (use a forward-proxy listener)')));
+    this.h1.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+      // node:http took its own error listener off the socket before 'connect': a reset must not become an uncaught error.
+      socket.on('error', () => socket.destroy());
+      // A response still on its way (pipelining) would be cut by an answer written ahead of it: just close.
+      if ((socket as HttpSocket)._httpMessage) return socket.destroy();
+      refuseRaw(socket as HttpSocket, new GatewayError('METHOD_NOT_ALLOWED', 'CONNECT is not served on this listener (use a forward-proxy listener)'));
+    });
     // node:http checks header/request timeouts only for servers that emitted
     // 'listening' (that is when it starts tracking connections); this one
     // never listens itself, so it is told once here.

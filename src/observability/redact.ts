@@ -86,7 +86,9 @@ function decodeName(raw: string): string {
 }
 
 /** `scheme://` as written, or percent-encoded (`scheme%3A%2F%2F`). */
-const URL_START = /[A-Za-z][A-Za-z0-9+.-]*(:\/\/|%3a%2f%2f)/gi;
+// The lookbehind makes a scheme start only where no scheme character precedes it: each start is tried once, so a long
+// run of letters costs linear time, not quadratic (found in review: 16,000 letters took 210 ms per field).
+const URL_START = /(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*(:\/\/|%3a%2f%2f)/gi;
 /** Where a written authority ends (RFC 3986 §3.2): a path, query or fragment, or what cannot be in a URL. */
 const AUTHORITY_END = /[/?#\s"'<>\\]/;
 /** Where a percent-encoded authority ends: the same, encoded or not, and a parameter separator. */

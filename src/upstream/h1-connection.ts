@@ -35,7 +35,7 @@ export class H1Connection extends Client {
       ...opts,
       connect: (o, cb) =>
         connector(o, (err, socket) => {
-          if (socket !== null && self.c !== null) self.c.socket = socket;
+          if (err === null && socket && self.c !== null) self.c.socket = socket;
           (cb as (err: Error | null, socket: Socket | null) => void)(err, socket);
         }),
     });
@@ -52,7 +52,7 @@ export class H1Connection extends Client {
   /** Closes the socket so that undici fails the request it serves instead of connecting again for it. */
   closeAsFailed(): void {
     const s = this.socket;
-    if (s !== null && !s.destroyed) s.destroy(ABORTED);
+    if (s && !s.destroyed) s.destroy(ABORTED);
   }
 }
 

@@ -76,3 +76,29 @@ test('request heads found by fuzzing get their documented answer and close', asy
   assert.equal(completeBodies, 0, 'no refused body reached the upstream whole');
   await fdsSettle(baseline, 2, 10_000);
 });
+
+test('a CONNECT whose client resets at once does not end the process; the listener keeps serving', async (t) => {
+  const up = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const gw = await startGateway(simpleConfig([`127.0.0.1:${(up.address() as net.AddressInfo).port}`]));
+  t.after(async () => {
+    await gw.close();
+    up.close();
+  });
+  const port = Number(new URL(gw.url()).port);
+  const baseline = openFds();
+  for (let i = 0; i < 20; i++) {
+    await new Promise<void>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.write('CONNECT x.test:443 HTTP/1.1\r\nHost: x.test:443\r\n\r\n');
+        // An RST right behind the request, as open-proxy scanners send: the answer's write meets a reset socket.
+        setImmediate(() => s.resetAndDestroy());
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve());
+    });
+  }
+  const { text } = await exchange(port, 'GET /u HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  await fdsSettle(baseline, 2, 10_000);
+});

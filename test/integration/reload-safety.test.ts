@@ -199,3 +199,20 @@ test('validate checks the files start would load: missing, unreadable or mismatc
     assert.doesNotMatch(out, /\n\s+at /, `${name}: no stack trace`);
   }
 });
+
+test('drain: a second signal cuts the drain short; the graceful stop still runs and the exit is 0', async (t) => {
+  const dir = tempDir(t, 'drain2');
+  const file = path.join(dir, 'portico.yaml');
+  const port = await freePort();
+  const adminPort = await freePort();
+  fs.writeFileSync(file, doc(port, 'up', `admin: { listen: "127.0.0.1:${adminPort}" }\ndrain: 10m\n`));
+  const gw = await startCli(file);
+  t.after(() => gw.stop('SIGKILL'));
+  const admin = `http://127.0.0.1:${adminPort}`;
+  gw.child.kill('SIGTERM');
+  await waitFor(async () => (await get(admin, '/ready')).status === 503, '/ready to answer 503');
+  gw.child.kill('SIGINT');
+  // A 10-minute drain: only the second signal can end the process within this test's time.
+  assert.equal(await gw.exited, 0);
+  assert.ok(gw.logs.some((l) => l.msg === 'stopped'));
+});

@@ -66,6 +66,13 @@ describe('URL userinfo', () => {
     assert.equal(maskUserinfo('HTTPS%3a%2f%2fu%3Ap%40host'), 'HTTPS%3a%2f%2f***%40host');
   });
 
+  it('a scheme glued to a long run of letters is one scheme (each start tried once: a 16,000-letter path is linear work)', () => {
+    const run = 'a'.repeat(16_000);
+    assert.equal(maskUserinfo(`/${run}://u:p@h/`), `/${run}://***@h/`);
+    assert.equal(maskUserinfo(`/${run}/://u:p@h/`), `/${run}/://u:p@h/`);
+    assert.equal(maskUserinfo(`${run} http://u:p@h/`), `${run} http://***@h/`);
+  });
+
   it('leaves URLs without userinfo, and text without URLs, untouched', () => {
     for (const s of ['/a/b', 'https://host/p@q', 'mail a@b.c', 'http://host?x=a@b', 'curl/8.5.0', 'http://', 'x://@']) {
       assert.equal(maskUserinfo(s), s.endsWith('://@') ? 'x://***@' : s);
