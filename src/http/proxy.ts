@@ -54,7 +54,6 @@ export function proxy(ctx: RequestContext, done: Done): void {
     return;
   }
   ctx.target = target;
-  const req = ctx.req;
   const headers = ctx.upstreamHeaders;
   headers.push('host', route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address);
   headers.push('x-request-id', ctx.requestId);
@@ -153,7 +152,6 @@ function forwardHead(ctx: RequestContext, status: number, raw: Buffer[], sink: B
   const head: ResponseHead = { status, headers };
   ctx.route!.chain.runResponse(ctx, head);
   ctx.status = head.status;
-  const res = ctx.res;
   if (ctx.closed) return DOWNSTREAM_CLOSED;
   if (endStream && ctx.h2) return respondHeadOnly(ctx, head);
   sink.head = head;

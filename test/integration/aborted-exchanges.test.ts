@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { startGateway, simpleConfig, type TestGateway } from '../helpers/gateway.js';
+import { logLines } from '../helpers/log-file.js';
+import { startGateway, simpleConfig } from '../helpers/gateway.js';
 import { openFds, fdsSettle } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -82,14 +83,6 @@ async function startHoldingUpstream(h2c = false): Promise<HoldingUpstream> {
   };
 }
 
-function logLines(file: string): Record<string, unknown>[] {
-  if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 const BODY_PART = 'x'.repeat(500);
 

@@ -40,11 +40,7 @@ function assertWellFormed(r: LoadResult, text: string): void {
   assert.equal(typeof formatConfigErrors('c.yaml', r.errors), 'string');
 }
 
-/** A YAML tree with anchors on some nodes and aliases to anchors written before them. */
-interface Tree {
-  text: string;
-  anchors: number;
-}
+/** Scalars of a generated YAML tree (see treeText: anchors on some nodes, aliases to anchors written before them). */
 const scalar = fc.oneof(fc.integer(), fc.constantFrom('a', 'b c', '"q"', 'true', 'null', '1s', '127.0.0.1:80'));
 
 function treeText(shape: unknown[], names: string[], depth: number): string {
