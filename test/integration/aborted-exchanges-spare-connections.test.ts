@@ -1,8 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { startHoldingUpstream } from '../helpers/holding-upstream.js';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
 import { openFds, fdsSettle } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
@@ -22,70 +21,6 @@ const ROUNDS = 50;
 const UPSTREAM_TIMEOUTS = { connect: '2s', response: '30s', idle: '60s' };
 /** How long a spare connection gets to show up after the aborted exchanges ended: undici opens it at once. */
 const SETTLE_MS = 1000;
-
-interface CountingUpstream {
-  address: string;
-  /** Requests that arrived, and requests whose body the upstream read to its end. */
-  arrived(): number;
-  bodiesRead(): number;
-  /** Exchanges the upstream saw end unanswered. */
-  ended(): number;
-  /** Connections open now, and those of them that never carried a request. */
-  open(): number;
-  neverUsed(): number;
-  close(): Promise<void>;
-}
-
-/** An HTTP/1.1 upstream that reads request bodies and answers only `GET /warm`; every other request (or handshake) waits. */
-async function startCountingUpstream(): Promise<CountingUpstream> {
-  let arrived = 0;
-  let bodiesRead = 0;
-  let ended = 0;
-  const sockets = new Set<net.Socket>();
-  const used = new WeakSet<net.Socket>();
-  const server = http.createServer((req, res) => {
-    used.add(req.socket);
-    if (req.url === '/warm') {
-      res.end('ok');
-      return;
-    }
-    arrived++;
-    res.once('close', () => ended++);
-    req.on('error', () => undefined);
-    req.on('end', () => bodiesRead++);
-    req.resume();
-  });
-  server.keepAliveTimeout = 60_000;
-  // WebSocket handshakes are held too, never answered.
-  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
-    used.add(req.socket);
-    arrived++;
-    bodiesRead++;
-    socket.on('error', () => undefined);
-    // node:http hands over upgraded sockets half-open capable: the gateway's FIN is the end.
-    socket.once('end', () => socket.destroy());
-    socket.once('close', () => ended++);
-    socket.resume();
-  });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    arrived: () => arrived,
-    bodiesRead: () => bodiesRead,
-    ended: () => ended,
-    open: () => sockets.size,
-    neverUsed: () => [...sockets].filter((s) => !used.has(s)).length,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
 
 type Phase = 'upload' | 'head' | 'upgrade';
 
@@ -127,7 +62,7 @@ describe('aborted exchanges leave no spare upstream connection', () => {
   for (const p of PATHS) {
     for (const phase of p.phases) {
       test(`${p.name}, ${PHASE_NAMES[phase]}: ${ROUNDS} concurrent aborts`, async (t) => {
-        const up = await startCountingUpstream();
+        const up = await startHoldingUpstream();
         const gw = await startGateway(simpleConfig([up.address], {}, { timeouts: UPSTREAM_TIMEOUTS, ...p.upstream }));
         t.after(async () => {
           await gw.close();

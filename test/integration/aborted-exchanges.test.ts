@@ -1,13 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { logLines } from '../helpers/log-file.js';
+import { startHoldingUpstream, type HoldingUpstream } from '../helpers/holding-upstream.js';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
 import { openFds, fdsSettle } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
@@ -25,64 +24,6 @@ import { waitFor } from '../helpers/wait.js';
 const ROUNDS = 100;
 /** The upstream waits this long for a response head: far beyond every wait in this file. */
 const UPSTREAM_TIMEOUTS = { connect: '2s', response: '30s', idle: '60s' };
-
-interface HoldingUpstream {
-  address: string;
-  /** Requests (or upgrade requests) that arrived, and those whose exchange the upstream saw end. */
-  arrived(): number;
-  ended(): number;
-  close(): Promise<void>;
-}
-
-/**
- * An upstream (HTTP/1.1, or h2c) that reads request bodies and never
- * answers, except `GET /warm` (200, to warm the pool before the baseline).
- * Upgrade requests are held too, never answered. An exchange has ended for
- * it when its response closes unanswered (the gateway went away).
- */
-async function startHoldingUpstream(h2c = false): Promise<HoldingUpstream> {
-  let arrived = 0;
-  let ended = 0;
-  const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (req.url === '/warm') {
-      res.end('ok');
-      return;
-    }
-    arrived++;
-    res.once('close', () => ended++);
-    req.on('error', () => undefined);
-    req.resume();
-  };
-  const server = h2c ? http2.createServer(onRequest) : http.createServer(onRequest);
-  // Idle connections are the gateway's to close (its pool's idle timeout), not this upstream's.
-  if (!h2c) (server as http.Server).keepAliveTimeout = 60_000;
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => {
-    arrived++;
-    socket.on('error', () => undefined);
-    // node:http hands over upgraded sockets half-open capable: the gateway's FIN is the end.
-    socket.once('end', () => socket.destroy());
-    socket.once('close', () => ended++);
-    socket.resume();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    address: `127.0.0.1:${port}`,
-    arrived: () => arrived,
-    ended: () => ended,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
-
 
 const BODY_PART = 'x'.repeat(500);
 

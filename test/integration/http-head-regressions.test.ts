@@ -1,7 +1,7 @@
 // Request heads that property-based fuzzing of the HTTP listener turned up,
 // each a named regression: the documented answer, the upstream sees only
 // what it should, and every connection is closed.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -25,6 +25,17 @@ function exchange(port: number, raw: string): Promise<{ text: string; closed: bo
     });
     s.write(raw);
   });
+}
+
+/** Starts `up` and a gateway proxying every request to it (closed after the test); the gateway's port. */
+async function gatewayBefore(t: TestContext, up: http.Server): Promise<number> {
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const gw = await startGateway(simpleConfig([`127.0.0.1:${(up.address() as net.AddressInfo).port}`]));
+  t.after(async () => {
+    await gw.close();
+    up.close();
+  });
+  return Number(new URL(gw.url()).port);
 }
 
 /** `upstreamSees`: the requests the upstream receives (`maybe`: the head may or may not reach it before the refusal; its body never completes). */
@@ -54,13 +65,7 @@ test('request heads found by fuzzing get their documented answer and close', asy
       res.end('ok');
     });
   });
-  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
-  const gw = await startGateway(simpleConfig([`127.0.0.1:${(up.address() as net.AddressInfo).port}`]));
-  t.after(async () => {
-    await gw.close();
-    up.close();
-  });
-  const port = Number(new URL(gw.url()).port);
+  const port = await gatewayBefore(t, up);
   await exchange(port, 'GET /warm HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
   const baseline = openFds();
   for (const c of CASES) {
@@ -79,13 +84,7 @@ test('request heads found by fuzzing get their documented answer and close', asy
 
 test('a CONNECT whose client resets at once does not end the process; the listener keeps serving', async (t) => {
   const up = http.createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
-  const gw = await startGateway(simpleConfig([`127.0.0.1:${(up.address() as net.AddressInfo).port}`]));
-  t.after(async () => {
-    await gw.close();
-    up.close();
-  });
-  const port = Number(new URL(gw.url()).port);
+  const port = await gatewayBefore(t, up);
   const baseline = openFds();
   for (let i = 0; i < 20; i++) {
     await new Promise<void>((resolve) => {

@@ -63,6 +63,19 @@ function get(url: string, path: string): Promise<Outcome> {
 }
 
 
+/** A raw upstream that answers request `/N` with the bytes of case N, then closes. */
+function scriptedUpstream(cases: [string, string][]): ReturnType<typeof startTcpServer> {
+  return startTcpServer((socket) => {
+    let head = '';
+    socket.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      const n = Number(/^GET \/(\d+)/.exec(head)![1]);
+      socket.end(cases[n]![1], 'latin1');
+    });
+  });
+}
+
 for (const [path, upstreamConfig] of [
   ['plain path', {}],
   ['guarded path (circuit breaker and retries)', { circuitBreaker: {}, retries: { attempts: 2 } }],
@@ -70,16 +83,7 @@ for (const [path, upstreamConfig] of [
   test('before any body byte: 502 UPSTREAM_PROTOCOL_ERROR, logged as such', async (t) => {
     const baseline = openFds();
     const cases = Object.entries(BROKEN_BEFORE_BODY);
-    // The upstream answers request /N with case N, then closes.
-    const up = await startTcpServer((socket) => {
-      let head = '';
-      socket.on('data', (d: Buffer) => {
-        head += d.toString('latin1');
-        if (!head.includes('\r\n\r\n')) return;
-        const n = Number(/^GET \/(\d+)/.exec(head)![1]);
-        socket.end(cases[n]![1], 'latin1');
-      });
-    });
+    const up = await scriptedUpstream(cases);
     const log = join(mkdtempSync(join(tmpdir(), 'portico-framing-')), 'access.log');
     const gw = await startGateway(simpleConfig([up.address], {}, upstreamConfig, { accessLog: { path: log } }));
     t.after(async () => {
@@ -109,15 +113,7 @@ for (const [path, upstreamConfig] of [
   test('after body bytes went downstream: the response is cut, and the log says the error', async (t) => {
     const baseline = openFds();
     const cases = Object.entries(BROKEN_AFTER_BODY);
-    const up = await startTcpServer((socket) => {
-      let head = '';
-      socket.on('data', (d: Buffer) => {
-        head += d.toString('latin1');
-        if (!head.includes('\r\n\r\n')) return;
-        const n = Number(/^GET \/(\d+)/.exec(head)![1]);
-        socket.end(cases[n]![1], 'latin1');
-      });
-    });
+    const up = await scriptedUpstream(cases);
     const log = join(mkdtempSync(join(tmpdir(), 'portico-framing-')), 'access.log');
     const gw = await startGateway(simpleConfig([up.address], {}, upstreamConfig, { accessLog: { path: log } }));
     t.after(async () => {
