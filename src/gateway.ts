@@ -12,8 +12,8 @@ import { frontendKind, type Binding, type Frontend, type StreamFrontend } from '
 import { createDatagramFrontend, createStreamFrontend } from './listeners/create-frontend.js';
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
-import { PoolRegistry } from './upstream/pool-registry.js';
-import { swapUpstreams } from './upstream/upstream.js';
+import { TargetRegistry } from './runtime/target-registry.js';
+import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
@@ -42,7 +42,8 @@ export class Gateway {
   private snapshot: Snapshot | undefined;
   private readonly bindings = new Map<string, Bound>();
   private admin: { key: string; server: http.Server } | undefined;
-  private readonly pools = new PoolRegistry();
+  /** Live upstream and target state: pools, counters, health, breakers, retry budgets (kept across reloads). */
+  readonly targets = new TargetRegistry();
   private readonly accessLogs = new AccessLogRegistry((dest, err) => this.logger.error({ dest, error: err.message }, 'access log file error'));
   /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
   private state: { key: string; store: StateStore } | undefined;
@@ -83,7 +84,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { pools: this.pools, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
+      next = compile(config, this.version + 1, { targets: this.targets, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
@@ -127,8 +128,8 @@ export class Gateway {
     // Swap. Everything below only releases what the new snapshot does not use.
     const previous = this.snapshot;
     this.snapshot = next;
-    // Health checks run for the current snapshot only (its target health carries over).
-    swapUpstreams(next.upstreams, previous?.upstreams, this.logger);
+    // The live state follows the new config: policies retuned in place, targets and pools kept where unchanged.
+    this.targets.activate(upstreamPlans(next), this.logger);
     if (state !== this.state) {
       void this.state?.store.close();
       this.state = state;
@@ -200,10 +201,10 @@ export class Gateway {
     this.logger.info({ files: this.accessLogs.reopen() }, 'access logs reopened');
   }
 
-  /** Closes pools and log files that the current snapshot does not use. */
+  /** Releases live state and log files that the current snapshot does not use. */
   private releaseUnused(): void {
     const snap = this.snapshot;
-    void this.pools.retain(snap?.poolKeys ?? new Set());
+    this.targets.retain(new Set(snap?.upstreams.keys() ?? []));
     this.accessLogs.retain(snap?.accessLogs ?? new Set());
   }
 
@@ -326,13 +327,12 @@ export class Gateway {
     this.stopping = true;
     this.leaving = 'stopping';
     await this.queue;
-    swapUpstreams(undefined, this.snapshot?.upstreams, this.logger);
     await Promise.all([...this.bindings.values()].map((b) => closeBinding(b, graceMs)));
     this.bindings.clear();
     // The admin API closes last: /health and /ready answer while in-flight work finishes.
     if (this.admin) await closeServer(this.admin.server, 0);
     this.admin = undefined;
-    await this.pools.destroy();
+    await this.targets.destroy();
     await this.stats.close();
     await this.state?.store.close();
     this.accessLogs.close();
@@ -400,6 +400,13 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
     });
     server.closeIdleConnections();
   });
+}
+
+/** What each upstream of `snapshot` configures its live state with. */
+function upstreamPlans(snapshot: Snapshot): Map<string, UpstreamPlan> {
+  const plans = new Map<string, UpstreamPlan>();
+  for (const [name, u] of snapshot.upstreams) plans.set(name, u.plan);
+  return plans;
 }
 
 /** Bindings are kept across reloads by configured address; port 0 means "a fresh port for this listener". */

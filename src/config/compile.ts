@@ -10,7 +10,7 @@ import { headers } from '../middlewares/headers.js';
 import type { Middleware } from '../middlewares/middleware.js';
 import { rewrite } from '../middlewares/rewrite.js';
 import type { AccessLogRegistry } from '../observability/access-log.js';
-import type { PoolRegistry } from '../upstream/pool-registry.js';
+import type { TargetRegistry } from '../runtime/target-registry.js';
 import { Upstream } from '../upstream/upstream.js';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.js';
@@ -33,13 +33,13 @@ export interface Snapshot {
   readonly listeners: ReadonlyMap<string, AnyListenerRuntime>;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   readonly consumers: ConsumerRegistry;
-  /** Connection pools and access-log destinations this snapshot uses (kept open across a swap). */
-  readonly poolKeys: ReadonlySet<string>;
+  /** Access-log destinations this snapshot uses (kept open across a swap). */
   readonly accessLogs: ReadonlySet<string>;
 }
 
 export interface CompileDeps {
-  pools: PoolRegistry;
+  /** Live upstream and target state (kept across snapshots; configured when this one becomes current). */
+  targets: TargetRegistry;
   accessLogs: AccessLogRegistry;
   state: StateStore;
   logger: Logger;
@@ -49,14 +49,12 @@ export interface CompileDeps {
 /** Builds routers, middleware chains and upstream pools once. `config` must be validated. */
 export function compile(config: Config, version: number, deps: CompileDeps): Snapshot {
   const upstreams = new Map<string, Upstream>();
-  const poolKeys = new Set<string>();
   config.upstreams.forEach((u, i) => {
-    const upstream = new Upstream(u, deps.pools, `upstreams[${i}]`);
+    const upstream = new Upstream(u, deps.targets, `upstreams[${i}]`);
     if (upstream.insecureTls) {
       deps.logger.warn({ upstream: u.name }, 'upstreams[].tls.insecureSkipVerify is on: the targets\' certificates are NOT verified (anyone on the path can impersonate them)');
     }
     upstreams.set(u.name, upstream);
-    for (const k of upstream.poolKeys) poolKeys.add(k);
   });
 
   const consumers = new ConsumerRegistry(config.consumers);
@@ -127,5 +125,5 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       state: deps.state,
     });
   });
-  return { version, config, listeners, upstreams, consumers, poolKeys, accessLogs };
+  return { version, config, listeners, upstreams, consumers, accessLogs };
 }

@@ -1,5 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
+import { TcpConnector } from '../runtime/tcp-connector.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { encodeProxyHeader, type ProxiedAddresses } from './proxy-protocol/encode.js';
@@ -37,32 +39,25 @@ export interface ConnectOptions {
  * no timeout of its own.
  */
 export function openTcp(host: string, port: number, o: Omit<ConnectOptions, 'signal'>, done: (err: DialError | null, socket: net.Socket | null) => void): () => void {
-  // highWaterMark reaches the socket's stream options (missing from @types/node 20's NetConnectOpts).
-  const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true, highWaterMark: o.highWaterMark } as net.NetConnectOpts);
-  let settled = false;
-  const finish = (err: DialError | null) => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    socket.off('connect', onConnect);
-    socket.off('error', onError);
-    if (err !== null) socket.destroy();
-    done(err, err === null ? socket : null);
-  };
-  const onConnect = () => {
-    if (o.keepAliveMs > 0) socket.setKeepAlive(true, o.keepAliveMs);
-    finish(null);
-  };
-  const onError = (err: Error) => finish(new DialError('DIAL_FAILED', `${host}:${port}: ${err.message}`));
-  const timer = setTimeout(() => finish(new DialError('DIAL_TIMEOUT', `${host}:${port}: no connection within ${o.timeoutMs} ms`)), o.timeoutMs);
-  socket.once('connect', onConnect);
-  socket.once('error', onError);
-  return () => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    socket.destroy();
-  };
+  return connectVia(new TcpConnector({ host, port }, `${host}:${port}`), o, done);
+}
+
+/**
+ * Opens one byte stream through `connector` (a target's, or a TCP dial to
+ * an address) with the dial's errors: DIAL_TIMEOUT after `timeoutMs`,
+ * DIAL_FAILED on a refusal, DNS error or tunnel failure. Returns a cancel
+ * function (the stream is destroyed and `done` is not called).
+ */
+export function connectVia(connector: Connector, o: Omit<ConnectOptions, 'signal'>, done: (err: DialError | null, socket: net.Socket | null) => void): () => void {
+  return connector.connect({ timeout: o.timeoutMs, keepAlive: o.keepAliveMs, highWaterMark: o.highWaterMark, allowHalfOpen: true }, (err, socket) => {
+    if (err === null) return done(null, socket);
+    done(
+      err instanceof ConnectTimeoutError
+        ? new DialError('DIAL_TIMEOUT', `${connector.identity}: no connection within ${o.timeoutMs} ms`)
+        : new DialError('DIAL_FAILED', `${connector.identity}: ${err.message}`),
+      null,
+    );
+  });
 }
 
 /** openTcp as a promise; `signal` cancels (rejects with CANCELLED). */
@@ -169,8 +164,7 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
       return;
     }
     tried.push(target);
-    const hp = target.hostPort;
-    cancelAttempt = openTcp(hp.host, hp.port, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark }, (err, socket) => {
+    cancelAttempt = connectVia(target.connector, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark }, (err, socket) => {
       if (err !== null) failed(err);
       else connected(socket!);
     });

@@ -49,19 +49,19 @@ export interface BreakerView {
  * recorded)` exactly once when the call is over.
  */
 export class CircuitBreaker {
-  readonly config: CircuitBreakerConfig;
+  config: CircuitBreakerConfig;
   private stateNow: BreakerState = 'closed';
   private openedAt = 0;
   private probing = false;
   private inflightNow = 0;
   private readonly now: () => number;
   private readonly onStateChange: ((from: BreakerState, to: BreakerState, reason: string) => void) | undefined;
-  private readonly bucketMs: number;
-  private readonly epochs: Float64Array;
-  private readonly calls: Uint32Array;
-  private readonly failures: Uint32Array;
+  private bucketMs: number;
+  private epochs: Float64Array;
+  private calls: Uint32Array;
+  private failures: Uint32Array;
   /** failing[status] === 1 when that response status counts as a failure. */
-  private readonly failing: Uint8Array;
+  private failing: Uint8Array;
 
   constructor(config: CircuitBreakerConfig, options: BreakerOptions = {}) {
     this.config = config;
@@ -74,6 +74,27 @@ export class CircuitBreaker {
     this.failures = new Uint32Array(n);
     this.failing = new Uint8Array(600);
     for (const s of config.statuses) this.failing[s] = 1;
+  }
+
+  /**
+   * New settings for a breaker kept across a reload. Its state (open,
+   * half-open, closed), the calls in flight and the rolling window's counts
+   * are kept: the new thresholds judge the counts it has, and an open
+   * circuit stays open for the new `sleepWindow` from when it opened. A new
+   * window shape (`window` or `buckets`) starts an empty window, since the
+   * old buckets measured other time slices.
+   */
+  reconfigure(config: CircuitBreakerConfig): void {
+    const shape = config.window !== this.config.window || config.buckets !== this.config.buckets;
+    this.config = config;
+    this.failing = new Uint8Array(600);
+    for (const s of config.statuses) this.failing[s] = 1;
+    if (!shape) return;
+    const n = config.buckets;
+    this.bucketMs = config.window / n;
+    this.epochs = new Float64Array(n).fill(-1);
+    this.calls = new Uint32Array(n);
+    this.failures = new Uint32Array(n);
   }
 
   get state(): BreakerState {

@@ -1,5 +1,6 @@
 import http2 from 'node:http2';
-import type tls from 'node:tls';
+import net from 'node:net';
+import tls from 'node:tls';
 import { decodeGrpcMessage, GRPC_STATUS_NAMES } from '../http/grpc/status.js';
 import { formatGrpcTimeout } from '../http/grpc/timeout.js';
 
@@ -23,8 +24,11 @@ import { formatGrpcTimeout } from '../http/grpc/timeout.js';
  * too); `destroy()` aborts it, and `done` is called at most once.
  */
 export interface GrpcProbeOptions {
+  /** An open byte stream to the target (from its connector); the probe owns it from here. Absent: a TCP connection to host:port. */
+  stream?: net.Socket;
+  /** The target's host name or IP (the TLS certificate check, and SNI for a name). */
   host: string;
-  port: number;
+  port?: number;
   /** The service asked about; '' is the server as a whole. */
   service: string;
   timeoutMs: number;
@@ -42,8 +46,10 @@ const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 const MAX_RESPONSE = 64 * 1024;
 
 export function probeGrpcHealth(options: GrpcProbeOptions, done: ProbeDone): { destroy(): void } {
-  const { host, port } = options;
+  const { host } = options;
   const hostPart = host.includes(':') ? `[${host}]` : host;
+  const authority = options.authority ?? `${hostPart}:${options.port ?? 0}`;
+  const stream = options.stream ?? net.connect({ host, port: options.port ?? 0 });
   const scheme = options.tls === undefined ? 'http' : 'https';
   let settled = false;
   let session: http2.ClientHttp2Session | null = null;
@@ -51,13 +57,16 @@ export function probeGrpcHealth(options: GrpcProbeOptions, done: ProbeDone): { d
     if (settled) return;
     settled = true;
     session?.destroy();
+    stream.destroy();
     done(ok, reason);
   };
   try {
-    session = http2.connect(`${scheme}://${hostPart}:${port}`, {
-      ...(options.tls ?? {}),
-      ...(options.tls !== undefined ? { ALPNProtocols: ['h2'] } : {}),
-    });
+    const socket =
+      options.tls === undefined
+        ? stream
+        : tls.connect({ servername: net.isIP(host) === 0 ? host : undefined, ...options.tls, host, socket: stream, ALPNProtocols: ['h2'] });
+    socket.on('error', () => undefined);
+    session = http2.connect(`${scheme}://${hostPart}`, { createConnection: () => socket });
   } catch (err) {
     finish(false, (err as Error).message);
     return { destroy: () => finish(false, 'aborted') };
@@ -70,7 +79,7 @@ export function probeGrpcHealth(options: GrpcProbeOptions, done: ProbeDone): { d
     ':method': 'POST',
     ':scheme': scheme,
     ':path': '/grpc.health.v1.Health/Check',
-    ':authority': options.authority ?? `${hostPart}:${port}`,
+    ':authority': authority,
     'content-type': 'application/grpc',
     te: 'trailers',
     'grpc-timeout': formatGrpcTimeout(options.timeoutMs),

@@ -1,6 +1,8 @@
 import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type tls from 'node:tls';
+import type { Connector } from '../runtime/connector.js';
+import { TcpConnector } from '../runtime/tcp-connector.js';
 import { CANCEL, CONNECTING, H2ClientError, H2Session, NO_ERROR, READY, type SessionOwner } from './h2-session.js';
 
 export { H2ClientError } from './h2-session.js';
@@ -10,6 +12,10 @@ export interface H2PoolOptions {
   origin: string;
   /** TLS client options for an https origin (ca, cert/key, servername, rejectUnauthorized, minVersion); ALPN is set here. */
   tls?: tls.ConnectionOptions;
+  /** Opens the sessions' byte streams; a TCP dial to the origin's host and port when absent. */
+  connector?: Connector;
+  /** The target's host name or IP (the TLS certificate check without a server name); the origin's when absent. */
+  host?: string;
   /** ms to establish a session: TCP + TLS + the server's first SETTINGS (0 = none). */
   connectTimeout: number;
   /** Default ms until the response head (0 = none); a dispatch's `headersTimeout` overrides it. */
@@ -132,6 +138,8 @@ export class H2Pool implements SessionOwner {
   /** `host:port` of the origin: `:authority` when the request has no Host. */
   readonly authority: string;
   private readonly tls: tls.ConnectionOptions | undefined;
+  private readonly connector: Connector;
+  private readonly host: string;
   private readonly connectTimeout: number;
   private readonly maxSessions: number;
   private readonly sessions: H2Session[] = [];
@@ -151,6 +159,9 @@ export class H2Pool implements SessionOwner {
     this.origin = url.origin;
     this.url = url;
     this.tls = url.protocol === 'https:' ? (o.tls ?? {}) : undefined;
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.host = o.host ?? host;
+    this.connector = o.connector ?? new TcpConnector({ host, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80) });
     this.connectTimeout = o.connectTimeout;
     this.responseTimeout = o.responseTimeout;
     this.idleTimeout = o.idleTimeout;
@@ -299,7 +310,7 @@ export class H2Pool implements SessionOwner {
     }
     if (live >= this.maxSessions) return;
     this.sessions.push(
-      new H2Session(this, this.url, { tls: this.tls, connectTimeout: this.connectTimeout, idleTimeout: this.idleTimeout }),
+      new H2Session(this, this.url, { connector: this.connector, host: this.host, tls: this.tls, connectTimeout: this.connectTimeout, idleTimeout: this.idleTimeout }),
     );
   }
 

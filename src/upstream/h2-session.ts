@@ -1,6 +1,7 @@
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
+import type { Connector } from '../runtime/connector.js';
 
 /** Being connected: TCP, TLS (ALPN h2), then the server's first SETTINGS frame. */
 export const CONNECTING = 0;
@@ -45,6 +46,10 @@ export interface SessionOwner {
 }
 
 export interface SessionOptions {
+  /** Opens the session's byte stream. */
+  connector: Connector;
+  /** The target's host name or IP: the TLS certificate check without a server name, and the SNI default for a name. */
+  host: string;
   tls: tls.ConnectionOptions | undefined;
   /** ms for TCP + TLS + the server's SETTINGS (0 = none). */
   connectTimeout: number;
@@ -87,7 +92,8 @@ export class H2ClientError extends Error {
  *   and closed gracefully after `idleTimeout` without activity.
  */
 export class H2Session {
-  readonly session: ClientHttp2Session;
+  /** The HTTP/2 session, once the connector gave a stream (until then, state is CONNECTING and no stream is opened). */
+  session!: ClientHttp2Session;
   state = CONNECTING;
   /** Streams opened and not yet closed. */
   active = 0;
@@ -97,8 +103,12 @@ export class H2Session {
   goawayLastStreamId = -1;
   error: Error | null = null;
   private readonly owner: SessionOwner;
-  /** The TCP or TLS socket, kept to end a graceful close the peer never finishes (the session hides it). */
-  private readonly socket: net.Socket;
+  /** The TCP or TLS socket, kept to end a graceful close the peer never finishes (the session hides it); null while connecting. */
+  private socket: net.Socket | null = null;
+  /** Cancels the connector's attempt while the byte stream is being opened. */
+  private cancelConnect: (() => void) | null = null;
+  private readonly origin: URL;
+  private readonly idleTimeout: number;
   private connectTimer: NodeJS.Timeout | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   private everReady = false;
@@ -110,14 +120,37 @@ export class H2Session {
 
   constructor(owner: SessionOwner, origin: URL, o: SessionOptions) {
     this.owner = owner;
-    const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
-    const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80);
-    this.socket =
-      o.tls === undefined
-        ? net.connect({ host, port })
-        : tls.connect({ servername: net.isIP(host) === 0 ? host : undefined, ...o.tls, host, port, ALPNProtocols: ['h2'] });
-    const session = http2.connect(origin, {
-      createConnection: () => this.socket,
+    this.origin = origin;
+    this.idleTimeout = o.idleTimeout;
+    if (o.connectTimeout > 0) {
+      this.connectTimer = setTimeout(this.onConnectTimeout, o.connectTimeout, o.connectTimeout);
+    }
+    // The connect timer covers the stream, TLS and the server's SETTINGS together.
+    let called = false;
+    const cancel = o.connector.connect({ timeout: 0 }, (err, stream) => {
+      called = true;
+      this.cancelConnect = null;
+      if (err !== null) {
+        this.error ??= err;
+        this.onClose();
+        return;
+      }
+      const host = o.host;
+      this.attach(
+        o.tls === undefined
+          ? stream!
+          : tls.connect({ servername: net.isIP(host) === 0 ? host : undefined, ...o.tls, host, socket: stream!, ALPNProtocols: ['h2'] }),
+      );
+    });
+    // A connector may call back at once (a refusal it knows of): then there is nothing to cancel.
+    if (!called) this.cancelConnect = cancel;
+  }
+
+  /** The byte stream is open: start HTTP/2 over it (over TLS for h2). */
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
+    const session = http2.connect(this.origin, {
+      createConnection: () => socket,
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW },
       // Node's defaults (128 header pairs, 10 MB of session memory) are below what a gateway sees.
       maxHeaderListPairs: 2000,
@@ -132,12 +165,9 @@ export class H2Session {
     session.on('timeout', this.onTimeout);
     // A TLS failure after connect but before SETTINGS (e.g. the server refuses our client
     // certificate) destroys the session without its 'error' or 'close': the socket tells.
-    this.socket.on('error', this.onSocketError);
-    this.socket.once('close', this.onClose);
-    session.setTimeout(o.idleTimeout > 0 ? o.idleTimeout : DEFAULT_SESSION_IDLE);
-    if (o.connectTimeout > 0) {
-      this.connectTimer = setTimeout(this.onConnectTimeout, o.connectTimeout, o.connectTimeout);
-    }
+    socket.on('error', this.onSocketError);
+    socket.once('close', this.onClose);
+    session.setTimeout(this.idleTimeout > 0 ? this.idleTimeout : DEFAULT_SESSION_IDLE);
   }
 
   /** Whether a new stream may be opened now. */
@@ -208,8 +238,15 @@ export class H2Session {
     if (this.state === CLOSED) return;
     if (err !== null) this.error ??= err;
     this.state = DRAINING;
-    this.session.destroy();
-    this.socket.destroy();
+    if (this.cancelConnect !== null) {
+      this.cancelConnect();
+      this.cancelConnect = null;
+      // No stream: nothing else will report the close.
+      this.onClose();
+      return;
+    }
+    this.session?.destroy();
+    this.socket?.destroy();
   }
 
   private readonly onConnect = (): void => {
@@ -250,14 +287,14 @@ export class H2Session {
   /** Node destroys the session on a socket error but may emit neither its 'error' nor a 'close' (seen with TLS alerts). */
   private readonly onSocketError = (err: Error): void => {
     this.error ??= err;
-    this.socket.destroy();
+    this.socket?.destroy();
     this.onClose();
   };
 
   /** The session or its socket closed (whichever is first; once). */
   private readonly onClose = (): void => {
     if (this.state === CLOSED) return;
-    if (!this.session.destroyed) this.session.destroy();
+    if (this.session !== undefined && !this.session.destroyed) this.session.destroy();
     this.clearConnectTimer();
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.state = CLOSED;
@@ -286,7 +323,7 @@ export class H2Session {
    */
   private linger(): void {
     if (this.lingerTimer !== null || this.state === CLOSED) return;
-    this.lingerTimer = setTimeout(() => this.socket.resetAndDestroy(), DRAIN_LINGER);
+    this.lingerTimer = setTimeout(() => this.socket?.resetAndDestroy(), DRAIN_LINGER);
   }
 
   private clearConnectTimer(): void {

@@ -1,8 +1,6 @@
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import type tls from 'node:tls';
-import { parseHostPort, type HostPort } from '../config/address.js';
+import tls from 'node:tls';
 import type { Logger } from '../observability/logger.js';
 import { probeGrpcHealth } from './grpc-health-probe.js';
 import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from './policy-schema.js';
@@ -43,9 +41,9 @@ export interface HealthCheckTransport {
 /** Called with the targets the balancer may pick from whenever that set changes. */
 export type PickSetListener = (targets: readonly Target[]) => void;
 
-class TargetState {
-  readonly target: Target;
-  readonly hostPort: HostPort;
+class TargetHealth {
+  /** The target as the upstream has it now (replaced when its weight changes). */
+  target: Target;
   activeHealthy = true;
   activeFailures = 0;
   activeSuccesses = 0;
@@ -62,7 +60,6 @@ class TargetState {
 
   constructor(target: Target) {
     this.target = target;
-    this.hostPort = parseHostPort(target.address)!;
   }
 
   get healthy(): boolean {
@@ -95,32 +92,66 @@ class TargetState {
  */
 export class UpstreamHealth {
   private readonly upstream: string;
-  private readonly config: HealthCheckConfig;
+  readonly config: HealthCheckConfig;
   private readonly active: ActiveCheckConfig | undefined;
   private readonly passive: PassiveCheckConfig | undefined;
-  private readonly states: TargetState[];
-  private readonly byTarget: Map<Target, TargetState>;
+  /** In the order of the upstream's targets. */
+  private states: TargetHealth[] = [];
+  /** By target identity: a report about a Target replaced since (new weight) still finds its state. */
+  private readonly byAddress = new Map<string, TargetHealth>();
   private readonly onPickSet: PickSetListener;
   /** Failing statuses for passive checks: failing[status] === 1. */
   private readonly failing: Uint8Array;
-  private current: readonly Target[];
+  private current: readonly Target[] = [];
   private panic = false;
   private running = false;
   private logger: Logger | null = null;
-  private readonly transport: HealthCheckTransport;
+  private transport: HealthCheckTransport;
 
-  constructor(upstream: string, targets: readonly Target[], config: HealthCheckConfig, onPickSet: PickSetListener, transport: HealthCheckTransport = {}) {
+  constructor(upstream: string, config: HealthCheckConfig, onPickSet: PickSetListener, transport: HealthCheckTransport = {}) {
     this.upstream = upstream;
     this.transport = transport;
     this.config = config;
     this.active = config.active;
     this.passive = config.passive;
-    this.states = targets.map((t) => new TargetState(t));
-    this.byTarget = new Map(this.states.map((s) => [s.target, s]));
     this.onPickSet = onPickSet;
     this.failing = new Uint8Array(600);
     for (const s of config.passive?.statuses ?? []) this.failing[s] = 1;
-    this.current = targets.filter((t) => t.weight > 0);
+  }
+
+  /** How checks reach the targets (the upstream's TLS settings may change on a reload that keeps this config). */
+  setTransport(transport: HealthCheckTransport): void {
+    this.transport = transport;
+  }
+
+  /**
+   * The upstream's target set changed (a reload or a target source): a
+   * target that stays keeps its health, a new one starts healthy and is
+   * checked at once, one that left is forgotten (its check aborted).
+   */
+  setTargets(targets: readonly Target[]): void {
+    const next: TargetHealth[] = [];
+    const seen = new Set<string>();
+    for (const t of targets) {
+      seen.add(t.address);
+      let s = this.byAddress.get(t.address);
+      const isNew = s === undefined;
+      if (s === undefined) {
+        s = new TargetHealth(t);
+        this.byAddress.set(t.address, s);
+      }
+      const wasDrained = s.target.weight === 0;
+      s.target = t;
+      next.push(s);
+      if (this.running && this.active !== undefined && t.weight > 0 && (isNew || (wasDrained && s.checkTimer === null && s.checking === null))) this.schedule(s, 0);
+    }
+    for (const [address, s] of this.byAddress) {
+      if (seen.has(address)) continue;
+      this.byAddress.delete(address);
+      this.quiet(s);
+    }
+    this.states = next;
+    this.recompute('targets changed');
   }
 
   /** The targets the balancer may use now. */
@@ -128,16 +159,11 @@ export class UpstreamHealth {
     return this.current;
   }
 
-  /**
-   * Starts the active checks (the first round at once). `previous`, the same
-   * upstream in the snapshot being replaced, hands over the state of targets
-   * with the same address when its healthCheck config is the same.
-   */
-  start(logger: Logger, previous?: UpstreamHealth): void {
+  /** Starts the active checks (the first round at once); a second call does nothing. */
+  start(logger: Logger): void {
+    this.logger = logger;
     if (this.running) return;
     this.running = true;
-    this.logger = logger;
-    if (previous !== undefined && JSON.stringify(previous.config) === JSON.stringify(this.config)) this.inherit(previous);
     this.recompute('');
     // Drained targets (weight 0) are never picked, so they are not checked either.
     if (this.active !== undefined) for (const s of this.states) if (s.target.weight > 0) this.schedule(s, 0);
@@ -146,14 +172,16 @@ export class UpstreamHealth {
   /** Stops the checks and ejection timers; in-flight checks are aborted. Later reports are ignored. */
   stop(): void {
     this.running = false;
-    for (const s of this.states) {
-      if (s.checkTimer !== null) clearTimeout(s.checkTimer);
-      if (s.ejectTimer !== null) clearTimeout(s.ejectTimer);
-      s.checkTimer = null;
-      s.ejectTimer = null;
-      s.checking?.destroy();
-      s.checking = null;
-    }
+    for (const s of this.states) this.quiet(s);
+  }
+
+  private quiet(s: TargetHealth): void {
+    if (s.checkTimer !== null) clearTimeout(s.checkTimer);
+    if (s.ejectTimer !== null) clearTimeout(s.ejectTimer);
+    s.checkTimer = null;
+    s.ejectTimer = null;
+    s.checking?.destroy();
+    s.checking = null;
   }
 
   // --- passive: reported by the proxy for every exchange with a target of this upstream
@@ -162,7 +190,7 @@ export class UpstreamHealth {
   observeStatus(target: Target, status: number): void {
     if (this.failing[status] === 1) this.failure(target, `status ${status}`);
     else {
-      const s = this.byTarget.get(target);
+      const s = this.byAddress.get(target.address);
       if (s !== undefined) s.passiveFailures = 0;
     }
   }
@@ -171,7 +199,7 @@ export class UpstreamHealth {
   failure(target: Target, reason: string): void {
     const p = this.passive;
     if (p === undefined || !this.running) return;
-    const s = this.byTarget.get(target);
+    const s = this.byAddress.get(target.address);
     if (s === undefined || s.ejectedUntil !== 0) return;
     if (++s.passiveFailures < p.unhealthyThreshold) return;
     s.passiveFailures = 0;
@@ -206,9 +234,9 @@ export class UpstreamHealth {
     };
   }
 
-  private unEject(s: TargetState): void {
+  private unEject(s: TargetHealth): void {
     s.ejectTimer = null;
-    if (!this.running) return;
+    if (!this.running || this.byAddress.get(s.target.address) !== s) return;
     s.ejectedUntil = 0;
     s.returnedAt = Date.now();
     s.passiveFailures = 0;
@@ -218,14 +246,14 @@ export class UpstreamHealth {
 
   // --- active checks
 
-  private schedule(s: TargetState, delay: number): void {
+  private schedule(s: TargetHealth, delay: number): void {
     s.checkTimer = setTimeout(() => {
       s.checkTimer = null;
       this.check(s);
     }, delay).unref();
   }
 
-  private check(s: TargetState): void {
+  private check(s: TargetHealth): void {
     if (!this.running) return;
     const a = this.active!;
     let settled = false;
@@ -235,37 +263,50 @@ export class UpstreamHealth {
       clearTimeout(timer);
       s.checking?.destroy();
       s.checking = null;
-      if (!this.running) return;
+      // Stopped, or the target left the upstream meanwhile.
+      if (!this.running || this.byAddress.get(s.target.address) !== s) return;
       this.onActiveResult(s, ok, reason);
       this.schedule(s, a.interval);
     };
     const timer = setTimeout(() => settle(false, `no answer within ${a.timeout}ms`), a.timeout).unref();
-    const { host, port } = s.hostPort;
+    // Every check opens its own stream through the target's connector (never a data-plane pool); the timer covers it all.
+    let opened = false;
+    const cancel = s.target.connector.connect({ timeout: 0 }, (err, stream) => {
+      opened = true;
+      if (settled) return void stream?.destroy();
+      if (err !== null) return settle(false, (err as NodeJS.ErrnoException).code ?? err.message);
+      this.probe(s, a, stream!, settle);
+    });
+    if (!opened) s.checking = { destroy: cancel };
+  }
+
+  /** Runs the active check `a` over an open stream to the target; `settle` gets the verdict. */
+  private probe(s: TargetHealth, a: ActiveCheckConfig, stream: net.Socket, settle: (ok: boolean, reason: string) => void): void {
+    const { host } = s.target.hostPort;
     if (a.type === 'tcp') {
-      const socket = net.connect({ host, port });
-      s.checking = socket;
-      socket.on('connect', () => settle(true, 'connected'));
-      socket.on('error', (err: Error & { code?: string }) => settle(false, err.code ?? err.message));
-      return;
+      s.checking = stream;
+      return settle(true, 'connected');
     }
+    const secure = this.transport.tls;
     if (a.type === 'grpc') {
       s.checking = probeGrpcHealth(
-        { host, port, service: a.service ?? '', timeoutMs: a.timeout, authority: a.host ?? s.target.address, tls: this.transport.tls },
+        { stream, host, service: a.service ?? '', timeoutMs: a.timeout, authority: a.host ?? s.target.address, tls: secure },
         settle,
       );
       return;
     }
     // HTTP/1.1 checks, over TLS (with the upstream's CA, name and client certificate) when the upstream uses TLS.
-    const secure = this.transport.tls;
-    const req = (secure === undefined ? http : https).request(
+    const socket =
+      secure === undefined
+        ? stream
+        : tls.connect({ servername: net.isIP(host) === 0 ? host : undefined, ...secure, host, socket: stream, ALPNProtocols: ['http/1.1'] });
+    socket.on('error', () => undefined);
+    const req = http.request(
       {
-        ...secure,
-        host,
-        port,
         method: 'GET',
         path: a.path,
         headers: { host: a.host ?? s.target.address, 'user-agent': 'portico-health-check', connection: 'close' },
-        agent: false,
+        createConnection: () => socket,
         setHost: false,
       },
       (res) => {
@@ -275,12 +316,12 @@ export class UpstreamHealth {
         settle(status >= lo && status <= hi, `status ${status} (expected ${lo}-${hi})`);
       },
     );
-    s.checking = req;
+    s.checking = { destroy: () => (req.destroy(), socket.destroy()) };
     req.on('error', (err: Error & { code?: string }) => settle(false, err.code ?? err.message));
     req.end();
   }
 
-  private onActiveResult(s: TargetState, ok: boolean, reason: string): void {
+  private onActiveResult(s: TargetHealth, ok: boolean, reason: string): void {
     const a = this.active!;
     if (ok) {
       s.activeFailures = 0;
@@ -322,26 +363,7 @@ export class UpstreamHealth {
     if (next.length === 0) this.logger?.error({ upstream: this.upstream, reason: why }, 'upstream has no healthy target');
   }
 
-  private inherit(previous: UpstreamHealth): void {
-    const now = Date.now();
-    for (const s of this.states) {
-      const old = previous.states.find((o) => o.target.address === s.target.address);
-      if (old === undefined) continue;
-      s.activeHealthy = old.activeHealthy;
-      s.activeFailures = old.activeFailures;
-      s.activeSuccesses = old.activeSuccesses;
-      s.passiveFailures = old.passiveFailures;
-      s.ejections = old.ejections;
-      s.lastEjectMs = old.lastEjectMs;
-      s.returnedAt = old.returnedAt;
-      if (old.ejectedUntil > now) {
-        s.ejectedUntil = old.ejectedUntil;
-        s.ejectTimer = setTimeout(() => this.unEject(s), old.ejectedUntil - now).unref();
-      }
-    }
-  }
-
-  private log(level: 'info' | 'warn', s: TargetState, from: string, reason: string): void {
+  private log(level: 'info' | 'warn', s: TargetHealth, from: string, reason: string): void {
     this.logger?.[level]({ upstream: this.upstream, target: s.target.address, from, to: s.statusText, reason }, 'target health changed');
   }
 }

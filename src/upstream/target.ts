@@ -1,46 +1,70 @@
 import { parseHostPort, type HostPort } from '../config/address.js';
+import { TcpConnector } from '../runtime/tcp-connector.js';
+import { TargetState } from '../runtime/target-state.js';
+import type { Connector } from '../runtime/connector.js';
+import type { TargetPool } from './pool.js';
 
 /**
- * One address in an upstream. A Target is created when a snapshot is
- * compiled and is read by balancers; its live counters (`inflight`,
- * `ewmaMs`) are the only fields that change after compilation.
+ * One target as an upstream sees it: its identity, its weight in this
+ * upstream, and the live `state` shared by every upstream that has the
+ * same identity (see runtime/target-state.ts). Balancers read `weight`,
+ * `inflight` and `ewmaMs`. A Target is made by the upstream's live state
+ * when its target set changes, never per request.
  */
 export class Target {
-  /** `host:port` as written in the config (IPv6 hosts in brackets). */
+  /** The target identity: `host:port` as written in the config (IPv6 hosts in brackets). */
   readonly address: string;
   /** Relative weight, an integer >= 0 (0: drained, never picked). */
   readonly weight: number;
-  /** Requests (or connections) currently in flight to this target. */
-  inflight = 0;
-  /** Exponentially weighted moving average of response latency, in ms. 0 until the first sample. */
-  ewmaMs = 0;
-  private lastSampleAt = 0;
+  readonly state: TargetState;
+  /** The keep-alive pool the owning upstream sends through (null for a target made outside an upstream, e.g. in a test). */
+  pool: TargetPool | null = null;
+  /** The registry key of `pool` (see TargetState.acquirePool). */
+  poolKey = '';
+  /** The TLS server name for https HTTP/1.1 targets, or undefined. */
+  serverName: string | undefined = undefined;
   private parsed: HostPort | undefined;
 
-  constructor(address: string, weight = 1) {
+  constructor(address: string, weight = 1, state?: TargetState) {
     this.address = address;
     this.weight = weight;
+    this.state = state ?? stateForAddress(address);
   }
 
-  /** The address split into host and port (parsed once; L4 listeners dial it per connection). */
+  /** Requests (or connections) in flight to this target's identity. */
+  get inflight(): number {
+    return this.state.inflight;
+  }
+
+  set inflight(n: number) {
+    this.state.inflight = n;
+  }
+
+  get ewmaMs(): number {
+    return this.state.ewmaMs;
+  }
+
+  set ewmaMs(ms: number) {
+    this.state.ewmaMs = ms;
+  }
+
+  get connector(): Connector {
+    return this.state.connector;
+  }
+
+  /** The address split into host and port (parsed once). */
   get hostPort(): HostPort {
     return (this.parsed ??= parseHostPort(this.address) ?? { host: this.address, port: 0 });
   }
 
-  /**
-   * Record one finished request's latency. The average decays with time
-   * (time constant `decayMs`), as in Finagle's peak-EWMA, so a target that was
-   * slow a while ago is not punished forever.
-   */
   observeLatency(ms: number, now = Date.now(), decayMs = 10_000): void {
-    if (this.ewmaMs === 0) {
-      this.ewmaMs = ms;
-    } else {
-      const elapsed = Math.max(now - this.lastSampleAt, 0);
-      const w = Math.exp(-elapsed / decayMs);
-      // Peak sensitivity: a slower sample is taken at once.
-      this.ewmaMs = ms > this.ewmaMs ? ms : this.ewmaMs * w + ms * (1 - w);
-    }
-    this.lastSampleAt = now;
+    this.state.observeLatency(ms, now, decayMs);
   }
 }
+
+/** Live state for a target identity that is a `host:port`: reached by a TCP dial. */
+export function stateForAddress(address: string): TargetState {
+  const hp = parseHostPort(address) ?? { host: address, port: 0 };
+  return new TargetState(address, new TcpConnector(hp, address), hp.host);
+}
+

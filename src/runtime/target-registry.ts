@@ -1,0 +1,84 @@
+import type { Logger } from '../observability/logger.js';
+import { stateForAddress } from '../upstream/target.js';
+import type { TargetState } from './target-state.js';
+import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
+
+/** Target states by identity, held by the upstreams that have the target. */
+export interface TargetStates {
+  /** The live state of `identity`, made on first hold; each hold is paired with a `letGo`. */
+  hold(identity: string): TargetState;
+  letGo(identity: string): void;
+}
+
+/**
+ * Live state that outlives snapshots (Caddy keeps its upstream hosts in a
+ * reference-counted pool "through config reloads" for the same reason):
+ * per target identity, its connector, pools and counters; per upstream
+ * name, its target set, health, breaker and retry budgets. Snapshots look
+ * states up by name when they are compiled and `activate` configures them
+ * when a snapshot becomes current; states no current snapshot names are
+ * released.
+ */
+export class TargetRegistry implements TargetStates {
+  private readonly targets = new Map<string, { state: TargetState; holders: number }>();
+  private readonly upstreams = new Map<string, UpstreamState>();
+
+  /** The live state of upstream `name`, made (unconfigured, with no target) on first use. */
+  upstream(name: string): UpstreamState {
+    let u = this.upstreams.get(name);
+    if (u === undefined) {
+      u = new UpstreamState(name, this);
+      this.upstreams.set(name, u);
+    }
+    return u;
+  }
+
+  /** The live state of a target identity, if some upstream has it. */
+  target(identity: string): TargetState | undefined {
+    return this.targets.get(identity)?.state;
+  }
+
+  hold(identity: string): TargetState {
+    let entry = this.targets.get(identity);
+    if (entry === undefined) {
+      entry = { state: stateForAddress(identity), holders: 0 };
+      this.targets.set(identity, entry);
+    }
+    entry.holders++;
+    return entry.state;
+  }
+
+  letGo(identity: string): void {
+    const entry = this.targets.get(identity);
+    if (entry !== undefined && --entry.holders <= 0) this.targets.delete(identity);
+  }
+
+  /**
+   * A snapshot became current: configure the states of its upstreams and
+   * release the others (their pools close once their requests finish).
+   */
+  activate(plans: ReadonlyMap<string, UpstreamPlan>, logger: Logger): void {
+    for (const [name, plan] of plans) this.upstream(name).configure(plan, logger);
+    this.retain(new Set(plans.keys()));
+  }
+
+  /** Releases the upstream states not in `names` (e.g. made for a snapshot that failed to apply). */
+  retain(names: ReadonlySet<string>): void {
+    for (const [name, u] of this.upstreams) {
+      if (names.has(name)) continue;
+      this.upstreams.delete(name);
+      u.release();
+    }
+  }
+
+  /** Gateway stop: checks stop and every pool closes at once. */
+  async destroy(): Promise<void> {
+    const states = [...this.targets.values()].map((e) => e.state);
+    // Pools first, aborting what is in flight; releasing the upstreams then finds nothing left to close.
+    const destroyed = Promise.all(states.map((s) => s.destroy()));
+    for (const u of this.upstreams.values()) u.release();
+    this.upstreams.clear();
+    this.targets.clear();
+    await destroyed;
+  }
+}

@@ -1,0 +1,191 @@
+import type { UpstreamConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import { createPicker } from '../upstream/balancers/index.js';
+import type { Picker } from '../upstream/balancers/balancer.js';
+import { CircuitBreaker } from '../upstream/circuit-breaker.js';
+import { UpstreamHealth, type HealthCheckTransport } from '../upstream/health.js';
+import { poolKey, type PoolOptions } from '../upstream/pool.js';
+import { RetryBudget } from '../upstream/retry.js';
+import { Target } from '../upstream/target.js';
+import type { TargetStates } from './target-registry.js';
+import { StaticTargetSource, type TargetSource, type TargetSpec } from './target-source.js';
+
+/**
+ * What a snapshot's upstream asks of its live state: everything compiled
+ * from one `upstreams[]` entry that shapes the state (see Upstream).
+ */
+export interface UpstreamPlan {
+  readonly config: UpstreamConfig;
+  readonly pool: PoolOptions;
+  /** The TLS server name for a target host (https HTTP/1.1 upstreams), or undefined. */
+  serverName(host: string): string | undefined;
+  readonly healthTransport: HealthCheckTransport;
+}
+
+const NO_TARGET: Picker = () => undefined;
+
+/**
+ * The live state of one upstream, kept by name across reloads: its target
+ * set (fed by target sources: the config's targets, and any other source
+ * added), the balancer's picker over the targets it may use now (health
+ * filters them), target health, the circuit breaker and the retry
+ * budgets. Snapshots read it; only `configure` (when a snapshot becomes
+ * current) and the sources change it.
+ *
+ * A reload that keeps the upstream keeps its state: an open breaker stays
+ * open (new thresholds apply to the counts it has, see
+ * CircuitBreaker.reconfigure), target health and ejections carry over
+ * while the `healthCheck` block is unchanged, retry budgets keep their
+ * windows, and targets keep their pools and counters.
+ */
+export class UpstreamState {
+  readonly name: string;
+  /** Every target of every source, in source order (weight 0 included). */
+  targets: readonly Target[] = [];
+  /** The targets the picker picks from: weight > 0 and healthy (or all of those in panic mode). */
+  pickable: readonly Target[] = [];
+  picker: Picker = NO_TARGET;
+  health: UpstreamHealth | null = null;
+  breaker: CircuitBreaker | null = null;
+  /** The source the config's `targets:` feed. */
+  readonly configTargets = new StaticTargetSource();
+  private plan: UpstreamPlan | null = null;
+  private readonly sources: { source: TargetSource; unsubscribe: () => void }[] = [];
+  private readonly budgets = new Map<string, RetryBudget>();
+  private readonly states: TargetStates;
+  private logger: Logger | null = null;
+  private released = false;
+
+  constructor(name: string, states: TargetStates) {
+    this.name = name;
+    this.states = states;
+    this.addSource(this.configTargets);
+  }
+
+  /** Passive health reports go here (null unless `healthCheck.passive` is configured). */
+  passive: UpstreamHealth | null = null;
+
+  /**
+   * Applies the config of the snapshot that became current: policies are
+   * created, reconfigured in place or dropped; the config's targets are
+   * handed to their source; every target's pool follows the new settings.
+   */
+  configure(plan: UpstreamPlan, logger: Logger): void {
+    this.plan = plan;
+    this.logger = logger;
+    this.released = false;
+    const cb = plan.config.circuitBreaker;
+    if (cb === undefined) this.breaker = null;
+    else if (this.breaker === null) this.breaker = new CircuitBreaker(cb, { onStateChange: this.onBreakerChange });
+    else this.breaker.reconfigure(cb);
+
+    const hc = plan.config.healthCheck;
+    if (hc === undefined) {
+      this.health?.stop();
+      this.health = null;
+    } else if (this.health === null || JSON.stringify(this.health.config) !== JSON.stringify(hc)) {
+      // A changed healthCheck block starts from fresh health: its thresholds and checks are not those the old verdicts came from.
+      this.health?.stop();
+      this.health = new UpstreamHealth(this.name, hc, (set) => this.setPickable(set), plan.healthTransport);
+    } else {
+      this.health.setTransport(plan.healthTransport);
+    }
+    this.passive = hc?.passive === undefined ? null : this.health;
+    this.configTargets.set(plan.config.targets.map((t) => ({ address: t.address, weight: t.weight })));
+    this.rebuild();
+    this.health?.start(logger);
+  }
+
+  /**
+   * Adds a source of targets (discovery, tunnel registrations, a test).
+   * Its targets join the set at once; the returned function removes the
+   * source and its targets.
+   */
+  addSource(source: TargetSource): () => void {
+    const entry = { source, unsubscribe: source.subscribe(() => this.rebuild()) };
+    this.sources.push(entry);
+    this.rebuild();
+    return () => {
+      const i = this.sources.indexOf(entry);
+      if (i < 0) return;
+      this.sources.splice(i, 1);
+      entry.unsubscribe();
+      this.rebuild();
+    };
+  }
+
+  /** The retry budget kept under `key` (the upstream's own, or a route's), made or retuned for `config`. */
+  budget(key: string, config: { budgetPercent: number; budgetMinRetries: number; budgetWindow: number }): RetryBudget {
+    let b = this.budgets.get(key);
+    if (b === undefined) {
+      b = new RetryBudget(config.budgetPercent, config.budgetMinRetries, config.budgetWindow);
+      this.budgets.set(key, b);
+    } else {
+      b.reconfigure(config.budgetPercent, config.budgetMinRetries, config.budgetWindow);
+    }
+    return b;
+  }
+
+  /** The upstream left the config: checks stop and every target lets go of its pool (requests in flight finish). */
+  release(): void {
+    this.released = true;
+    this.health?.stop();
+    this.passive = null;
+    for (const t of this.targets) this.letGo(t);
+    this.targets = [];
+    this.setPickable([]);
+  }
+
+  /** Rebuilds the target set from the sources: kept targets stay the same objects, changed ones are replaced. */
+  private rebuild(): void {
+    const plan = this.plan;
+    if (plan === null || this.released) return;
+    const specs: TargetSpec[] = [];
+    const seen = new Set<string>();
+    // A target offered by two sources is taken once, as the first source offers it.
+    for (const { source } of this.sources) {
+      for (const spec of source.current()) {
+        if (seen.has(spec.address)) continue;
+        seen.add(spec.address);
+        specs.push(spec);
+      }
+    }
+    const key = poolKey(plan.pool);
+    const old = new Map(this.targets.map((t) => [t.address, t]));
+    const next = specs.map((spec) => {
+      const prev = old.get(spec.address);
+      if (prev !== undefined && prev.weight === spec.weight && prev.poolKey === key && prev.serverName === plan.serverName(prev.state.host)) {
+        old.delete(spec.address);
+        return prev;
+      }
+      const t = new Target(spec.address, spec.weight, this.states.hold(spec.address));
+      const { key: k, pool } = t.state.acquirePool(plan.pool);
+      t.pool = pool;
+      t.poolKey = k;
+      t.serverName = plan.serverName(t.state.host);
+      return t;
+    });
+    this.targets = next;
+    // After the new targets took theirs, so a pool both use is never closed in between.
+    for (const t of old.values()) this.letGo(t);
+    if (this.health !== null) this.health.setTargets(next);
+    else this.setPickable(next.filter((t) => t.weight > 0));
+  }
+
+  private letGo(t: Target): void {
+    t.state.releasePool(t.poolKey);
+    this.states.letGo(t.address);
+  }
+
+  /** The set the balancer picks from changed (targets, health): a new picker, swapped in whole. */
+  private setPickable(targets: readonly Target[]): void {
+    this.pickable = targets;
+    this.picker = targets.length === 0 ? NO_TARGET : createPicker(this.plan?.config.balancer ?? 'round-robin', targets);
+  }
+
+  private readonly onBreakerChange = (from: string, to: string, reason: string): void => {
+    const detail = { upstream: this.name, from, to, reason };
+    if (to === 'open') this.logger?.warn(detail, 'circuit breaker state changed');
+    else this.logger?.info(detail, 'circuit breaker state changed');
+  };
+}
