@@ -13,6 +13,7 @@ import { createDatagramFrontend, createStreamFrontend } from './listeners/create
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { TargetRegistry } from './runtime/target-registry.js';
+import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
@@ -44,6 +45,8 @@ export class Gateway {
   private admin: { key: string; server: http.Server } | undefined;
   /** Live upstream and target state: pools, counters, health, breakers, retry budgets (kept across reloads). */
   readonly targets = new TargetRegistry();
+  /** Remote JWKS key sets, kept across reloads. */
+  private readonly jwks = new JwksCache();
   private readonly accessLogs = new AccessLogRegistry((dest, err) => this.logger.error({ dest, error: err.message }, 'access log file error'));
   /** The state store and the `state:` config it was built from (kept across reloads while that is unchanged). */
   private state: { key: string; store: StateStore } | undefined;
@@ -84,7 +87,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();

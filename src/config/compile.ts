@@ -11,6 +11,7 @@ import type { Middleware } from '../middlewares/middleware.js';
 import { rewrite } from '../middlewares/rewrite.js';
 import type { AccessLogRegistry } from '../observability/access-log.js';
 import type { TargetRegistry } from '../runtime/target-registry.js';
+import type { JwksCache } from '../runtime/jwks-cache.js';
 import { Upstream } from '../upstream/upstream.js';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.js';
@@ -40,6 +41,7 @@ export interface Snapshot {
 export interface CompileDeps {
   /** Live upstream and target state (kept across snapshots; configured when this one becomes current). */
   targets: TargetRegistry;
+  jwks: JwksCache;
   accessLogs: AccessLogRegistry;
   state: StateStore;
   logger: Logger;
@@ -61,7 +63,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
   const routesByListener = new Map<string, { config: Config['routes'][number]; value: RouteRuntime }[]>();
   for (const r of config.routes) {
     // Policies first (auth, limits), then the changes to what goes upstream.
-    const mwCtx = { route: r, state: deps.state, consumers, logger: deps.logger };
+    const mwCtx = { route: r, state: deps.state, consumers, logger: deps.logger, jwks: deps.jwks };
     const middlewares: Middleware[] = r.middlewares.map(({ name, options }) => {
       const factory = MIDDLEWARE_FACTORIES[name];
       if (!factory) throw new Error(`routes ${r.name}: middleware ${name} has no implementation`);

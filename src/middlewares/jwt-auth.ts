@@ -1,5 +1,6 @@
 import { createPublicKey, createSecretKey, webcrypto, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
+import { JwksCache } from '../runtime/jwks-cache.js';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../http/context.js';
@@ -195,7 +196,7 @@ export function jwtAuth(options: JwtAuthOptions, compile: MiddlewareCompileConte
   const jwks =
     options.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: options.jwksTimeout, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+      : (compile.jwks ?? new JwksCache()).get(options.jwksUrl, options.jwksTimeout);
   const byIssuerOrSub = (claims: JWTPayload) =>
     (typeof claims.iss === 'string' ? registry.byIssuer(claims.iss) : undefined) ?? (typeof claims.sub === 'string' ? registry.get(claims.sub) : undefined);
 

@@ -7,6 +7,7 @@ import { rateLimit } from './rate-limit.js';
 import { basicAuth } from './basic-auth.js';
 import { faultInjection } from './fault-injection.js';
 import { ipRestriction } from './ip-restriction.js';
+import type { JwksCache } from '../runtime/jwks-cache.js';
 import { jwtAuth } from './jwt-auth.js';
 import { keyAuth } from './key-auth.js';
 import { mtlsAuth } from './mtls-auth.js';
@@ -17,6 +18,8 @@ export interface MiddlewareCompileContext {
   readonly state: StateStore;
   readonly consumers: ConsumerRegistry;
   readonly logger: Logger;
+  /** Remote JWKS key sets kept across reloads (a middleware compiled without one fetches its own). */
+  readonly jwks?: JwksCache;
 }
 
 /** Builds one middleware instance from its validated options (see schemas.ts). */

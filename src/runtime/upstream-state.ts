@@ -71,9 +71,9 @@ export class UpstreamState {
    * handed to their source; every target's pool follows the new settings.
    */
   configure(plan: UpstreamPlan, logger: Logger): void {
+    if (this.released) return;
     this.plan = plan;
     this.logger = logger;
-    this.released = false;
     const cb = plan.config.circuitBreaker;
     if (cb === undefined) this.breaker = null;
     else if (this.breaker === null) this.breaker = new CircuitBreaker(cb, { onStateChange: this.onBreakerChange });
@@ -128,11 +128,12 @@ export class UpstreamState {
 
   /** The upstream left the config: checks stop and every target lets go of its pool (requests in flight finish). */
   release(): void {
+    if (this.released) return;
     this.released = true;
     this.health?.stop();
     this.passive = null;
+    // The targets stay listed (what they were when released, counters included); nothing is picked any more.
     for (const t of this.targets) this.letGo(t);
-    this.targets = [];
     this.setPickable([]);
   }
 
