@@ -45,6 +45,8 @@ export class UpstreamState {
   /** The targets the picker picks from: weight > 0 and healthy (or all of those in panic mode). */
   pickable: readonly Target[] = [];
   picker: Picker = NO_TARGET;
+  /** The balancer `picker` was made by. */
+  private pickerBalancer = '';
   health: UpstreamHealth | null = null;
   breaker: CircuitBreaker | null = null;
   /** The source the config's `targets:` feed. */
@@ -180,8 +182,12 @@ export class UpstreamState {
 
   /** The set the balancer picks from changed (targets, health): a new picker, swapped in whole. */
   private setPickable(targets: readonly Target[]): void {
+    const balancer = this.plan?.config.balancer ?? 'round-robin';
+    // The same targets and balancer keep their picker (its rotation position), e.g. across a reload that changed neither.
+    if (balancer === this.pickerBalancer && targets.length === this.pickable.length && targets.every((t, i) => t === this.pickable[i])) return;
     this.pickable = targets;
-    this.picker = targets.length === 0 ? NO_TARGET : createPicker(this.plan?.config.balancer ?? 'round-robin', targets);
+    this.pickerBalancer = balancer;
+    this.picker = targets.length === 0 ? NO_TARGET : createPicker(balancer, targets);
   }
 
   private readonly onBreakerChange = (from: string, to: string, reason: string): void => {
