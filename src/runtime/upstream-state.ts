@@ -24,6 +24,9 @@ export interface UpstreamPlan {
 
 const NO_TARGET: Picker = () => undefined;
 
+/** Retry budgets kept per upstream (its own and its routes', by settings). */
+const BUDGETS_KEPT = 64;
+
 /**
  * The live state of one upstream, kept by name across reloads: its target
  * set (fed by target sources: the config's targets, and any other source
@@ -36,7 +39,8 @@ const NO_TARGET: Picker = () => undefined;
  * open (new thresholds apply to the counts it has, see
  * CircuitBreaker.reconfigure), target health and ejections carry over
  * while the `healthCheck` block is unchanged, retry budgets keep their
- * windows, and targets keep their pools and counters.
+ * windows while their settings are unchanged, and targets keep their pools
+ * and counters.
  */
 export class UpstreamState {
   readonly name: string;
@@ -116,14 +120,20 @@ export class UpstreamState {
     };
   }
 
-  /** The retry budget kept under `key` (the upstream's own, or a route's), made or retuned for `config`. */
+  /**
+   * The retry budget kept under `key` (the upstream's own, or a route's)
+   * for these settings. A budget is looked up, never retuned, so compiling a
+   * snapshot that is then refused changes nothing live; changed settings
+   * get a budget of their own, with an empty window.
+   */
   budget(key: string, config: { budgetPercent: number; budgetMinRetries: number; budgetWindow: number }): RetryBudget {
-    let b = this.budgets.get(key);
+    const id = `${key}|${config.budgetPercent}|${config.budgetMinRetries}|${config.budgetWindow}`;
+    let b = this.budgets.get(id);
     if (b === undefined) {
       b = new RetryBudget(config.budgetPercent, config.budgetMinRetries, config.budgetWindow);
-      this.budgets.set(key, b);
-    } else {
-      b.reconfigure(config.budgetPercent, config.budgetMinRetries, config.budgetWindow);
+      // Budgets of settings no longer used go, oldest first.
+      if (this.budgets.size >= BUDGETS_KEPT) this.budgets.delete(this.budgets.keys().next().value!);
+      this.budgets.set(id, b);
     }
     return b;
   }

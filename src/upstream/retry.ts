@@ -23,9 +23,9 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
  * failing. The window is ten buckets of `windowMs / 10`.
  */
 export class RetryBudget {
-  private percent: number;
-  private minRetries: number;
-  private bucketMs: number;
+  private readonly percent: number;
+  private readonly minRetries: number;
+  private readonly bucketMs: number;
   private readonly now: () => number;
   private readonly epochs = new Float64Array(10).fill(-1);
   private readonly requests = new Uint32Array(10);
@@ -36,21 +36,6 @@ export class RetryBudget {
     this.minRetries = minRetries;
     this.bucketMs = windowMs / 10;
     this.now = now;
-  }
-
-  /**
-   * New settings for a budget kept across a reload: the share and the
-   * minimum apply to the counts it has; a new window length starts an
-   * empty window (the old buckets measured other time slices).
-   */
-  reconfigure(percent: number, minRetries: number, windowMs: number): void {
-    this.percent = percent;
-    this.minRetries = minRetries;
-    if (windowMs / 10 === this.bucketMs) return;
-    this.bucketMs = windowMs / 10;
-    this.epochs.fill(-1);
-    this.requests.fill(0);
-    this.retries.fill(0);
   }
 
   /** Counts one request that may be retried. */
