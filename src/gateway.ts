@@ -1,8 +1,8 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
-import { compile, type Snapshot } from './config/compile.js';
-import { formatHostPort, type HostPort } from './config/address.js';
+import { compile, type Snapshot } from './snapshot/compile.js';
+import { formatHostPort, type HostPort } from './net/address.js';
 import type { Config } from './config/schema.js';
 import dgram from 'node:dgram';
 import { getSystemErrorMap } from 'node:util';

@@ -5,7 +5,7 @@ import type { RequestContext } from '../http/context.js';
 import { GatewayError } from '../errors.js';
 import { authorizationCredentials, decodeBasic, headerValues } from './admit.js';
 import type { ConsumerRegistry } from './consumer.js';
-import { normalizePem, type TokenEndpointConfig } from './schema.js';
+import { normalizePem, type TokenEndpointConfig } from '../config/schemas/consumers.js';
 
 /** Largest accepted request body; a token request is a few dozen bytes. */
 export const TOKEN_BODY_LIMIT = 8 * 1024;

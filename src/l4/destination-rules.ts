@@ -1,4 +1,4 @@
-import { IpSet } from '../http/ip.js';
+import { IpSet } from '../net/ip-set.js';
 
 /**
  * The two kinds of destination rule L4 listeners share: a host-name

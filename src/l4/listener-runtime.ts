@@ -1,5 +1,5 @@
 import type { L4ListenerConfig } from '../config/schema.js';
-import type { IpSet } from '../http/ip.js';
+import type { IpSet } from '../net/ip-set.js';
 import type { ListenerTls } from '../listeners/listener-runtime.js';
 import type { AccessLog } from '../observability/access-log.js';
 import type { StateStore } from '../state/store.js';

@@ -7,7 +7,7 @@ import { ConnectionRegistry } from './connections.js';
 import type { L4ListenerRuntime } from './listener-runtime.js';
 import { readProxyHeader, ProxyProtocolError } from './proxy-protocol/read.js';
 import { unmapV4, type ProxiedAddresses } from './proxy-protocol/encode.js';
-import type { StreamListenerConfig } from './schema.js';
+import type { StreamListenerConfig } from '../config/schemas/l4.js';
 
 /** One accepted connection, once admitted: who the client is and what it already sent. */
 export interface Accepted<C extends StreamListenerConfig> {

@@ -1,9 +1,9 @@
 import type dgram from 'node:dgram';
 import { ForwardProxyFrontend } from '../l4/forward-proxy/frontend.js';
 import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
-import type { ForwardProxyListenerConfig } from '../l4/schema.js';
-import type { TcpListenerConfig, TlsListenerConfig, UdpListenerConfig } from '../l4/schema.js';
-import type { SealedListenerConfig } from '../l4/schema.js';
+import type { ForwardProxyListenerConfig } from '../config/schemas/l4.js';
+import type { TcpListenerConfig, TlsListenerConfig, UdpListenerConfig } from '../config/schemas/l4.js';
+import type { SealedListenerConfig } from '../config/schemas/l4.js';
 import { SealedFrontend } from '../l4/sealed/frontend.js';
 import { TcpFrontend } from '../l4/tcp/frontend.js';
 import { TlsFrontend } from '../l4/tls/frontend.js';

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { Snapshot } from '../config/compile.js';
+import type { Snapshot } from '../snapshot/compile.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { AnyListenerRuntime } from './listener-runtime.js';
 

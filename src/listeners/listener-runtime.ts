@@ -1,7 +1,7 @@
 import type tls from 'node:tls';
 import type { HttpListenerConfig } from '../config/schema.js';
 import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
-import type { IpSet } from '../http/ip.js';
+import type { IpSet } from '../net/ip-set.js';
 import type { Router } from '../http/router.js';
 import type { RouteRuntime } from '../http/route.js';
 import type { AccessLog } from '../observability/access-log.js';

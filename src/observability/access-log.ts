@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import pino from 'pino';
 import { sessionStats } from '../http/websocket/tunnel.js';
 import type { RequestContext } from '../http/context.js';
-import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS, type AccessLogConfig, type AccessLogField } from './access-log-schema.js';
+import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS, type AccessLogConfig, type AccessLogField } from '../config/schemas/access-log.js';
 import { maskedNames, maskQuery, maskUserinfo, type MaskedNames } from './redact.js';
 import { readLoggedHeaders } from './trace-id.js';
 

@@ -2,10 +2,10 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type tls from 'node:tls';
-import { parseHostPort, type HostPort } from '../config/address.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import { probeGrpcHealth } from './grpc-health-probe.js';
-import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from './policy-schema.js';
+import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from '../config/schemas/upstream-policy.js';
 import type { Target } from './target.js';
 
 /** One target's health, as the admin API shows it. */

@@ -1,4 +1,4 @@
-import { parseHostPort, type HostPort } from '../config/address.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 
 /**
  * One address in an upstream. A Target is created when a snapshot is

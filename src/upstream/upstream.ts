@@ -10,7 +10,7 @@ import { CircuitBreaker, type BreakerView } from './circuit-breaker.js';
 import { UpstreamHealth, type UpstreamHealthView } from './health.js';
 import type { PoolRegistry, TargetPool } from './pool-registry.js';
 import { loadUpstreamTls } from '../tls/upstream-tls.js';
-import { parseHostPort } from '../config/address.js';
+import { parseHostPort } from '../net/address.js';
 import { RetryPolicy, smallestTimeout } from './retry.js';
 import { Target } from './target.js';
 

@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { RequestContext } from '../../src/http/context.js';
 import type { ListenerRuntime } from '../../src/listeners/listener-runtime.js';
 import { AccessLog, AccessLogRegistry, jsonString, LogDestination } from '../../src/observability/access-log.js';
-import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS } from '../../src/observability/access-log-schema.js';
+import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS } from '../../src/config/schemas/access-log.js';
 import { maskedNames, maskQuery, maskUserinfo } from '../../src/observability/redact.js';
 import { fromAmznTraceId, fromB3, fromCloudTraceContext, fromTraceparent, readLoggedHeaders } from '../../src/observability/trace-id.js';
 import { waitFor } from '../helpers/wait.js';

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { RequestContext, ResponseHead } from '../../src/http/context.js';
 import { peerAddress, readInbound } from '../../src/http/forwarded.js';
 import { connectionTokens, isHopByHop } from '../../src/http/hop-by-hop.js';
-import { IpSet, parseCidr } from '../../src/http/ip.js';
+import { IpSet, parseCidr } from '../../src/net/ip-set.js';
 import { MiddlewareChain } from '../../src/middlewares/chain.js';
 import { headers } from '../../src/middlewares/headers.js';
 import type { Middleware } from '../../src/middlewares/middleware.js';

@@ -6,7 +6,7 @@ import type { Binding } from '../../listeners/frontend.js';
 import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ProxiedAddresses } from '../proxy-protocol/encode.js';
-import type { ForwardProxyListenerConfig } from '../schema.js';
+import type { ForwardProxyListenerConfig } from '../../config/schemas/l4.js';
 import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
 import type { L4ListenerRuntime } from '../listener-runtime.js';
 import { checkProxyAuth, PROXY_CHALLENGE } from './basic-auth.js';

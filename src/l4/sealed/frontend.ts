@@ -5,7 +5,7 @@ import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
 import type { Logger } from '../../observability/logger.js';
 import { DialError } from '../dial.js';
 import type { L4ListenerRuntime } from '../listener-runtime.js';
-import type { SealedListenerConfig } from '../schema.js';
+import type { SealedListenerConfig } from '../../config/schemas/l4.js';
 import { splice } from '../splice.js';
 import { L4StreamFrontend, type Accepted, type ConnectionEnd } from '../stream-frontend.js';
 import { SealedAllowList } from './allow.js';

@@ -1,7 +1,7 @@
 import { dialUpstream } from '../dial.js';
 import { splice } from '../splice.js';
 import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
-import type { TcpListenerConfig, TlsListenerConfig } from '../schema.js';
+import type { TcpListenerConfig, TlsListenerConfig } from '../../config/schemas/l4.js';
 import type { Upstream } from '../../upstream/upstream.js';
 
 /**

@@ -6,7 +6,7 @@ import type { Upstream } from '../../upstream/upstream.js';
 import type { RefusalReason } from '../admission.js';
 import type { L4ListenerRuntime } from '../listener-runtime.js';
 import { unmapV4 } from '../proxy-protocol/encode.js';
-import type { UdpListenerConfig } from '../schema.js';
+import type { UdpListenerConfig } from '../../config/schemas/l4.js';
 import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from './session.js';
 
 /**

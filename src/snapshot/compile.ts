@@ -1,5 +1,5 @@
-import { isHttpListener, type Config } from './schema.js';
-import { IpSet } from '../http/ip.js';
+import { isHttpListener, type Config } from '../config/schema.js';
+import { IpSet } from '../net/ip-set.js';
 import { Router } from '../http/router.js';
 import type { RouteRuntime } from '../http/route.js';
 import { compileDirectResponse } from '../http/respond.js';
