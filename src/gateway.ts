@@ -1,13 +1,14 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
-import { compile, type Snapshot } from './snapshot/compile.js';
+import { compile } from './snapshot/compile.js';
+import { type Snapshot } from './snapshot/snapshot.js';
 import { formatHostPort, type HostPort } from './net/address.js';
 import type { Config } from './config/schema.js';
 import dgram from 'node:dgram';
 import { getSystemErrorMap } from 'node:util';
 import { HttpFrontend } from './listeners/http.js';
-import type { AnyListenerRuntime } from './listeners/listener-runtime.js';
+import type { AnyListenerRuntime } from './snapshot/snapshot.js';
 import { frontendKind, type Binding, type Frontend, type StreamFrontend } from './listeners/frontend.js';
 import { createDatagramFrontend, createStreamFrontend } from './listeners/create-frontend.js';
 import { AccessLogRegistry } from './observability/access-log.js';

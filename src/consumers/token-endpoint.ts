@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { SignJWT } from 'jose';
-import type { RequestContext } from '../http/context.js';
+import type { RequestContext } from '../snapshot/snapshot.js';
 import { GatewayError } from '../errors.js';
 import { authorizationCredentials, decodeBasic, headerValues } from './admit.js';
 import type { ConsumerRegistry } from './consumer.js';

@@ -1,10 +1,9 @@
 import type net from 'node:net';
 import type { Binding, FrontendKind, StreamFrontend } from '../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../listeners/listener-runtime.js';
 import type { Logger } from '../observability/logger.js';
 import type { RefusalReason } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
-import type { L4ListenerRuntime } from './listener-runtime.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import { readProxyHeader, ProxyProtocolError } from './proxy-protocol/read.js';
 import { unmapV4, type ProxiedAddresses } from './proxy-protocol/encode.js';
 import type { StreamListenerConfig } from '../config/schemas/l4.js';

@@ -1,9 +1,6 @@
 import type dgram from 'node:dgram';
 import { ForwardProxyFrontend } from '../l4/forward-proxy/frontend.js';
-import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
-import type { ForwardProxyListenerConfig } from '../config/schemas/l4.js';
-import type { TcpListenerConfig, TlsListenerConfig, UdpListenerConfig } from '../config/schemas/l4.js';
-import type { SealedListenerConfig } from '../config/schemas/l4.js';
+import type { ForwardProxyListenerConfig, TcpListenerConfig, TlsListenerConfig, UdpListenerConfig, SealedListenerConfig } from '../config/schemas/l4.js';
 import { SealedFrontend } from '../l4/sealed/frontend.js';
 import { TcpFrontend } from '../l4/tcp/frontend.js';
 import { TlsFrontend } from '../l4/tls/frontend.js';
@@ -11,7 +8,7 @@ import { UdpFrontend } from '../l4/udp/frontend.js';
 import type { Logger } from '../observability/logger.js';
 import type { Binding, Frontend, StreamFrontend } from './frontend.js';
 import { HttpFrontend } from './http.js';
-import type { AnyListenerRuntime } from './listener-runtime.js';
+import type { L4ListenerRuntime, AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** The frontend for a TCP-based listener, by protocol. */
 export function createStreamFrontend(binding: Binding, runtime: AnyListenerRuntime, logger: Logger): StreamFrontend {

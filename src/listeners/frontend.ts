@@ -1,7 +1,7 @@
 import type net from 'node:net';
-import type { Snapshot } from '../snapshot/compile.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ListenerConfig } from '../config/schema.js';
-import type { AnyListenerRuntime } from './listener-runtime.js';
+import type { AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** What a listener's frontend needs from the gateway; `name` may change on reload. */
 export interface Binding {

@@ -10,7 +10,7 @@ import { GatewayError } from '../errors.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
-import type { AnyListenerRuntime, ListenerRuntime } from './listener-runtime.js';
+import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
 import type { Binding, StreamFrontend } from './frontend.js';
 import { sniffPreface } from './h2-preface.js';
 

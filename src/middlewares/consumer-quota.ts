@@ -1,9 +1,8 @@
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { dayWindow, type DayWindow } from '../state/day.js';
 import type { TokenBucketResult } from '../state/store.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 const DAY_S = 86_400;
 

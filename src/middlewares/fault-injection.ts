@@ -1,7 +1,6 @@
 import type { FaultInjectionOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
-import type { Middleware } from './middleware.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
 
 function hasHeader(raw: readonly string[], lower: string): boolean {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return true;

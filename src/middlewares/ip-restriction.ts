@@ -1,8 +1,7 @@
 import type { IpRestrictionOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
 import { IpSet } from '../net/ip-set.js';
-import type { RequestContext } from '../http/context.js';
-import type { Middleware } from './middleware.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
 
 /**
  * `ip-restriction`: allow and deny lists of IPv4/IPv6 addresses and CIDRs

@@ -2,12 +2,11 @@ import { createPublicKey, createSecretKey, webcrypto, type KeyObject } from 'nod
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import { publicKeyAlgorithm, type JwtAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, authorizationCredentials, headerValues, withoutHeader } from '../consumers/admit.js';
 import type { Consumer, ConsumerRegistry } from '../consumers/consumer.js';
 import { normalizePem, TOKEN_ALGORITHMS, type TokenAlgorithm } from '../config/schemas/consumers.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /** Longest token looked at; anything longer is refused before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;

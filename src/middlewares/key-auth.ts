@@ -1,9 +1,8 @@
 import type { KeyAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, headerValues, withoutHeader } from '../consumers/admit.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 const CHALLENGE = 'ApiKey realm="portico"';
 

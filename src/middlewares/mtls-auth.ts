@@ -1,10 +1,9 @@
 import type { MtlsAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, withoutHeader } from '../consumers/admit.js';
 import { clientCertificate, type ClientCertificate } from '../tls/client-certificate.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /** RFC 9110 §15.5.2 wants a challenge with every 401; no registered scheme asks for a client certificate, so this one only informs. */
 const CHALLENGE = { 'www-authenticate': 'ClientCertificate realm="portico"' };

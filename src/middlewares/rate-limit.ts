@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { RateLimitOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext, ResponseHead } from '../http/context.js';
 import type { TokenBucketResult } from '../state/store.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, ResponseHead, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /**
  * `rate-limit`: a token bucket per key (route, client IP, consumer or a

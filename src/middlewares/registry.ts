@@ -1,8 +1,4 @@
-import type { Logger } from 'pino';
-import type { RouteConfig } from '../config/schema.js';
-import type { ConsumerRegistry } from '../consumers/consumer.js';
-import type { StateStore } from '../state/store.js';
-import type { Middleware } from './middleware.js';
+import type { MiddlewareFactory } from '../snapshot/snapshot.js';
 import { rateLimit } from './rate-limit.js';
 import { basicAuth } from './basic-auth.js';
 import { faultInjection } from './fault-injection.js';
@@ -10,17 +6,6 @@ import { ipRestriction } from './ip-restriction.js';
 import { jwtAuth } from './jwt-auth.js';
 import { keyAuth } from './key-auth.js';
 import { mtlsAuth } from './mtls-auth.js';
-
-/** What a middleware factory may use when a snapshot is compiled. */
-export interface MiddlewareCompileContext {
-  readonly route: RouteConfig;
-  readonly state: StateStore;
-  readonly consumers: ConsumerRegistry;
-  readonly logger: Logger;
-}
-
-/** Builds one middleware instance from its validated options (see schemas.ts). */
-export type MiddlewareFactory = (options: never, ctx: MiddlewareCompileContext) => Middleware;
 
 /** Runtime factories by middleware name; the same keys as MIDDLEWARE_SCHEMAS. */
 export const MIDDLEWARE_FACTORIES: Record<string, MiddlewareFactory> = {

@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, it } from 'node:test';
 import { loadConfigText, validateConfig, type LoadResult } from '../../src/config/load.js';
-import { type ConfigError } from '../../src/config/errors.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import { ConsumerRegistry, maskConsumer } from '../../src/consumers/consumer.js';
 import { authorizationCredentials, decodeBasic, withoutHeader } from '../../src/consumers/admit.js';
 import { takeQueryParam } from '../../src/middlewares/key-auth.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { validateConfig, type LoadResult } from '../../src/config/load.js';
-import { type ConfigError } from '../../src/config/errors.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import { ConsumerRegistry } from '../../src/consumers/consumer.js';
 import { listenerTlsSchema, upstreamTlsSchema, type ListenerTlsConfig } from '../../src/config/schemas/tls.js';
 import { normalizeName, parseSubjectAltName, ServerCertificates, serverTlsOptions } from '../../src/tls/certificates.js';

@@ -1,5 +1,4 @@
-import type { Middleware } from '../../middlewares/middleware.js';
-import type { RequestContext } from '../context.js';
+import type { Middleware, RequestContext } from '../../snapshot/snapshot.js';
 import type { GrpcMetadataConfig } from '../../config/schemas/grpc.js';
 
 /**

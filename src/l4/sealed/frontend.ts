@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import type net from 'node:net';
 import type { Binding } from '../../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
 import type { Logger } from '../../observability/logger.js';
 import { DialError } from '../dial.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../../snapshot/snapshot.js';
 import type { SealedListenerConfig } from '../../config/schemas/l4.js';
 import { splice } from '../splice.js';
 import { L4StreamFrontend, type Accepted, type ConnectionEnd } from '../stream-frontend.js';

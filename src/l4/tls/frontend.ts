@@ -1,7 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { ListenerTls } from '../../listeners/listener-runtime.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
+import type { ListenerTls, L4ListenerRuntime } from '../../snapshot/snapshot.js';
 import type { TlsListenerConfig } from '../../config/schemas/l4.js';
 import { connectAndSplice } from '../tcp/frontend.js';
 import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';

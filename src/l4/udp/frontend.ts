@@ -1,10 +1,9 @@
 import type dgram from 'node:dgram';
 import type { Binding, Frontend } from '../../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import type { RefusalReason } from '../admission.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../../snapshot/snapshot.js';
 import { unmapV4 } from '../proxy-protocol/encode.js';
 import type { UdpListenerConfig } from '../../config/schemas/l4.js';
 import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from './session.js';
