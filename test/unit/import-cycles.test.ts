@@ -81,6 +81,17 @@ describe('src/ import graph', () => {
     assert.deepEqual(unresolved, []);
   });
 
+  it('keeps config/ a leaf (config/ and net/ only) and net/ self-contained', () => {
+    const allowed: Record<string, readonly string[]> = { 'config/': ['config/', 'net/'], 'net/': ['net/'] };
+    const outside: string[] = [];
+    for (const [from, edges] of g) {
+      const layer = Object.keys(allowed).find((l) => from.startsWith(l));
+      if (layer === undefined) continue;
+      for (const to of edges) if (!allowed[layer]!.some((l) => to.startsWith(l))) outside.push(`${from} > ${to}`);
+    }
+    assert.deepEqual(outside, []);
+  });
+
   it('has no import cycles, type-only imports included', () => {
     const cycles = describeCycles(g, stronglyConnected(g));
     assert.deepEqual(cycles, [], `import cycles in src/:\n${cycles.join('\n')}`);

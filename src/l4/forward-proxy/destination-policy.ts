@@ -1,7 +1,8 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
 import { parseAddress } from '../../net/ip-set.js';
-import { AddressRule, hostPatternMatches } from '../destination-rules.js';
+import { AddressRule } from '../destination-rules.js';
+import { hostPatternMatches } from '../../net/host-pattern.js';
 import type { ForwardProxyListenerConfig } from '../../config/schemas/l4.js';
 import type { Destination } from './target.js';
 
