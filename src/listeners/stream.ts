@@ -1,11 +1,11 @@
 import type net from 'node:net';
-import type { Binding, FrontendKind, StreamFrontend } from '../listeners/frontend.js';
+import type { Binding, FrontendKind, StreamFrontend } from './listener.js';
 import type { Logger } from '../observability/logger.js';
-import type { RefusalReason } from './admission.js';
-import { ConnectionRegistry } from './connections.js';
+import type { RefusalReason } from '../l4/admission.js';
+import { ConnectionRegistry } from '../l4/connections.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
-import { readProxyHeader, ProxyProtocolError } from './proxy-protocol/read.js';
-import { unmapV4, type ProxiedAddresses } from './proxy-protocol/encode.js';
+import { readProxyHeader, ProxyProtocolError } from '../l4/proxy-protocol/read.js';
+import { unmapV4, type ProxiedAddresses } from '../l4/proxy-protocol/encode.js';
 import type { StreamListenerConfig } from '../config/schemas/l4.js';
 
 /** One accepted connection, once admitted: who the client is and what it already sent. */
