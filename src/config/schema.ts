@@ -81,7 +81,7 @@ const headerRules = z.strictObject({
 });
 
 const cidr = z.string().refine((v) => {
-  // Checked precisely by ip.ts at compile time; this catches the obvious.
+  // Checked precisely by net/ip-set.ts at compile time; this catches the obvious.
   return /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v);
 }, 'must be an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32');
 
@@ -142,7 +142,7 @@ const httpListener = z.strictObject({
 
 export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'udp', 'sealed', 'forward-proxy'] as const;
 
-/** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (l4/schema.ts), by `protocol`. */
+/** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (schemas/l4.ts), by `protocol`. */
 const listener = z.discriminatedUnion(
   'protocol',
   [httpListener, tcpListenerSchema, tlsListenerSchema, udpListenerSchema, sealedListenerSchema, forwardProxyListenerSchema],

@@ -8,7 +8,7 @@ const DAY_S = 86_400;
 
 /**
  * Consumer quotas, added by the compiler right after a route's auth
- * middlewares (see compile.ts): once a consumer is identified, its `qps`
+ * middlewares (see snapshot/compile.ts): once a consumer is identified, its `qps`
  * (a token bucket of rate qps and burst max(1, qps)) and its `qpd`
  * (requests per calendar day in `state.timeZone`) are checked. Both are
  * keyed by consumer id only, so they hold across every route and, with

@@ -18,5 +18,5 @@ export const MIDDLEWARE_FACTORIES: Record<string, MiddlewareFactory> = {
   'fault-injection': faultInjection as MiddlewareFactory,
 };
 
-/** Middlewares that identify a consumer; the compiler adds consumer quotas right after them (compile.ts). */
+/** Middlewares that identify a consumer; the compiler adds consumer quotas right after them (snapshot/compile.ts). */
 export const AUTH_MIDDLEWARES: ReadonlySet<string> = new Set(['jwt-auth', 'key-auth', 'basic-auth', 'mtls-auth']);

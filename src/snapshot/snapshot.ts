@@ -23,6 +23,9 @@ import type { Upstream } from '../upstream/upstream.js';
  * Upstream and Target, the consumer registry, the router and L4 admission.
  * Observability is seen through the two narrow interfaces it implements
  * (AccessLogWriter, RequestRecorder), never by its classes.
+ *
+ * Read top-down: Snapshot → listener runtimes → route runtime → middleware
+ * and chain → RequestContext → what observability implements.
  */
 
 /**
@@ -39,6 +42,138 @@ export interface Snapshot {
   /** Connection pools and access-log destinations this snapshot uses (kept open across a swap). */
   readonly poolKeys: ReadonlySet<string>;
   readonly accessLogs: ReadonlySet<string>;
+}
+
+/** A listener's TLS settings as compiled (certificates read from their files at compile time). */
+export interface ListenerTls {
+  /** Options for the node:tls server template: SNICallback, client-certificate settings, versions. */
+  serverOptions(): tls.TlsOptions;
+  /** Each certificate's names, expiry and default flag (admin status). */
+  describe(): { names: string[]; validTo: string; default: boolean }[];
+}
+
+/** An HTTP listener (`http`, `https`) as compiled into a snapshot: its router and per-listener settings. */
+export interface ListenerRuntime {
+  readonly kind: 'http';
+  readonly name: string;
+  readonly config: HttpListenerConfig;
+  readonly router: Router<RouteRuntime>;
+  readonly trustedProxies: IpSet;
+  readonly accessLog: AccessLogWriter | null;
+  readonly stats: RequestRecorder;
+  /** The listener terminates TLS (X-Forwarded-Proto: https). */
+  readonly tls: boolean;
+  /** Certificates and client-certificate settings; null for a cleartext listener. */
+  readonly certificates: ListenerTls | null;
+}
+
+/** Any compiled listener: HTTP, or connection-level (L4ListenerRuntime, below). */
+export type AnyListenerRuntime = ListenerRuntime | L4ListenerRuntime;
+
+/**
+ * A connection-level listener (`tcp`, `tls`, `udp`, `sealed`,
+ * `forward-proxy`) as compiled into a snapshot. Live state (open
+ * connections, UDP sessions, key caches) belongs to the listener's
+ * frontend, which outlives snapshots; this holds what a reload replaces.
+ */
+export interface L4ListenerRuntime<C extends L4ListenerConfig = L4ListenerConfig> {
+  readonly kind: 'l4';
+  readonly name: string;
+  readonly config: C;
+  /** One line per connection (or UDP session); null when off. */
+  readonly accessLog: AccessLogWriter | null;
+  /** Peers whose PROXY protocol header is believed; null = any peer. */
+  readonly trustedProxies: IpSet | null;
+  /** The connection middlewares (ip-restriction, rate-limit), checked on the client address. */
+  readonly admission: Admission;
+  /** Certificates of a `tls` listener that terminates TLS; null otherwise. */
+  readonly certificates: ListenerTls | null;
+  readonly state: StateStore;
+}
+
+/** A compiled route: what the router returns for a matching request. */
+export interface RouteRuntime {
+  readonly name: string;
+  readonly config: RouteConfig;
+  readonly chain: MiddlewareChain;
+  /** Send the inbound Host upstream (true) or the target's address (false). */
+  readonly preserveHost: boolean;
+  /** Exactly one of `upstream`, `respond` and `endpoint` is set. */
+  readonly upstream: Upstream | undefined;
+  readonly respond: DirectResponse | undefined;
+  /** A handler that answers the request itself (e.g. the token endpoint); it writes the response. */
+  readonly endpoint: ((ctx: RequestContext) => void | Promise<void>) | undefined;
+}
+
+/**
+ * One policy on a route, built once when a snapshot is compiled.
+ *
+ * - `onRequest` runs in config order before a target is picked. It may edit
+ *   `ctx.upstreamPath` and `ctx.upstreamHeaders`; it stops the request by
+ *   throwing (or rejecting with) a GatewayError, and may return a promise to
+ *   continue later (e.g. after a Redis round trip). Returning undefined keeps
+ *   the whole chain synchronous, with no promise allocated.
+ * - `onResponse` runs in reverse order (onion model) when the upstream
+ *   response head arrives, before it is written downstream. It must be
+ *   synchronous.
+ */
+export interface Middleware {
+  readonly name: string;
+  onRequest?(ctx: RequestContext): void | Promise<void>;
+  onResponse?(ctx: RequestContext, head: ResponseHead): void;
+}
+
+/** What a middleware factory may use when a snapshot is compiled. */
+export interface MiddlewareCompileContext {
+  readonly route: RouteConfig;
+  readonly state: StateStore;
+  readonly consumers: ConsumerRegistry;
+  readonly logger: Logger;
+}
+
+/** Builds one middleware instance from its validated options (see config/schemas/middlewares.ts). */
+export type MiddlewareFactory = (options: never, ctx: MiddlewareCompileContext) => Middleware;
+
+/** A request hook of a middleware chain. */
+type RequestHook = (ctx: RequestContext) => void | Promise<void>;
+type ResponseHook = (ctx: RequestContext, head: ResponseHead) => void;
+
+/**
+ * A route's middlewares, composed once at compile time into two hook arrays
+ * (`null` when empty, so the hot path skips them, as fastify does).
+ */
+export class MiddlewareChain {
+  readonly names: readonly string[];
+  private readonly requestHooks: RequestHook[] | null;
+  private readonly responseHooks: ResponseHook[] | null;
+
+  constructor(middlewares: readonly Middleware[]) {
+    this.names = middlewares.map((m) => m.name);
+    const req = middlewares.filter((m) => m.onRequest).map((m) => m.onRequest!.bind(m));
+    const res = middlewares.filter((m) => m.onResponse).map((m) => m.onResponse!.bind(m)).reverse();
+    this.requestHooks = req.length > 0 ? req : null;
+    this.responseHooks = res.length > 0 ? res : null;
+  }
+
+  /** Runs the request hooks; returns a promise only if a hook did. Throws what a hook throws. */
+  runRequest(ctx: RequestContext): void | Promise<void> {
+    const hooks = this.requestHooks;
+    if (hooks === null) return;
+    return runFrom(hooks, 0, ctx);
+  }
+
+  runResponse(ctx: RequestContext, head: ResponseHead): void {
+    const hooks = this.responseHooks;
+    if (hooks === null) return;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!(ctx, head);
+  }
+}
+
+function runFrom(hooks: RequestHook[], start: number, ctx: RequestContext): void | Promise<void> {
+  for (let i = start; i < hooks.length; i++) {
+    const r = hooks[i]!(ctx);
+    if (r !== undefined) return r.then(() => runFrom(hooks, i + 1, ctx));
+  }
 }
 
 /**
@@ -140,138 +275,6 @@ export class RequestContext {
 export interface ResponseHead {
   status: number;
   headers: string[];
-}
-
-/**
- * One policy on a route, built once when a snapshot is compiled.
- *
- * - `onRequest` runs in config order before a target is picked. It may edit
- *   `ctx.upstreamPath` and `ctx.upstreamHeaders`; it stops the request by
- *   throwing (or rejecting with) a GatewayError, and may return a promise to
- *   continue later (e.g. after a Redis round trip). Returning undefined keeps
- *   the whole chain synchronous, with no promise allocated.
- * - `onResponse` runs in reverse order (onion model) when the upstream
- *   response head arrives, before it is written downstream. It must be
- *   synchronous.
- */
-export interface Middleware {
-  readonly name: string;
-  onRequest?(ctx: RequestContext): void | Promise<void>;
-  onResponse?(ctx: RequestContext, head: ResponseHead): void;
-}
-
-/** What a middleware factory may use when a snapshot is compiled. */
-export interface MiddlewareCompileContext {
-  readonly route: RouteConfig;
-  readonly state: StateStore;
-  readonly consumers: ConsumerRegistry;
-  readonly logger: Logger;
-}
-
-/** Builds one middleware instance from its validated options (see config/schemas/middlewares.ts). */
-export type MiddlewareFactory = (options: never, ctx: MiddlewareCompileContext) => Middleware;
-
-/** A request hook of a middleware chain. */
-type RequestHook = (ctx: RequestContext) => void | Promise<void>;
-type ResponseHook = (ctx: RequestContext, head: ResponseHead) => void;
-
-/**
- * A route's middlewares, composed once at compile time into two hook arrays
- * (`null` when empty, so the hot path skips them, as fastify does).
- */
-export class MiddlewareChain {
-  readonly names: readonly string[];
-  private readonly requestHooks: RequestHook[] | null;
-  private readonly responseHooks: ResponseHook[] | null;
-
-  constructor(middlewares: readonly Middleware[]) {
-    this.names = middlewares.map((m) => m.name);
-    const req = middlewares.filter((m) => m.onRequest).map((m) => m.onRequest!.bind(m));
-    const res = middlewares.filter((m) => m.onResponse).map((m) => m.onResponse!.bind(m)).reverse();
-    this.requestHooks = req.length > 0 ? req : null;
-    this.responseHooks = res.length > 0 ? res : null;
-  }
-
-  /** Runs the request hooks; returns a promise only if a hook did. Throws what a hook throws. */
-  runRequest(ctx: RequestContext): void | Promise<void> {
-    const hooks = this.requestHooks;
-    if (hooks === null) return;
-    return runFrom(hooks, 0, ctx);
-  }
-
-  runResponse(ctx: RequestContext, head: ResponseHead): void {
-    const hooks = this.responseHooks;
-    if (hooks === null) return;
-    for (let i = 0; i < hooks.length; i++) hooks[i]!(ctx, head);
-  }
-}
-
-function runFrom(hooks: RequestHook[], start: number, ctx: RequestContext): void | Promise<void> {
-  for (let i = start; i < hooks.length; i++) {
-    const r = hooks[i]!(ctx);
-    if (r !== undefined) return r.then(() => runFrom(hooks, i + 1, ctx));
-  }
-}
-
-/** A compiled route: what the router returns for a matching request. */
-export interface RouteRuntime {
-  readonly name: string;
-  readonly config: RouteConfig;
-  readonly chain: MiddlewareChain;
-  /** Send the inbound Host upstream (true) or the target's address (false). */
-  readonly preserveHost: boolean;
-  /** Exactly one of `upstream`, `respond` and `endpoint` is set. */
-  readonly upstream: Upstream | undefined;
-  readonly respond: DirectResponse | undefined;
-  /** A handler that answers the request itself (e.g. the token endpoint); it writes the response. */
-  readonly endpoint: ((ctx: RequestContext) => void | Promise<void>) | undefined;
-}
-
-/** A listener's TLS settings as compiled (certificates read from their files at compile time). */
-export interface ListenerTls {
-  /** Options for the node:tls server template: SNICallback, client-certificate settings, versions. */
-  serverOptions(): tls.TlsOptions;
-  /** Each certificate's names, expiry and default flag (admin status). */
-  describe(): { names: string[]; validTo: string; default: boolean }[];
-}
-
-/** An HTTP listener (`http`, `https`) as compiled into a snapshot: its router and per-listener settings. */
-export interface ListenerRuntime {
-  readonly kind: 'http';
-  readonly name: string;
-  readonly config: HttpListenerConfig;
-  readonly router: Router<RouteRuntime>;
-  readonly trustedProxies: IpSet;
-  readonly accessLog: AccessLogWriter | null;
-  readonly stats: RequestRecorder;
-  /** The listener terminates TLS (X-Forwarded-Proto: https). */
-  readonly tls: boolean;
-  /** Certificates and client-certificate settings; null for a cleartext listener. */
-  readonly certificates: ListenerTls | null;
-}
-
-/** Any compiled listener: HTTP, or connection-level (l4/listener-runtime.ts). */
-export type AnyListenerRuntime = ListenerRuntime | L4ListenerRuntime;
-
-/**
- * A connection-level listener (`tcp`, `tls`, `udp`, `sealed`,
- * `forward-proxy`) as compiled into a snapshot. Live state (open
- * connections, UDP sessions, key caches) belongs to the listener's
- * frontend, which outlives snapshots; this holds what a reload replaces.
- */
-export interface L4ListenerRuntime<C extends L4ListenerConfig = L4ListenerConfig> {
-  readonly kind: 'l4';
-  readonly name: string;
-  readonly config: C;
-  /** One line per connection (or UDP session); null when off. */
-  readonly accessLog: AccessLogWriter | null;
-  /** Peers whose PROXY protocol header is believed; null = any peer. */
-  readonly trustedProxies: IpSet | null;
-  /** The connection middlewares (ip-restriction, rate-limit), checked on the client address. */
-  readonly admission: Admission;
-  /** Certificates of a `tls` listener that terminates TLS; null otherwise. */
-  readonly certificates: ListenerTls | null;
-  readonly state: StateStore;
 }
 
 /** Where a listener's lines go: observability/access-log.ts's AccessLog implements it. */
