@@ -92,6 +92,26 @@ describe('src/ import graph', () => {
     assert.deepEqual(outside, []);
   });
 
+  it('keeps the top layers on top: only what sits above imports them', () => {
+    // DESIGN.md, Layering: compile sits above the implementations it assembles; the gateway, config sources and admin on top.
+    const importers: Record<string, readonly string[]> = {
+      'cli/': ['cli/'],
+      'gateway.ts': ['cli/'],
+      'sources/': ['cli/', 'sources/'],
+      'admin/': ['gateway.ts', 'admin/'],
+      'snapshot/compile.ts': ['gateway.ts'],
+      'listeners/': ['gateway.ts', 'listeners/'],
+    };
+    const upward: string[] = [];
+    for (const [from, edges] of g) {
+      for (const to of edges) {
+        const layer = Object.keys(importers).find((l) => to.startsWith(l));
+        if (layer !== undefined && !importers[layer]!.some((l) => from.startsWith(l))) upward.push(`${from} > ${to}`);
+      }
+    }
+    assert.deepEqual(upward, []);
+  });
+
   it('has no import cycles, type-only imports included', () => {
     const cycles = describeCycles(g, stronglyConnected(g));
     assert.deepEqual(cycles, [], `import cycles in src/:\n${cycles.join('\n')}`);
