@@ -1,3 +1,6 @@
+// How a config document is found wrong: one ConfigError per problem, and the
+// one way they are printed (the CLI, and a source refusing a reload).
+
 /** One problem in a config document: where (`routes[0].match.path`) and why. */
 export interface ConfigError {
   path: string;
