@@ -6,19 +6,18 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatConfigErrors, loadConfigFile, loadConfigText, readConfigText } from '../config/load.js';
-import { FileSource } from '../config/file-source.js';
-import { formatHostPort } from '../config/address.js';
+import { loadConfigText, readConfigText } from '../config/load.js';
+import { formatConfigErrors, type ConfigError } from '../config/errors.js';
+import { FileSource, loadConfigFile } from '../sources/file.js';
 import { Gateway } from '../gateway.js';
 import type { Config, ListenerConfig } from '../config/schema.js';
-import type { HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../net/address.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { acquirePidFile } from '../process/pid-file.js';
 import { reusePortAvailable, setProcessRole } from '../process/port-sharing.js';
 import { supervise } from '../process/supervisor.js';
 import { reportReady, workerIdentity, type ListenerUrl } from '../process/worker.js';
 import { parseDuration } from '../config/duration.js';
-import type { ConfigError } from '../config/load.js';
 import { COMMANDS, isCommand, parseCommand, PID_SIGNALS, UsageError, type CommandName, type ParsedCommand } from './args.js';
 import { runSeal, runUnseal, SEAL_USAGE, UNSEAL_USAGE } from './seal.js';
 import { stopByPidFile } from './stop.js';
@@ -255,7 +254,9 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
     await gateway.stop(0);
     return 1;
   }
-  const source = new FileSource(file, gateway);
+  // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
+  const source = new FileSource(file, logger);
+  source.subscribe((doc) => gateway.apply(doc.config));
   source.setWatch(config.watch);
 
   const listeners = config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, url: listenerUrl(l.protocol, gateway.listenerAddress(l.name)!) }));

@@ -2,46 +2,12 @@ import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { readYaml } from './yaml-document.js';
 import { suggestKey } from './did-you-mean.js';
-import { checkConfigFiles } from './files.js';
 import { interpolate, type InterpolationError } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
+import type { ConfigError } from './errors.js';
 import { checkNames, checkReferences } from './references.js';
 
-/** One problem in a config document: where (`routes[0].match.path`) and why. */
-export interface ConfigError {
-  path: string;
-  message: string;
-  /** Where in the text, for problems found while reading it (YAML syntax, aliases): 1-based line and column, and a code frame. */
-  line?: number;
-  column?: number;
-  frame?: string;
-}
-
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
-
-export class ConfigInvalidError extends Error {
-  readonly errors: ConfigError[];
-  constructor(source: string, errors: ConfigError[]) {
-    super(`${source}: invalid config\n${formatConfigErrors(source, errors)}`);
-    this.name = 'ConfigInvalidError';
-    this.errors = errors;
-  }
-}
-
-/**
- * Reads, parses (YAML, of which JSON is a subset), interpolates and validates
- * a config file, then checks the files it names. Never throws: every problem
- * comes back as a ConfigError.
- */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  const text = readConfigText(file);
-  if (typeof text !== 'string') return { ok: false, errors: [text] };
-  const loaded = loadConfigText(text, env);
-  if (!loaded.ok) return loaded;
-  // What start will load (certificates, keys, CA and log files) is checked too, as `nginx -t` does.
-  const fileErrors = checkConfigFiles(loaded.config);
-  return fileErrors.length > 0 ? { ok: false, errors: fileErrors } : loaded;
-}
 
 /** A config file's text, or the error that says why it cannot be read. */
 export function readConfigText(file: string): string | ConfigError {
@@ -58,17 +24,6 @@ export function loadConfigText(text: string, env: NodeJS.ProcessEnv = process.en
   const read = readYaml(text);
   if (!read.ok) return { ok: false, errors: [{ path: '(document)', ...read.problem }] };
   return validateConfig(read.data ?? {}, env);
-}
-
-/**
- * Config errors as printed by the CLI and logged on a refused reload, one
- * per line: `path: message`, or for a problem in the text itself
- * `source:line:column: message` followed by a code frame.
- */
-export function formatConfigErrors(source: string, errors: readonly ConfigError[]): string {
-  return errors
-    .map((e) => (e.line !== undefined ? `${source}:${e.line}:${e.column ?? 1}: ${e.message}${e.frame ? `\n${e.frame}` : ''}` : `${e.path}: ${e.message}`))
-    .join('\n');
 }
 
 /** Validates an already parsed document (the admin API and other sources use this). */

@@ -1,8 +1,8 @@
 import { LISTENER_PROTOCOLS, type Config } from './schema.js';
-import type { ConfigError } from './load.js';
-import { parseCidr } from '../http/ip.js';
-import { isLoopbackHost } from './loopback.js';
-import { checkConsumers } from '../consumers/check.js';
+import type { ConfigError } from './errors.js';
+import { parseCidr } from '../net/ip-set.js';
+import { isLoopbackHost } from '../net/loopback.js';
+import { checkConsumers } from './check-consumers.js';
 
 const L4_PROTOCOLS: ReadonlySet<string> = new Set(LISTENER_PROTOCOLS.filter((p) => p !== 'http' && p !== 'https'));
 

@@ -1,18 +1,17 @@
 import { z } from 'zod';
-import { BALANCERS } from '../upstream/balancers/balancer.js';
 import { parseDuration } from './duration.js';
-import { parseHostPort } from './address.js';
+import { parseHostPort } from '../net/address.js';
 import { bool, headerName, headerValue, listenAddress } from './values.js';
 export { listenAddress } from './values.js';
-import { stateSchema } from '../state/schema.js';
-import { consumerSchema, tokenEndpointSchema } from '../consumers/schema.js';
-import { MIDDLEWARE_SCHEMAS } from '../middlewares/schemas.js';
-import { circuitBreakerSchema, healthCheckSchema, retriesSchema } from '../upstream/policy-schema.js';
-import { listenerTlsSchema, upstreamTlsSchema } from '../tls/schema.js';
-import { websocketSchema } from '../http/websocket/schema.js';
-import { grpcMetadataSchema } from '../http/grpc/schema.js';
-import { httpAccessLogSchema } from '../observability/access-log-schema.js';
-import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from '../l4/schema.js';
+import { stateSchema } from './schemas/state.js';
+import { consumerSchema, tokenEndpointSchema } from './schemas/consumers.js';
+import { MIDDLEWARE_SCHEMAS } from './schemas/middlewares.js';
+import { BALANCERS, circuitBreakerSchema, healthCheckSchema, retriesSchema } from './schemas/upstream-policy.js';
+import { listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
+import { websocketSchema } from './schemas/websocket.js';
+import { grpcMetadataSchema } from './schemas/grpc.js';
+import { httpAccessLogSchema } from './schemas/access-log.js';
+import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from './schemas/l4.js';
 
 /**
  * The config document's schema. Every object is strict (unknown keys are
@@ -82,7 +81,7 @@ const headerRules = z.strictObject({
 });
 
 const cidr = z.string().refine((v) => {
-  // Checked precisely by ip.ts at compile time; this catches the obvious.
+  // Checked precisely by net/ip-set.ts at compile time; this catches the obvious.
   return /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(v);
 }, 'must be an IP address or CIDR such as 10.0.0.0/8 or 2001:db8::/32');
 
@@ -143,7 +142,7 @@ const httpListener = z.strictObject({
 
 export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'udp', 'sealed', 'forward-proxy'] as const;
 
-/** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (l4/schema.ts), by `protocol`. */
+/** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (schemas/l4.ts), by `protocol`. */
 const listener = z.discriminatedUnion(
   'protocol',
   [httpListener, tcpListenerSchema, tlsListenerSchema, udpListenerSchema, sealedListenerSchema, forwardProxyListenerSchema],

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
-import { parseCidr } from '../http/ip.js';
-import { parseHostPort } from './address.js';
+import { parseCidr } from '../net/ip-set.js';
+import { parseHostPort } from '../net/address.js';
 
 /**
  * Small value schemas shared by the config schema and the schemas of

@@ -1,4 +1,4 @@
-import type { RequestContext } from '../http/context.js';
+import type { RequestContext } from '../snapshot/snapshot.js';
 import { GatewayError } from '../errors.js';
 import type { Consumer } from './consumer.js';
 

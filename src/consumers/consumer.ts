@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
-import { IpSet } from '../http/ip.js';
-import type { ConsumerConfig, TokenAlgorithm } from './schema.js';
+import { IpSet } from '../net/ip-set.js';
+import type { ConsumerConfig, TokenAlgorithm } from '../config/schemas/consumers.js';
 
 const MASK = '******';
 

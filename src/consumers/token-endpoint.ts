@@ -1,11 +1,11 @@
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { SignJWT } from 'jose';
-import type { RequestContext } from '../http/context.js';
+import type { RequestContext } from '../snapshot/snapshot.js';
 import { GatewayError } from '../errors.js';
 import { authorizationCredentials, decodeBasic, headerValues } from './admit.js';
 import type { ConsumerRegistry } from './consumer.js';
-import { normalizePem, type TokenEndpointConfig } from './schema.js';
+import { normalizePem, type TokenEndpointConfig } from '../config/schemas/consumers.js';
 
 /** Largest accepted request body; a token request is a few dozen bytes. */
 export const TOKEN_BODY_LIMIT = 8 * 1024;

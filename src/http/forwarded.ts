@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { GatewayError } from '../errors.js';
-import type { IpSet } from './ip.js';
+import type { IpSet } from '../net/ip-set.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { parseGrpcTimeout } from './grpc/timeout.js';
 import { transferCodingError } from './framing.js';

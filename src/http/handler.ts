@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../errors.js';
-import type { ListenerRuntime } from '../listeners/listener-runtime.js';
-import { RequestContext } from './context.js';
+import { type ListenerRuntime, RequestContext } from '../snapshot/snapshot.js';
 import { readInbound, type InboundView } from './forwarded.js';
 import { splitTarget } from './path.js';
 import { proxy } from './proxy.js';

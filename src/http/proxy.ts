@@ -9,10 +9,10 @@ import { wasNotSent } from '../upstream/h2-pool.js';
 import { CONNECT_FAILOVERS, type RetryPolicy } from '../upstream/retry.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
-import type { RequestContext, ResponseHead } from './context.js';
+import type { RequestContext, ResponseHead } from '../snapshot/snapshot.js';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { writeDirectResponse, writeError } from './respond.js';
-import { closeAfterTrailers } from './grpc/status.js';
+import { closeAfterTrailers } from './grpc/write-error.js';
 import { formatGrpcTimeout } from './grpc/timeout.js';
 
 /** Called exactly once when a proxied exchange is over, whatever the outcome. */

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { HeaderMatchConfig, RouteConfig } from '../config/schema.js';
 import { isIP } from 'node:net';
+import { matchesSuffix } from '../net/host-pattern.js';
 import { normalizeHost } from './host.js';
 
 /**
@@ -40,7 +41,7 @@ export class Router<T> {
     const list = this.byHost.get(host) ?? this.generic;
     for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
-      if (e.hostKind === HOST_WILDCARD && !(host.endsWith(e.host) && host.length > e.host.length)) continue;
+      if (e.hostKind === HOST_WILDCARD && !matchesSuffix(e.host, host)) continue;
       if (!matchPath(e, path)) continue;
       if (e.methods !== null && !e.methods.has(method)) continue;
       if (e.headers !== null && !matchHeaders(e.headers, req.headers)) continue;

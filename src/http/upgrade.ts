@@ -2,7 +2,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.js';
-import type { ListenerRuntime } from '../listeners/listener-runtime.js';
+import type { ListenerRuntime } from '../snapshot/snapshot.js';
 import { readInbound } from './forwarded.js';
 import { answerLocally, createContext, fail, handleRequest, log, readTarget } from './handler.js';
 import { toGatewayError } from './respond.js';

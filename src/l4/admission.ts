@@ -1,6 +1,6 @@
-import { IpSet } from '../http/ip.js';
+import { IpSet } from '../net/ip-set.js';
 import type { StateStore } from '../state/store.js';
-import type { ConnectionMiddlewareConfig } from './schema.js';
+import type { ConnectionMiddlewareConfig } from '../config/schemas/l4.js';
 
 /** Why a connection was refused before anything was dialled (counted, and logged at debug). */
 export type RefusalReason = 'ip-restriction' | 'rate-limit' | 'max-connections' | 'max-connections-per-ip' | 'proxy-protocol';

@@ -1,22 +1,11 @@
-import { IpSet } from '../http/ip.js';
+import { IpSet } from '../net/ip-set.js';
 
 /**
  * The two kinds of destination rule L4 listeners share: a host-name
- * pattern (`tls` SNI routes, `forward-proxy` allow/deny) and an address
- * range with optional ports (`sealed` and `forward-proxy` allow/deny).
+ * pattern (`tls` SNI routes, `forward-proxy` allow/deny; net/host-pattern.ts)
+ * and an address range with optional ports (`sealed` and `forward-proxy`
+ * allow/deny, below).
  */
-
-/**
- * Whether `name` matches `pattern`: exactly, or for `*.suffix` any name with
- * at least one more label (`a.example.com`, `a.b.example.com`, as nginx's
- * `*.` server names), never `example.com` itself. Both lower-case, without
- * a trailing dot.
- */
-export function hostPatternMatches(pattern: string, name: string): boolean {
-  if (!pattern.startsWith('*.')) return name === pattern;
-  const suffix = pattern.slice(1);
-  return name.length > suffix.length && name.endsWith(suffix);
-}
 
 /** An address range (CIDR) and, optionally, the only ports allowed in it. */
 export class AddressRule {

@@ -10,8 +10,8 @@ import { GatewayError } from '../errors.js';
 import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
-import type { AnyListenerRuntime, ListenerRuntime } from './listener-runtime.js';
-import type { Binding, StreamFrontend } from './frontend.js';
+import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
+import type { Binding, StreamFrontend } from './listener.js';
 import { sniffPreface } from './h2-preface.js';
 
 /** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */

@@ -1,23 +1,8 @@
-import { z } from 'zod';
+import type { BasicAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, authorizationCredentials, decodeBasic, headerValues, withoutHeader } from '../consumers/admit.js';
-import { bool } from '../config/values.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
-
-/** `basic-auth:` options. */
-export const basicAuthOptions = z.strictObject({
-  /** The realm named in `WWW-Authenticate`. */
-  realm: z
-    .string('must be a string')
-    .regex(/^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'must be 1-128 printable ASCII characters without " or \\')
-    .default('portico'),
-  /** Remove the Authorization header (it holds the consumer's secret) from the upstream request. */
-  hideCredentials: bool.default(true),
-});
-
-export type BasicAuthOptions = z.output<typeof basicAuthOptions>;
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /**
  * `basic-auth` (RFC 7617): `Authorization: Basic base64(id:secret)` checked

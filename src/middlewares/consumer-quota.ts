@@ -1,15 +1,14 @@
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { dayWindow, type DayWindow } from '../state/day.js';
 import type { TokenBucketResult } from '../state/store.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 const DAY_S = 86_400;
 
 /**
  * Consumer quotas, added by the compiler right after a route's auth
- * middlewares (see compile.ts): once a consumer is identified, its `qps`
+ * middlewares (see snapshot/compile.ts): once a consumer is identified, its `qps`
  * (a token bucket of rate qps and burst max(1, qps)) and its `qpd`
  * (requests per calendar day in `state.timeZone`) are checked. Both are
  * keyed by consumer id only, so they hold across every route and, with

@@ -1,24 +1,6 @@
-import { z } from 'zod';
+import type { FaultInjectionOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
-import { duration, headerName, int, number } from '../config/values.js';
-import type { Middleware } from './middleware.js';
-
-const percent = number(0, 100).default(100);
-
-/** `fault-injection:` options. */
-export const faultInjectionOptions = z
-  .strictObject({
-    /** Answer with `status` instead of proxying, for `percent` % of the requests. */
-    abort: z.strictObject({ percent, status: int(200, 599) }).optional(),
-    /** Wait `duration` before proxying, for `percent` % of the requests. */
-    delay: z.strictObject({ percent, duration: duration(1, 600_000, '1ms to 10m') }).optional(),
-    /** Only requests carrying this header are affected. */
-    header: headerName.transform((h) => h.toLowerCase()).optional(),
-  })
-  .refine((o) => o.abort !== undefined || o.delay !== undefined, 'needs abort, delay or both');
-
-export type FaultInjectionOptions = z.output<typeof faultInjectionOptions>;
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
 
 function hasHeader(raw: readonly string[], lower: string): boolean {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lower.length && raw[i]!.toLowerCase() === lower) return true;

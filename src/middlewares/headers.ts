@@ -1,6 +1,5 @@
-import type { RequestContext, ResponseHead } from '../http/context.js';
 import type { HeaderRulesConfig } from '../config/schema.js';
-import type { Middleware } from './middleware.js';
+import type { RequestContext, ResponseHead, Middleware } from '../snapshot/snapshot.js';
 
 interface CompiledRules {
   /** Lower-cased names removed before anything is added (`remove` and the names in `set`). */

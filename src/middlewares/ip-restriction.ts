@@ -1,21 +1,7 @@
-import { z } from 'zod';
+import type { IpRestrictionOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import { IpSet } from '../http/ip.js';
-import type { RequestContext } from '../http/context.js';
-import { cidr } from '../config/values.js';
-import type { Middleware } from './middleware.js';
-
-/** `ip-restriction:` options. */
-export const ipRestrictionOptions = z
-  .strictObject({
-    /** Only these addresses/CIDRs may pass (when set). */
-    allow: z.array(cidr).optional(),
-    /** These addresses/CIDRs never pass; deny wins over allow. */
-    deny: z.array(cidr).optional(),
-  })
-  .refine((o) => (o.allow?.length ?? 0) + (o.deny?.length ?? 0) > 0, 'needs a non-empty allow or deny list');
-
-export type IpRestrictionOptions = z.output<typeof ipRestrictionOptions>;
+import { IpSet } from '../net/ip-set.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
 
 /**
  * `ip-restriction`: allow and deny lists of IPv4/IPv6 addresses and CIDRs

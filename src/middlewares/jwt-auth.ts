@@ -1,15 +1,13 @@
 import { createPublicKey, createSecretKey, webcrypto, type KeyObject } from 'node:crypto';
 import { JwksCache } from '../runtime/jwks-cache.js';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
-import { z } from 'zod';
+import { publicKeyAlgorithm, type JwtAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, authorizationCredentials, headerValues, withoutHeader } from '../consumers/admit.js';
 import type { Consumer, ConsumerRegistry } from '../consumers/consumer.js';
-import { normalizePem, TOKEN_ALGORITHMS, type TokenAlgorithm } from '../consumers/schema.js';
-import { bool, duration, headerName } from '../config/values.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
+import { normalizePem, TOKEN_ALGORITHMS, type TokenAlgorithm } from '../config/schemas/consumers.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /** Longest token looked at; anything longer is refused before parsing. */
 export const MAX_TOKEN_LENGTH = 8192;
@@ -18,20 +16,6 @@ const VERIFIED_CACHE_SIZE = 10_000;
 /** JWS compact serialization: three base64url parts. */
 const JWS_COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const REALM = 'Bearer realm="portico"';
-
-function publicKeyProblem(pem: string): string | undefined {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(normalizePem(pem));
-  } catch {
-    return 'must be a PEM public key (-----BEGIN PUBLIC KEY----- …)';
-  }
-  if (key.asymmetricKeyType === 'rsa') {
-    return (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048 ? undefined : 'must be an RSA key of at least 2048 bits';
-  }
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return undefined;
-  return 'must be an RSA (RS256) or EC P-256 (ES256) public key';
-}
 
 /**
  * HS256 keys as WebCrypto keys, imported once: given a secret KeyObject,
@@ -47,67 +31,6 @@ function verificationKey(key: KeyObject | JWTVerifyGetKey): KeyObject | JWTVerif
   }
   return k;
 }
-
-function publicKeyAlgorithm(key: KeyObject): TokenAlgorithm {
-  return key.asymmetricKeyType === 'rsa' ? 'RS256' : 'ES256';
-}
-
-const stringOrList = z.union([z.string().min(1, 'must not be empty'), z.array(z.string().min(1, 'must not be empty')).min(1, 'must not be empty')]);
-
-/** `jwt-auth:` options. */
-export const jwtAuthOptions = z
-  .strictObject({
-    /** Accepted `alg` values; default: what the configured keys can verify. */
-    algorithms: z.array(z.enum(TOKEN_ALGORITHMS, 'must be HS256, RS256 or ES256')).min(1, 'must list at least one algorithm').optional(),
-    /** HS256 shared secret (e.g. the token endpoint's signingKey). */
-    signingKey: z.string('must be a string').refine((v) => Buffer.byteLength(v) >= 32, 'must be at least 32 bytes (256 bits) for HS256').optional(),
-    /** PEM public key for RS256 (RSA ≥ 2048 bits) or ES256 (P-256). */
-    publicKey: z.string('must be a string').superRefine((v, ctx) => {
-      const problem = publicKeyProblem(v);
-      if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    }).optional(),
-    /** A JSON Web Key Set URL (RS256/ES256 keys, chosen by `kid`). */
-    jwksUrl: z
-      .string('must be a URL')
-      .refine((v) => {
-        try {
-          const u = new URL(v);
-          return u.protocol === 'http:' || u.protocol === 'https:';
-        } catch {
-          return false;
-        }
-      }, 'must be an http:// or https:// URL')
-      .optional(),
-    /** How long one JWKS fetch may take. */
-    jwksTimeout: duration(100, 60_000, '100ms to 60s').default(5_000),
-    /** Clock skew allowed on `exp` and `nbf`. */
-    leeway: duration(0, 300_000, '0s to 5m').default(30_000),
-    /** Required `aud` (one of these). */
-    audience: stringOrList.optional(),
-    /** Required `iss` (one of these). */
-    issuer: stringOrList.optional(),
-    /** Header carrying the token; for `authorization` the `Bearer` scheme is required. */
-    header: headerName.transform((h) => h.toLowerCase()).default('authorization'),
-    /** Also accept HS256 tokens a consumer signs with its own `secret` (`iss` or `sub` = the consumer id). */
-    consumerSecrets: bool.default(false),
-    /** Remove the token header from the upstream request. */
-    hideCredentials: bool.default(false),
-  })
-  .superRefine((o, ctx) => {
-    if (o.algorithms === undefined) return;
-    const explicit = o.signingKey !== undefined || o.publicKey !== undefined || o.jwksUrl !== undefined;
-    if (!explicit) return;
-    const pub = o.publicKey !== undefined && publicKeyProblem(o.publicKey) === undefined ? publicKeyAlgorithm(createPublicKey(normalizePem(o.publicKey))) : undefined;
-    o.algorithms.forEach((alg, i) => {
-      const ok = alg === 'HS256' ? o.signingKey !== undefined || o.consumerSecrets : pub === alg || o.jwksUrl !== undefined;
-      if (!ok) {
-        const need = alg === 'HS256' ? 'signingKey (or consumerSecrets: true)' : `a ${alg === 'RS256' ? 'RSA' : 'P-256'} publicKey or jwksUrl`;
-        ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs ${need}` });
-      }
-    });
-  });
-
-export type JwtAuthOptions = z.output<typeof jwtAuthOptions>;
 
 /** True when the options name no key of their own (then tokens of the config's token endpoints are accepted). */
 export function usesTokenEndpoints(o: JwtAuthOptions): boolean {

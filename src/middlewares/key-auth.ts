@@ -1,23 +1,8 @@
-import { z } from 'zod';
+import type { KeyAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, headerValues, withoutHeader } from '../consumers/admit.js';
-import { headerName } from '../config/values.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
-
-/** `key-auth:` options. */
-export const keyAuthOptions = z.strictObject({
-  /** Header carrying the API key. */
-  header: headerName.transform((h) => h.toLowerCase()).default('x-api-key'),
-  /** Query parameter carrying the API key (looked at when the header is absent); off by default. */
-  query: z
-    .string('must be a string')
-    .regex(/^[A-Za-z0-9_.~-]{1,64}$/, 'must be 1-64 letters, digits, "_", ".", "~" or "-"')
-    .optional(),
-});
-
-export type KeyAuthOptions = z.output<typeof keyAuthOptions>;
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 const CHALLENGE = 'ApiKey realm="portico"';
 

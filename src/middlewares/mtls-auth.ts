@@ -1,26 +1,9 @@
-import { z } from 'zod';
+import type { MtlsAuthOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../http/context.js';
 import { admit, withoutHeader } from '../consumers/admit.js';
-import { headerName } from '../config/values.js';
 import { clientCertificate, type ClientCertificate } from '../tls/client-certificate.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
-
-/** `mtls-auth:` options. */
-export const mtlsAuthOptions = z.strictObject({
-  /** Certificate names (CN or any subjectAltName value) allowed on this route; absent = any verified certificate. */
-  subjects: z
-    .array(z.string('must be a string').min(1, 'must not be empty').max(1024, 'must be at most 1024 characters'))
-    .min(1, 'must list at least one name (or leave subjects out to accept any verified certificate)')
-    .optional(),
-  /** `optional`: identify the consumer listing one of the certificate's names in `tlsSubjects` when there is one; `required`: 403 when none does. */
-  consumer: z.enum(['optional', 'required'], 'must be optional or required').default('optional'),
-  /** Send the verified certificate's subject CN upstream in this header (a client-sent copy is always removed). */
-  forwardHeader: headerName.transform((h) => h.toLowerCase()).optional(),
-});
-
-export type MtlsAuthOptions = z.output<typeof mtlsAuthOptions>;
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /** RFC 9110 §15.5.2 wants a challenge with every 401; no registered scheme asks for a client certificate, so this one only informs. */
 const CHALLENGE = { 'www-authenticate': 'ClientCertificate realm="portico"' };

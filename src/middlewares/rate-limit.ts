@@ -1,30 +1,9 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
-import { duration, int, number } from '../config/values.js';
+import type { RateLimitOptions } from '../config/schemas/middlewares.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext, ResponseHead } from '../http/context.js';
 import type { TokenBucketResult } from '../state/store.js';
-import type { Middleware } from './middleware.js';
-import type { MiddlewareCompileContext } from './registry.js';
-
-/** `rate-limit:` options. */
-export const rateLimitSchema = z
-  .strictObject({
-    /** Tokens added per second (requests per second, sustained). */
-    rate: number(0, 1e12, true),
-    /** Bucket size: requests that may pass at once after a quiet period. Default ceil(rate). */
-    burst: int(1, 1e12).optional(),
-    key: z
-      .string()
-      .regex(/^(route|ip|consumer|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'must be route, ip, consumer or header:NAME')
-      .default('route'),
-    mode: z.enum(['reject', 'delay'], 'must be reject or delay').default('reject'),
-    /** delay mode: the longest a request is held waiting for its token. */
-    maxDelay: duration(0, 60_000, '0ms to 1m').default(1000),
-  })
-  .transform((o) => ({ ...o, burst: o.burst ?? Math.max(1, Math.ceil(o.rate)) }));
-
-export type RateLimitOptions = z.output<typeof rateLimitSchema>;
+import type { RequestContext, ResponseHead, Middleware } from '../snapshot/snapshot.js';
+import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 /**
  * `rate-limit`: a token bucket per key (route, client IP, consumer or a

@@ -1,5 +1,4 @@
-import type { RequestContext } from '../http/context.js';
-import type { Middleware } from './middleware.js';
+import type { RequestContext, Middleware } from '../snapshot/snapshot.js';
 
 export interface RewriteOptions {
   /** The route's `match.pathPrefix` when `stripPrefix: true`. */

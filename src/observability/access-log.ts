@@ -2,32 +2,15 @@ import fs from 'node:fs';
 import { dirname } from 'node:path';
 import pino from 'pino';
 import { sessionStats } from '../http/websocket/tunnel.js';
-import type { RequestContext } from '../http/context.js';
-import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS, type AccessLogConfig, type AccessLogField } from './access-log-schema.js';
+import type { RequestContext } from '../snapshot/snapshot.js';
+import { ACCESS_LOG_FIELDS, DEFAULT_ACCESS_LOG_FIELDS, MASKED_QUERY_PARAMS, type AccessLogConfig, type AccessLogField } from '../config/schemas/access-log.js';
+import type { ConnectionLogFields } from '../snapshot/snapshot.js';
 import { maskedNames, maskQuery, maskUserinfo, type MaskedNames } from './redact.js';
 import { readLoggedHeaders } from './trace-id.js';
 
 const NS_PER_MS = 1_000_000;
 /** The destination `accessLog: true` (or an object without `path`) writes to. */
 export const STDOUT = 'stdout';
-
-/** What a connection line says (see AccessLog.writeConnection); protocol-specific extras are allowed. */
-export interface ConnectionLogFields {
-  listener: string;
-  protocol: string;
-  client: string;
-  clientPort?: number;
-  /** `ok`, a refusal reason, or an error code such as DIAL_FAILED. */
-  outcome: string;
-  upstream?: string;
-  target?: string;
-  bytesUp?: number;
-  bytesDown?: number;
-  durationMs: number;
-  closedBy?: string;
-  error?: string;
-  [extra: string]: string | number | boolean | undefined;
-}
 
 /** Called when a log file cannot be written or reopened (the gateway logs it). */
 export type LogErrorHandler = (dest: string, err: Error) => void;

@@ -1,4 +1,4 @@
-import type { RequestContext } from '../http/context.js';
+import type { RequestContext } from '../snapshot/snapshot.js';
 import type { StateStore } from '../state/store.js';
 
 /** The dimensions statistics are kept along. */

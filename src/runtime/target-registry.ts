@@ -1,14 +1,7 @@
 import type { Logger } from '../observability/logger.js';
 import { stateForAddress } from '../upstream/target.js';
-import type { TargetState } from './target-state.js';
+import type { TargetState, TargetStates } from './target-state.js';
 import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
-
-/** Target states by identity, held by the upstreams that have the target. */
-export interface TargetStates {
-  /** The live state of `identity`, made on first hold; each hold is paired with a `letGo`. */
-  hold(identity: string): TargetState;
-  letGo(identity: string): void;
-}
 
 /**
  * Live state that outlives snapshots (Caddy keeps its upstream hosts in a

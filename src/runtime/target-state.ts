@@ -77,3 +77,10 @@ export class TargetState {
     await Promise.all(all.map((e) => e.pool.destroy().catch(() => undefined)));
   }
 }
+
+/** Target states by identity, held by the upstreams that have the target. */
+export interface TargetStates {
+  /** The live state of `identity`, made on first hold; each hold is paired with a `letGo`. */
+  hold(identity: string): TargetState;
+  letGo(identity: string): void;
+}

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { formatHostPort, type HostPort } from '../config/address.js';
+import { formatHostPort, type HostPort } from '../net/address.js';
 import { ConnectTimeoutError, type ConnectCallback, type ConnectOptions, type Connector } from './connector.js';
 
 /**

@@ -7,7 +7,7 @@ import { UpstreamHealth, type HealthCheckTransport } from '../upstream/health.js
 import { poolKey, type PoolOptions } from '../upstream/pool.js';
 import { RetryBudget } from '../upstream/retry.js';
 import { Target } from '../upstream/target.js';
-import type { TargetStates } from './target-registry.js';
+import type { TargetStates } from './target-state.js';
 import { StaticTargetSource, type TargetSource, type TargetSpec } from './target-source.js';
 
 /**

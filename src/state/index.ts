@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DEFAULT_TIME_ZONE, type StateConfig } from './schema.js';
+import { DEFAULT_TIME_ZONE, type StateConfig } from '../config/schemas/state.js';
 import type { StateStore } from './store.js';
 import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis.js';

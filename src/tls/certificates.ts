@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import type { ListenerTlsConfig } from './schema.js';
+import type { ListenerTlsConfig } from '../config/schemas/tls.js';
 
 /**
  * The server certificates of an `https` listener, read from their files

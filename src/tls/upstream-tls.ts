@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
 import { parseCertificate, parsePrivateKey, readConfigFile } from './certificates.js';
-import type { UpstreamTlsConfig } from './schema.js';
+import type { UpstreamTlsConfig } from '../config/schemas/tls.js';
 
 /**
  * An upstream's `tls:` compiled into node:tls client options: Portico is

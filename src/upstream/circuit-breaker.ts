@@ -1,4 +1,4 @@
-import type { CircuitBreakerConfig } from './policy-schema.js';
+import type { CircuitBreakerConfig } from '../config/schemas/upstream-policy.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

@@ -4,7 +4,7 @@ import { Client, errors, type Dispatcher, type buildConnector } from 'undici';
 /**
  * One HTTP/1.1 keep-alive connection to a target: undici's Client (one
  * socket at a time, pipelining 1), built by the target's Pool through its
- * `factory` hook (pool-registry.ts). It knows its socket, and tells each
+ * `factory` hook (pool.ts). It knows its socket, and tells each
  * request's handler which connection serves it, so that aborting a request
  * (`abortExchange`) closes that socket as a failed one.
  *

@@ -241,8 +241,8 @@ export class H2Session {
     if (this.cancelConnect !== null) {
       this.cancelConnect();
       this.cancelConnect = null;
-      // No stream: nothing else will report the close.
-      this.onClose();
+      // No stream yet: nothing else will report the close. Reported on the next tick, as a socket's close would be.
+      process.nextTick(this.onClose);
       return;
     }
     this.session?.destroy();

@@ -3,7 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../observability/logger.js';
 import { probeGrpcHealth } from './grpc-health-probe.js';
-import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from './policy-schema.js';
+import type { ActiveCheckConfig, HealthCheckConfig, PassiveCheckConfig } from '../config/schemas/upstream-policy.js';
 import type { Target } from './target.js';
 
 /** One target's health, as the admin API shows it. */

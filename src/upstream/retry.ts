@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors.js';
-import type { RetriesConfig } from './policy-schema.js';
+import type { RetriesConfig } from '../config/schemas/upstream-policy.js';
 
 /**
  * Connect failover, on by default and apart from `retries`: a request

@@ -1,4 +1,4 @@
-import { parseHostPort, type HostPort } from '../config/address.js';
+import { parseHostPort, type HostPort } from '../net/address.js';
 import { TcpConnector } from '../runtime/tcp-connector.js';
 import { TargetState } from '../runtime/target-state.js';
 import type { Connector } from '../runtime/connector.js';

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
+import type { IncomingHttpHeaders } from 'node:http';
 import type tls from 'node:tls';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
-import type { RequestContext } from '../http/context.js';
-import { compileDirectResponse, type DirectResponse } from '../http/respond.js';
+import { compileDirectResponse, type DirectResponse } from '../http/direct-response.js';
 import type { CircuitBreaker, BreakerView } from './circuit-breaker.js';
 import type { UpstreamHealth, UpstreamHealthView } from './health.js';
 import type { TargetPool } from './pool.js';
@@ -14,6 +14,18 @@ import type { UpstreamPlan, UpstreamState } from '../runtime/upstream-state.js';
 
 export interface UpstreamHealthReport extends UpstreamHealthView {
   circuitBreaker: BreakerView | null;
+}
+
+/**
+ * What `hashOn` reads a consistent-hash key from (the client IP, URI, a
+ * header or a cookie): the request context, seen only this narrowly so the
+ * upstream does not depend on the runtime vocabulary (snapshot/snapshot.ts).
+ */
+export interface HashKeySource {
+  readonly clientIp: string;
+  readonly path: string;
+  readonly query: string;
+  readonly req: { readonly headers: IncomingHttpHeaders };
 }
 
 /**
@@ -47,7 +59,7 @@ export class Upstream {
   readonly insecureTls: boolean;
   /** node:tls client options when the upstream has `tls:` (L4 listeners originate TLS with them); null otherwise. */
   readonly tlsOptions: tls.ConnectionOptions | null;
-  private readonly hashKeyOf: ((ctx: RequestContext) => string | undefined) | null;
+  private readonly hashKeyOf: ((ctx: HashKeySource) => string | undefined) | null;
   private readonly routePolicies = new Map<RouteConfig, RetryPolicy | null>();
 
   /** `where` is the config path of this upstream (`upstreams[2]`), for file errors in its `tls:`. */
@@ -97,12 +109,12 @@ export class Upstream {
   }
 
   /** Picks a target for this request; undefined when none is available. */
-  pick(ctx: RequestContext): Target | undefined {
+  pick(ctx: HashKeySource): Target | undefined {
     return this.state.picker(this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx));
   }
 
   /** Picks a target for a retry: one not in `tried` when there is one. */
-  pickOther(ctx: RequestContext, tried: readonly Target[]): Target | undefined {
+  pickOther(ctx: HashKeySource, tried: readonly Target[]): Target | undefined {
     return this.pickAvoiding(this.hashKeyOf === null ? undefined : this.hashKeyOf(ctx), tried);
   }
 
@@ -110,7 +122,7 @@ export class Upstream {
    * Picks a target not in `tried` for a connect failover; undefined when
    * every target that may be picked was tried.
    */
-  pickUntried(ctx: RequestContext, tried: readonly Target[]): Target | undefined {
+  pickUntried(ctx: HashKeySource, tried: readonly Target[]): Target | undefined {
     const t = this.pickOther(ctx, tried);
     return t === undefined || tried.includes(t) ? undefined : t;
   }
@@ -199,7 +211,7 @@ export class Upstream {
  * as received), `header:NAME` or `cookie:NAME`. A missing header or cookie
  * falls back to the client IP, as APISIX does.
  */
-function hashKeyExtractor(spec: string): (ctx: RequestContext) => string | undefined {
+function hashKeyExtractor(spec: string): (ctx: HashKeySource) => string | undefined {
   if (spec === 'ip') return (ctx) => ctx.clientIp;
   if (spec === 'uri') return (ctx) => ctx.path + ctx.query;
   if (spec.startsWith('header:')) {

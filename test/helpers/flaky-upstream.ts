@@ -1,7 +1,7 @@
 import http from 'node:http';
 import pino from 'pino';
 import { validateConfig } from '../../src/config/load.js';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 import { Gateway } from '../../src/gateway.js';
 import type { Upstream } from '../../src/upstream/upstream.js';
 import { startUpstream, type TestUpstream } from './upstream.js';

@@ -1,5 +1,5 @@
 import { validateConfig } from '../../src/config/load.js';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 import { Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/observability/logger.js';
 

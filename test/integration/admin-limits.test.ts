@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 import { authorized } from '../../src/admin/server.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';

@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { dirname, join } from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile } from '../../src/config/load.js';
+import { loadConfigFile } from '../../src/sources/file.js';
 import type { Config } from '../../src/config/schema.js';
 import { Gateway } from '../../src/gateway.js';
 import { sealV1 } from '../../src/l4/sealed/codec.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 import { logLines } from '../helpers/log-file.js';
 import { loadConfigText, validateConfig } from '../../src/config/load.js';
 import { Gateway } from '../../src/gateway.js';

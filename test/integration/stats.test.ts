@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startUpstream } from '../helpers/upstream.js';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 
 function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

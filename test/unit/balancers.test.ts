@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BALANCERS, createPicker, hash32 } from '../../src/upstream/balancers/index.js';
+import { BALANCERS } from '../../src/config/schemas/upstream-policy.js';
+import { createPicker, hash32 } from '../../src/upstream/balancers/index.js';
 import { Target } from '../../src/upstream/target.js';
 
 function mulberry32(seed: number): () => number {

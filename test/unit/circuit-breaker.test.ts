@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { CircuitBreaker, PERMIT, PROBE, REJECTED_FULL, REJECTED_OPEN, type BreakerState } from '../../src/upstream/circuit-breaker.js';
-import { circuitBreakerSchema, type CircuitBreakerConfig } from '../../src/upstream/policy-schema.js';
+import { circuitBreakerSchema, type CircuitBreakerConfig } from '../../src/config/schemas/upstream-policy.js';
 
 /** A breaker on a clock the test moves by hand, recording its state changes. */
 function breaker(options: Record<string, unknown> = {}) {

@@ -3,7 +3,8 @@
 // column and code frame, "did you mean", and the messages for common slips.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatConfigErrors, loadConfigText, type ConfigError, type LoadResult } from '../../src/config/load.js';
+import { loadConfigText, type LoadResult } from '../../src/config/load.js';
+import { formatConfigErrors, type ConfigError } from '../../src/config/errors.js';
 import { MAX_EXPANDED_NODES, readYaml } from '../../src/config/yaml-document.js';
 import { editDistance, suggestKey } from '../../src/config/did-you-mean.js';
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatPath, loadConfigText, validateConfig, type ConfigError, type LoadResult } from '../../src/config/load.js';
+import { formatPath, loadConfigText, validateConfig, type LoadResult } from '../../src/config/load.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { formatHostPort, parseHostPort } from '../../src/config/address.js';
+import { formatHostPort, parseHostPort } from '../../src/net/address.js';
 import type { Config } from '../../src/config/schema.js';
 
 /** A small valid document; each test breaks one thing in a fresh copy. */

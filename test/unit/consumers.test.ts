@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, it } from 'node:test';
-import { loadConfigText, validateConfig, type ConfigError, type LoadResult } from '../../src/config/load.js';
+import { loadConfigText, validateConfig, type LoadResult } from '../../src/config/load.js';
+import type { ConfigError } from '../../src/config/errors.js';
 import { ConsumerRegistry, maskConsumer } from '../../src/consumers/consumer.js';
 import { authorizationCredentials, decodeBasic, withoutHeader } from '../../src/consumers/admit.js';
 import { takeQueryParam } from '../../src/middlewares/key-auth.js';
-import type { ConsumerConfig } from '../../src/consumers/schema.js';
+import type { ConsumerConfig } from '../../src/config/schemas/consumers.js';
 
 const HS_KEY = 'k'.repeat(40);
 

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { parseDuration } from '../../src/config/duration.js';
 import { cidr, duration, headerName, headerValue, int, listenAddress } from '../../src/config/values.js';
-import { formatHostPort, parseHostPort } from '../../src/config/address.js';
+import { formatHostPort, parseHostPort } from '../../src/net/address.js';
 import { validateConfig } from '../../src/config/load.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 

@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseDocument } from 'yaml';
-import { formatConfigErrors, loadConfigText, validateConfig, type LoadResult } from '../../src/config/load.js';
+import { loadConfigText, validateConfig, type LoadResult } from '../../src/config/load.js';
+import { formatConfigErrors } from '../../src/config/errors.js';
 import { MAX_EXPANDED_NODES, readYaml } from '../../src/config/yaml-document.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 

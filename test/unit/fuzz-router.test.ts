@@ -13,7 +13,7 @@ import type { HeaderMatchConfig, RouteConfig } from '../../src/config/schema.js'
 import { normalizeHost } from '../../src/http/host.js';
 import { splitTarget } from '../../src/http/path.js';
 import { Router } from '../../src/http/router.js';
-import { hostPatternMatches } from '../../src/l4/destination-rules.js';
+import { hostPatternMatches } from '../../src/net/host-pattern.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 
 // ---------------------------------------------------------------- generators

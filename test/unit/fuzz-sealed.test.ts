@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseSealedAddress, SEAL_KDFS, sealV1, sealV2, Unsealer, type SealedAddress } from '../../src/l4/sealed/codec.js';
 import { SealedError } from '../../src/l4/sealed/errors.js';
-import { formatHostPort } from '../../src/config/address.js';
+import { formatHostPort } from '../../src/net/address.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 
 /** v2 stretches each secret for 0.2 s (cached per process): v2 properties draw from a few secrets. */

@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { ERROR_CODES, GatewayError, type ErrorCode } from '../../src/errors.js';
-import { RequestContext } from '../../src/http/context.js';
 import { grpcMetadata } from '../../src/http/grpc/metadata.js';
 import {
   decodeGrpcMessage,
@@ -14,10 +13,10 @@ import {
   GRPC_STATUS_NAMES,
   GrpcStatus,
   grpcStatusFor,
-  writeGrpcError,
 } from '../../src/http/grpc/status.js';
+import { writeGrpcError } from '../../src/http/grpc/write-error.js';
 import { formatGrpcTimeout, MAX_GRPC_TIMEOUT_MS, parseGrpcTimeout } from '../../src/http/grpc/timeout.js';
-import type { ListenerRuntime } from '../../src/listeners/listener-runtime.js';
+import { RequestContext, type ListenerRuntime } from '../../src/snapshot/snapshot.js';
 import { decodeHealthResponse, encodeHealthRequest } from '../../src/upstream/grpc-health-probe.js';
 
 describe('grpc-timeout', () => {

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
-import type { RequestContext, ResponseHead } from '../../src/http/context.js';
 import { peerAddress, readInbound } from '../../src/http/forwarded.js';
 import { connectionTokens, isHopByHop } from '../../src/http/hop-by-hop.js';
-import { IpSet, parseCidr } from '../../src/http/ip.js';
-import { MiddlewareChain } from '../../src/middlewares/chain.js';
+import { IpSet, parseCidr } from '../../src/net/ip-set.js';
 import { headers } from '../../src/middlewares/headers.js';
-import type { Middleware } from '../../src/middlewares/middleware.js';
+import { type RequestContext, type ResponseHead, MiddlewareChain, type Middleware } from '../../src/snapshot/snapshot.js';
 import { rewrite } from '../../src/middlewares/rewrite.js';
 
 /** A request as readInbound sees it: peer address, raw headers and Node's joined header object. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { RetryBudget, RetryPolicy, smallestTimeout } from '../../src/upstream/retry.js';
-import { healthCheckSchema, retriesSchema } from '../../src/upstream/policy-schema.js';
+import { healthCheckSchema, retriesSchema } from '../../src/config/schemas/upstream-policy.js';
 
 function doc(upstream: Record<string, unknown>, route: Record<string, unknown> = {}) {
   return {

@@ -1,6 +1,5 @@
-import type { Middleware } from '../../middlewares/middleware.js';
-import type { RequestContext } from '../context.js';
-import type { GrpcMetadataConfig } from './schema.js';
+import type { Middleware, RequestContext } from '../../snapshot/snapshot.js';
+import type { GrpcMetadataConfig } from '../../config/schemas/grpc.js';
 
 /**
  * A route's `grpcMetadata:` as a request middleware: the call's metadata

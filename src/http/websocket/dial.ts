@@ -6,7 +6,7 @@ import { abortExchange, type H1Connection, type OnConnection } from '../../upstr
 import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
-import type { RequestContext, ResponseHead } from '../context.js';
+import type { RequestContext, ResponseHead } from '../../snapshot/snapshot.js';
 import { connectionTokens, isHopByHop } from '../hop-by-hop.js';
 import { toGatewayError, writeDirectResponse, writeError } from '../respond.js';
 import { unwatchHandshake } from './handshake-watch.js';

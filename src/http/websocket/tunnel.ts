@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { GatewayError } from '../../errors.js';
-import type { RequestContext } from '../context.js';
+import type { RequestContext } from '../../snapshot/snapshot.js';
 import { closeFrame, GOING_AWAY, INTERNAL_ERROR, MESSAGE_TOO_BIG } from './close-frame.js';
 import { FrameScanner } from './frame-scanner.js';
 import type { WebSocketSession } from './sessions.js';

@@ -1,8 +1,9 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { parseAddress } from '../../http/ip.js';
-import { AddressRule, hostPatternMatches } from '../destination-rules.js';
-import type { ForwardProxyListenerConfig } from '../schema.js';
+import { parseAddress } from '../../net/ip-set.js';
+import { AddressRule } from '../destination-rules.js';
+import { hostPatternMatches } from '../../net/host-pattern.js';
+import type { ForwardProxyListenerConfig } from '../../config/schemas/l4.js';
 import type { Destination } from './target.js';
 
 type RuleConfig = ForwardProxyListenerConfig['allow'][number];

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { parseHostPort, type HostPort } from '../../config/address.js';
+import { parseHostPort, type HostPort } from '../../net/address.js';
 
 /**
  * The client side of the sealed-address gateway (issue 5; docs/sealed.md

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, pbkdf2, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
-import { formatHostPort, type HostPort } from '../../config/address.js';
+import { formatHostPort, type HostPort } from '../../net/address.js';
 import { SealedError } from './errors.js';
 
 /**

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type net from 'node:net';
-import { formatHostPort } from '../../config/address.js';
+import { formatHostPort } from '../../net/address.js';
 import { connectTcp, DialError } from '../dial.js';
 import type { SealedAllowList } from './allow.js';
 import { SealedDeniedError, SealedError } from './errors.js';

@@ -1,4 +1,4 @@
-import { hostPatternMatches } from '../destination-rules.js';
+import { matchesSuffix, wildcardSuffix } from '../../net/host-pattern.js';
 
 /**
  * Picks a `tls` listener's upstream by the client's SNI host name:
@@ -19,7 +19,7 @@ import { hostPatternMatches } from '../destination-rules.js';
  */
 export class SniRouter<T> {
   private readonly exact = new Map<string, T>();
-  /** `*.suffix` patterns → value, longest first. */
+  /** Wildcard suffixes (`.example.com` for `*.example.com`) → value, longest first. */
   private readonly wildcards: [string, T][] = [];
   private readonly fallback: T | undefined;
 
@@ -27,8 +27,9 @@ export class SniRouter<T> {
     const wild = new Map<string, T>();
     for (const r of routes) {
       const sni = normalize(r.sni);
-      if (sni.startsWith('*.')) {
-        if (!wild.has(sni)) wild.set(sni, r.value);
+      const suffix = wildcardSuffix(sni);
+      if (suffix !== null) {
+        if (!wild.has(suffix)) wild.set(suffix, r.value);
       } else if (!this.exact.has(sni)) this.exact.set(sni, r.value);
     }
     this.wildcards = [...wild].sort((a, b) => b[0].length - a[0].length);
@@ -41,7 +42,7 @@ export class SniRouter<T> {
     const name = normalize(sni);
     const hit = this.exact.get(name);
     if (hit !== undefined) return hit;
-    for (const [pattern, value] of this.wildcards) if (hostPatternMatches(pattern, name)) return value;
+    for (const [suffix, value] of this.wildcards) if (matchesSuffix(suffix, name)) return value;
     return this.fallback;
   }
 }

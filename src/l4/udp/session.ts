@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { parseHostPort } from '../../config/address.js';
+import { parseHostPort } from '../../net/address.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
 

@@ -13,13 +13,3 @@ export type Picker = (key?: string) => Target | undefined;
 
 /** Builds a picker for a fixed list of targets. `random` returns [0, 1) and may be seeded in tests. */
 export type BalancerFactory = (targets: readonly Target[], random?: () => number) => Picker;
-
-export const BALANCERS = [
-  'random',
-  'round-robin',
-  'weighted-round-robin',
-  'consistent-hash',
-  'least-connections',
-  'p2c',
-] as const;
-export type BalancerName = (typeof BALANCERS)[number];

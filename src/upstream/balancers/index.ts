@@ -1,5 +1,6 @@
 import type { Target } from '../target.js';
-import type { BalancerFactory, BalancerName, Picker } from './balancer.js';
+import type { BalancerName } from '../../config/schemas/upstream-policy.js';
+import type { BalancerFactory, Picker } from './balancer.js';
 import { consistentHash } from './consistent-hash.js';
 import { leastConnections } from './least-connections.js';
 import { p2c } from './p2c.js';
@@ -8,8 +9,7 @@ import { roundRobin } from './round-robin.js';
 import { weightedRoundRobin } from './weighted-round-robin.js';
 
 export { hash32 } from './consistent-hash.js';
-export { BALANCERS } from './balancer.js';
-export type { BalancerFactory, BalancerName, Picker } from './balancer.js';
+export type { BalancerFactory, Picker } from './balancer.js';
 
 const FACTORIES: Readonly<Record<BalancerName, BalancerFactory>> = {
   random,

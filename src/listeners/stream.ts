@@ -1,13 +1,12 @@
 import type net from 'node:net';
-import type { Binding, FrontendKind, StreamFrontend } from '../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../listeners/listener-runtime.js';
+import type { Binding, FrontendKind, StreamFrontend } from './listener.js';
 import type { Logger } from '../observability/logger.js';
-import type { RefusalReason } from './admission.js';
-import { ConnectionRegistry } from './connections.js';
-import type { L4ListenerRuntime } from './listener-runtime.js';
-import { readProxyHeader, ProxyProtocolError } from './proxy-protocol/read.js';
-import { unmapV4, type ProxiedAddresses } from './proxy-protocol/encode.js';
-import type { StreamListenerConfig } from './schema.js';
+import type { RefusalReason } from '../l4/admission.js';
+import { ConnectionRegistry } from '../l4/connections.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
+import { readProxyHeader, ProxyProtocolError } from '../l4/proxy-protocol/read.js';
+import { unmapV4, type ProxiedAddresses } from '../l4/proxy-protocol/encode.js';
+import type { StreamListenerConfig } from '../config/schemas/l4.js';
 
 /** One accepted connection, once admitted: who the client is and what it already sent. */
 export interface Accepted<C extends StreamListenerConfig> {

@@ -1,6 +1,6 @@
 import { createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
-import { cidr, duration, int, number, ROUTE_NAME } from '../config/values.js';
+import { cidr, duration, int, number, ROUTE_NAME } from '../values.js';
 
 /**
  * `consumers[]`: tenants/apps that call through the gateway. Credentials

@@ -1,17 +1,14 @@
 import type dgram from 'node:dgram';
-import { ForwardProxyFrontend } from '../l4/forward-proxy/frontend.js';
-import type { L4ListenerRuntime } from '../l4/listener-runtime.js';
-import type { ForwardProxyListenerConfig } from '../l4/schema.js';
-import type { TcpListenerConfig, TlsListenerConfig, UdpListenerConfig } from '../l4/schema.js';
-import type { SealedListenerConfig } from '../l4/schema.js';
-import { SealedFrontend } from '../l4/sealed/frontend.js';
-import { TcpFrontend } from '../l4/tcp/frontend.js';
-import { TlsFrontend } from '../l4/tls/frontend.js';
-import { UdpFrontend } from '../l4/udp/frontend.js';
+import { ForwardProxyFrontend } from './forward-proxy.js';
+import type { ForwardProxyListenerConfig, TcpListenerConfig, TlsListenerConfig, UdpListenerConfig, SealedListenerConfig } from '../config/schemas/l4.js';
+import { SealedFrontend } from './sealed.js';
+import { TcpFrontend } from './tcp.js';
+import { TlsFrontend } from './tls.js';
+import { UdpFrontend } from './udp.js';
 import type { Logger } from '../observability/logger.js';
-import type { Binding, Frontend, StreamFrontend } from './frontend.js';
+import type { Binding, Frontend, StreamFrontend } from './listener.js';
 import { HttpFrontend } from './http.js';
-import type { AnyListenerRuntime } from './listener-runtime.js';
+import type { L4ListenerRuntime, AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** The frontend for a TCP-based listener, by protocol. */
 export function createStreamFrontend(binding: Binding, runtime: AnyListenerRuntime, logger: Logger): StreamFrontend {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, duration, int } from '../../config/values.js';
+import { bool, duration, int } from '../values.js';
 
 /**
  * A route's `websocket:` block. Upgrade requests (RFC 6455 §4) on HTTP/1.1

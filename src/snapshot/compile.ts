@@ -1,13 +1,10 @@
-import { isHttpListener, type Config } from './schema.js';
-import { IpSet } from '../http/ip.js';
+import { isHttpListener, type Config } from '../config/schema.js';
+import { IpSet } from '../net/ip-set.js';
 import { Router } from '../http/router.js';
-import type { RouteRuntime } from '../http/route.js';
-import { compileDirectResponse } from '../http/respond.js';
-import type { AnyListenerRuntime } from '../listeners/listener-runtime.js';
+import { compileDirectResponse } from '../http/direct-response.js';
 import { compileAdmission } from '../l4/admission.js';
-import { MiddlewareChain } from '../middlewares/chain.js';
 import { headers } from '../middlewares/headers.js';
-import type { Middleware } from '../middlewares/middleware.js';
+import { MiddlewareChain, type AnyListenerRuntime, type Middleware, type RouteRuntime, type Snapshot } from './snapshot.js';
 import { rewrite } from '../middlewares/rewrite.js';
 import type { AccessLogRegistry } from '../observability/access-log.js';
 import type { TargetRegistry } from '../runtime/target-registry.js';
@@ -22,21 +19,6 @@ import { consumerQuota } from '../middlewares/consumer-quota.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
 import { ServerCertificates } from '../tls/certificates.js';
 import { grpcMetadata } from '../http/grpc/metadata.js';
-
-/**
- * The compiled, immutable form of one config document. The running gateway
- * holds one snapshot at a time and swaps it whole; a request keeps the
- * snapshot it started with.
- */
-export interface Snapshot {
-  readonly version: number;
-  readonly config: Config;
-  readonly listeners: ReadonlyMap<string, AnyListenerRuntime>;
-  readonly upstreams: ReadonlyMap<string, Upstream>;
-  readonly consumers: ConsumerRegistry;
-  /** Access-log destinations this snapshot uses (kept open across a swap). */
-  readonly accessLogs: ReadonlySet<string>;
-}
 
 export interface CompileDeps {
   /** Live upstream and target state (kept across snapshots; configured when this one becomes current). */

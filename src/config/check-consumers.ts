@@ -1,5 +1,5 @@
-import type { Config } from '../config/schema.js';
-import type { ConfigError } from '../config/load.js';
+import type { Config } from './schema.js';
+import type { ConfigError } from './errors.js';
 
 /**
  * Checks on `consumers:` and the traffic policies that a schema cannot

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
-import { bool, headerName, headerValue } from '../config/values.js';
+import { parseDuration } from '../duration.js';
+import { bool, headerName, headerValue } from '../values.js';
 
 /**
  * Schemas of the upstream traffic policies: `healthCheck:`, `circuitBreaker:`
@@ -193,3 +193,14 @@ export type ActiveCheckConfig = NonNullable<HealthCheckConfig['active']>;
 export type PassiveCheckConfig = NonNullable<HealthCheckConfig['passive']>;
 export type CircuitBreakerConfig = z.output<typeof circuitBreakerSchema>;
 export type RetriesConfig = z.output<typeof retriesSchema>;
+
+/** The `balancer:` algorithms of an upstream (src/upstream/balancers/, one file each). */
+export const BALANCERS = [
+  'random',
+  'round-robin',
+  'weighted-round-robin',
+  'consistent-hash',
+  'least-connections',
+  'p2c',
+] as const;
+export type BalancerName = (typeof BALANCERS)[number];

@@ -1,18 +1,17 @@
 import { createHash } from 'node:crypto';
 import type net from 'node:net';
-import type { Binding } from '../../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
-import type { Logger } from '../../observability/logger.js';
-import { DialError } from '../dial.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
-import type { SealedListenerConfig } from '../schema.js';
-import { splice } from '../splice.js';
-import { L4StreamFrontend, type Accepted, type ConnectionEnd } from '../stream-frontend.js';
-import { SealedAllowList } from './allow.js';
-import { Unsealer, type SealedAddress } from './codec.js';
-import { dialSealed } from './dial.js';
-import { SealedDeniedError, SealedError } from './errors.js';
-import { readLine, type LineError, type ReadLine } from './line.js';
+import type { Binding } from './listener.js';
+import type { Logger } from '../observability/logger.js';
+import { DialError } from '../l4/dial.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
+import type { SealedListenerConfig } from '../config/schemas/l4.js';
+import { splice } from '../l4/splice.js';
+import { L4StreamFrontend, type Accepted, type ConnectionEnd } from './stream.js';
+import { SealedAllowList } from '../l4/sealed/allow.js';
+import { Unsealer, type SealedAddress } from '../l4/sealed/codec.js';
+import { dialSealed } from '../l4/sealed/dial.js';
+import { SealedDeniedError, SealedError } from '../l4/sealed/errors.js';
+import { readLine, type LineError, type ReadLine } from '../l4/sealed/line.js';
 
 /** What a connection is checked and opened with: compiled once per listener runtime. */
 interface Policy {

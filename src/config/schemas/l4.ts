@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { bool, cidr, duration, int, listenAddress, port, resourceName } from '../config/values.js';
-import { listenerTlsSchema } from '../tls/schema.js';
-import { ipRestrictionOptions } from '../middlewares/ip-restriction.js';
-import { l4AccessLogSchema } from '../observability/access-log-schema.js';
+import { bool, cidr, duration, int, listenAddress, port, resourceName } from '../values.js';
+import { listenerTlsSchema } from './tls.js';
+import { ipRestrictionOptions } from './middlewares.js';
+import { l4AccessLogSchema } from './access-log.js';
 
 /**
  * Schemas of the connection-level (L4) listeners: `tcp`, `tls`, `udp`,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool } from '../config/values.js';
+import { bool } from '../values.js';
 
 /**
  * A listener's `accessLog:` value. `true`: the default fields on stdout;

@@ -1,7 +1,25 @@
+/*
+ * Listeners: where a listener lives.
+ *
+ * Rule: every listener protocol has ONE file here, named after the
+ * protocol (`http.ts` serves `http` and `https`, `tcp.ts`, `tls.ts`,
+ * `udp.ts`, `sealed.ts`, `forward-proxy.ts`; `stream.ts` is what the
+ * TCP-based L4 ones share). That file holds the listener's long-lived
+ * object — the `Frontend` below — which the gateway hands each accepted
+ * connection and, on every reload, the listener's new runtime. Everything
+ * else a protocol needs and that is not "being a listener" (parsers,
+ * routers, codecs, dialing, splicing) lives below, in http/ and l4/.
+ *
+ * Two words only: the *listener* (this folder: bound socket owned by the
+ * gateway + the protocol file's object, both kept across reloads) and its
+ * *listener runtime* (snapshot/snapshot.ts: what one config compiled for it,
+ * replaced on reload). `Frontend` and `Binding` below are the names the code
+ * still uses for the listener's object and for its view of the gateway.
+ */
 import type net from 'node:net';
-import type { Snapshot } from '../config/compile.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ListenerConfig } from '../config/schema.js';
-import type { AnyListenerRuntime } from './listener-runtime.js';
+import type { AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** What a listener's frontend needs from the gateway; `name` may change on reload. */
 export interface Binding {

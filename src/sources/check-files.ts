@@ -1,7 +1,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config } from './schema.js';
-import type { ConfigError } from './load.js';
+import type { Config } from '../config/schema.js';
+import type { ConfigError } from '../config/errors.js';
 import { ServerCertificates } from '../tls/certificates.js';
 import { loadUpstreamTls } from '../tls/upstream-tls.js';
 

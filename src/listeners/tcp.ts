@@ -1,8 +1,8 @@
-import { dialUpstream } from '../dial.js';
-import { splice } from '../splice.js';
-import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
-import type { TcpListenerConfig, TlsListenerConfig } from '../schema.js';
-import type { Upstream } from '../../upstream/upstream.js';
+import { dialUpstream } from '../l4/dial.js';
+import { splice } from '../l4/splice.js';
+import { L4StreamFrontend, type Accepted } from './stream.js';
+import type { TcpListenerConfig, TlsListenerConfig } from '../config/schemas/l4.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /**
  * `protocol: tcp`: each admitted connection is dialled to a target of the

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../config/values.js';
+import { duration } from '../values.js';
 
 /** An IANA time zone name the runtime knows (checked with Intl), e.g. "UTC" or "Europe/Paris". */
 const timeZone = z

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { bool } from '../config/values.js';
+import { bool } from '../values.js';
 
 /**
  * Schemas of the TLS blocks: a listener's `tls:` (certificates picked by

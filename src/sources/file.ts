@@ -1,9 +1,12 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Gateway } from '../gateway.js';
-import { checkConfigFiles } from './files.js';
-import { loadConfigText, readConfigText, type ConfigError } from './load.js';
+import type { ConfigError } from '../config/errors.js';
+import { loadConfigText, readConfigText, type LoadResult } from '../config/load.js';
+import type { Logger } from '../observability/logger.js';
+import { checkConfigFiles } from './check-files.js';
+import { errorLines, type ConfigSource, type ConfigSubscriber } from './config-source.js';
 
 /** A watched file is read again this long after the last change event… */
 const DEBOUNCE_MS = 150;
@@ -12,8 +15,30 @@ const SETTLE_MS = 100;
 const SETTLE_TRIES = 20;
 
 /**
- * The file config source: loads the document, applies it, and re-applies it
- * on `reload()` (SIGHUP) and, with `watch: true`, when the file changes.
+ * Reads, parses (YAML, of which JSON is a subset), interpolates and validates
+ * a config file, then checks the files it names. Never throws: every problem
+ * comes back as a ConfigError.
+ */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+  const text = readConfigText(file);
+  if (typeof text !== 'string') return { ok: false, errors: [text] };
+  const loaded = loadConfigText(text, env);
+  if (!loaded.ok) return loaded;
+  // What start will load (certificates, keys, CA and log files) is checked too, as `nginx -t` does.
+  const fileErrors = checkConfigFiles(loaded.config);
+  return fileErrors.length > 0 ? { ok: false, errors: fileErrors } : loaded;
+}
+
+
+/** A document's revision at the file source: the first 16 hex digits of the SHA-256 of its text. */
+export function textRevision(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/**
+ * The file config source (a ConfigSource): reads the document and hands it
+ * to its subscriber on `reload()` (SIGHUP) and, with `watch: true`, when the
+ * file changes.
  *
  * Contract: `reload()` never rejects and never ends the process. Whatever
  * fails (reading, parsing, validating, the files the config names,
@@ -23,20 +48,27 @@ const SETTLE_TRIES = 20;
  * truncate-then-write is never applied half-read; an empty document is
  * refused by validation (a config needs a listener).
  */
-export class FileSource {
+export class FileSource implements ConfigSource {
   readonly file: string;
-  private readonly gateway: Gateway;
+  readonly origin: string;
+  private readonly logger: Logger;
+  private subscriber: ConfigSubscriber | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(file: string, gateway: Gateway) {
+  constructor(file: string, logger: Logger) {
     this.file = resolve(file);
-    this.gateway = gateway;
+    this.origin = `file:${this.file}`;
+    this.logger = logger;
+  }
+
+  subscribe(subscriber: ConfigSubscriber): void {
+    this.subscriber = subscriber;
   }
 
   async reload(reason: string): Promise<boolean> {
-    const log = this.gateway.logger;
+    const log = this.logger;
     try {
       const text = reason === 'file changed' ? await this.readSettled() : readConfigText(this.file);
       if (this.closed) return false;
@@ -45,7 +77,8 @@ export class FileSource {
       if (!loaded.ok) return this.refuse(reason, loaded.errors);
       const fileErrors = checkConfigFiles(loaded.config);
       if (fileErrors.length > 0) return this.refuse(reason, fileErrors);
-      const result = await this.gateway.apply(loaded.config);
+      if (this.subscriber === undefined) return false;
+      const result = await this.subscriber({ config: loaded.config, revision: textRevision(text), origin: this.origin, reason });
       if (!result.ok) return this.refuse(reason, [{ path: '(apply)', message: result.error }]);
       this.setWatch(loaded.config.watch);
       return true;
@@ -57,8 +90,8 @@ export class FileSource {
   }
 
   private refuse(reason: string, errors: readonly ConfigError[]): false {
-    const lines = errors.map((e) => (e.line !== undefined ? `${this.file}:${e.line}:${e.column ?? 1}: ${e.message}` : `${e.path}: ${e.message}`));
-    this.gateway.logger.error({ file: this.file, reason, errors: lines }, 'config rejected; keeping the running config');
+    const lines = errorLines(this.file, errors);
+    this.logger.error({ file: this.file, reason, errors: lines }, 'config rejected; keeping the running config');
     return false;
   }
 
@@ -90,11 +123,11 @@ export class FileSource {
         this.debounce = setTimeout(() => void this.reload('file changed'), DEBOUNCE_MS);
       });
     } catch (err) {
-      this.gateway.logger.error({ file: this.file, error: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
+      this.logger.error({ file: this.file, error: (err as Error).message }, 'cannot watch the config file; reload with SIGHUP');
       return;
     }
     // A watcher error (the folder removed, too many watches) is logged, not thrown.
-    this.watcher.on('error', (err) => this.gateway.logger.error({ file: this.file, error: err.message }, 'config file watch failed; reload with SIGHUP'));
+    this.watcher.on('error', (err) => this.logger.error({ file: this.file, error: err.message }, 'config file watch failed; reload with SIGHUP'));
     this.watcher.unref();
   }
 

@@ -1,13 +1,12 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import type { ListenerTls } from '../../listeners/listener-runtime.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
-import type { TlsListenerConfig } from '../schema.js';
-import { connectAndSplice } from '../tcp/frontend.js';
-import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
-import type { Upstream } from '../../upstream/upstream.js';
-import { ClientHelloError, peekClientHello } from './peek.js';
-import { SniRouter } from './sni-router.js';
+import type { ListenerTls, L4ListenerRuntime } from '../snapshot/snapshot.js';
+import type { TlsListenerConfig } from '../config/schemas/l4.js';
+import { connectAndSplice } from './tcp.js';
+import { L4StreamFrontend, type Accepted } from './stream.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { ClientHelloError, peekClientHello } from '../l4/tls/peek.js';
+import { SniRouter } from '../l4/tls/sni-router.js';
 
 /** The records carrying a ClientHello may take this many bytes at most (passthrough). */
 export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;

@@ -1,13 +1,12 @@
 import type dgram from 'node:dgram';
-import type { Binding, Frontend } from '../../listeners/frontend.js';
-import type { AnyListenerRuntime } from '../../listeners/listener-runtime.js';
-import type { Logger } from '../../observability/logger.js';
-import type { Upstream } from '../../upstream/upstream.js';
-import type { RefusalReason } from '../admission.js';
-import type { L4ListenerRuntime } from '../listener-runtime.js';
-import { unmapV4 } from '../proxy-protocol/encode.js';
-import type { UdpListenerConfig } from '../schema.js';
-import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from './session.js';
+import type { Binding, Frontend } from './listener.js';
+import type { Logger } from '../observability/logger.js';
+import type { Upstream } from '../upstream/upstream.js';
+import type { RefusalReason } from '../l4/admission.js';
+import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
+import { unmapV4 } from '../l4/proxy-protocol/encode.js';
+import type { UdpListenerConfig } from '../config/schemas/l4.js';
+import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from '../l4/udp/session.js';
 
 /**
  * Why a datagram was dropped (admin status `dropped`): a connection
