@@ -1,5 +1,6 @@
 import type net from 'node:net';
-import { connectTcp, DialError } from '../dial.js';
+import { GatewayError } from '../../errors.js';
+import { connectTcp } from '../dial.js';
 import { splice, type SpliceResult } from '../splice.js';
 import { answerAndClose, ProxyError } from './respond.js';
 
@@ -45,9 +46,9 @@ export function openTunnel(socket: net.Socket, o: TunnelOptions, done: (r: Tunne
     },
     (err: unknown) => {
       socket.off('close', onEarlyClose);
-      const code = err instanceof DialError ? err.code : 'DIAL_FAILED';
-      if (code === 'CANCELLED' || socket.destroyed) return done({ outcome: 'CLIENT_CLOSED' });
-      const e = new ProxyError(code === 'DIAL_TIMEOUT' ? 'DIAL_TIMEOUT' : 'DIAL_FAILED', (err as Error).message);
+      const code = err instanceof GatewayError ? err.code : 'INTERNAL';
+      if (code === 'DOWNSTREAM_ABORTED' || socket.destroyed) return done({ outcome: 'CLIENT_CLOSED' });
+      const e = new ProxyError(code === 'UPSTREAM_CONNECT_TIMEOUT' ? 'DIAL_TIMEOUT' : 'DIAL_FAILED', (err as Error).message);
       answerAndClose(socket, e);
       done({ outcome: e.code as 'DIAL_FAILED' | 'DIAL_TIMEOUT', status: e.status, error: e.message });
     },
