@@ -46,6 +46,9 @@ export const ERROR_CODES = {
   DESTINATION_DENIED: { status: 403, source: 'downstream', retryable: false, message: 'destination not allowed' },
   UPSTREAM_NOT_FOUND: { status: 502, source: 'internal', retryable: false, message: 'the listener\'s upstream does not exist' },
   GATEWAY_CLOSING: { status: 503, source: 'internal', retryable: false, message: 'the listener is closing' },
+  PROXY_AUTH_REQUIRED: { status: 407, source: 'downstream', retryable: false, message: 'proxy credentials are required' },
+  DESTINATION_UNRESOLVED: { status: 502, source: 'upstream', retryable: false, message: 'the destination does not resolve' },
+  DESTINATION_RESOLVE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'the destination did not resolve in time' },
 } as const satisfies Record<string, { status: number; source: ErrorSource; retryable: boolean; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -33,11 +33,24 @@ const OUTCOMES: Partial<Record<ErrorCode, string>> = {
 /**
  * Where a protocol's older vocabulary differs: a sealed client gone before
  * the answer was `CLOSED`; a UDP session whose target socket failed was
- * `UPSTREAM_ERROR`; a refused UDP client was logged by its drop reason.
+ * `UPSTREAM_ERROR`; a refused UDP client was logged by its drop reason;
+ * the forward proxy's codes are also the `code` of its answers' bodies.
  */
 const BY_PROTOCOL: Record<string, Partial<Record<ErrorCode, string>>> = {
   sealed: { DOWNSTREAM_ABORTED: 'CLOSED' },
   udp: { UPSTREAM_RESET: 'UPSTREAM_ERROR', NO_TARGET: 'no-target', UPSTREAM_NOT_FOUND: 'no-target' },
+  // The forward proxy's outcome is also the `code` of its JSON answer (respond.ts).
+  'forward-proxy': {
+    FORBIDDEN: 'FORBIDDEN',
+    DESTINATION_DENIED: 'FORBIDDEN',
+    DESTINATION_UNRESOLVED: 'DNS_FAILED',
+    DESTINATION_RESOLVE_TIMEOUT: 'DNS_TIMEOUT',
+    UPSTREAM_RESET: 'UPSTREAM_ERROR',
+    UPSTREAM_PROTOCOL_ERROR: 'UPSTREAM_ERROR',
+    UPSTREAM_TLS_ERROR: 'UPSTREAM_ERROR',
+    UPSTREAM_RESPONSE_TIMEOUT: 'RESPONSE_TIMEOUT',
+    INTERNAL: 'UPSTREAM_ERROR',
+  },
 };
 
 /** The access-log `outcome` of a connection that ended with `err` (`ok` without one). */

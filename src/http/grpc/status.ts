@@ -92,6 +92,9 @@ const BY_CODE: { readonly [K in ErrorCode]: GrpcStatusCode } = {
   DESTINATION_DENIED: GrpcStatus.PERMISSION_DENIED,
   UPSTREAM_NOT_FOUND: GrpcStatus.UNAVAILABLE,
   GATEWAY_CLOSING: GrpcStatus.UNAVAILABLE,
+  PROXY_AUTH_REQUIRED: GrpcStatus.UNAUTHENTICATED,
+  DESTINATION_UNRESOLVED: GrpcStatus.UNAVAILABLE,
+  DESTINATION_RESOLVE_TIMEOUT: GrpcStatus.UNAVAILABLE,
 };
 
 /** The gRPC status a gateway error is reported with. */
