@@ -22,6 +22,10 @@ export type DropReason = RefusalReason | 'max-sessions' | 'no-target' | 'queue-f
 
 type Runtime = L4ListenerRuntime<UdpListenerConfig>;
 
+/** A refused client address gets at most one log line per this many ms; more addresses than DROP_LOG_KEYS reset the memory. */
+const DROP_LOG_MS = 1000;
+const DROP_LOG_KEYS = 10_000;
+
 /**
  * `protocol: udp`: the gateway's bound datagram socket, read by this
  * frontend. The first datagram from a client address (ip:port) that passes
@@ -50,6 +54,8 @@ export class UdpFrontend implements Frontend {
   private readonly dropped = new Map<DropReason, number>();
   /** Sessions (and refused new clients) ended, by GatewayError code (`ok`: ended normally). */
   private readonly endings = new Map<string, number>();
+  /** When each refused client address was last logged, and its drops since (see `drop`). */
+  private readonly dropLog = new Map<string, { at: number; n: number }>();
   /** Sessions ended by an upstream socket error (or no socket could be opened). */
   private upstreamErrors = 0;
   private closing: Promise<void> | null = null;
@@ -224,10 +230,13 @@ export class UdpFrontend implements Frontend {
   /**
    * Counts `count` dropped datagrams under `reason`. A new client that is
    * refused (`first`: a middleware, maxSessions, no upstream or target)
-   * also ends like a session: one access-log line (datagramsDropped) and
-   * one count in `ended` under its GatewayError code; without an access
-   * log, a debug line. A datagram dropped inside a live session
-   * (`queue-full`) is counted here and in the session's line.
+   * also ends like a session: one count in `ended` under its GatewayError
+   * code, and one access-log line (without an access log, a debug line).
+   * UDP sources cost nothing to forge, so a client address is logged at
+   * most once per DROP_LOG_MS: the datagrams refused in between are
+   * carried by its next line's `datagramsDropped`. A datagram dropped
+   * inside a live session (`queue-full`) is counted here and in the
+   * session's line.
    */
   private drop(reason: DropReason, first?: { runtime: Runtime; rinfo: dgram.RemoteInfo; upstream?: string; error?: GatewayError }, count = 1): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
@@ -235,6 +244,16 @@ export class UdpFrontend implements Frontend {
     const { runtime, rinfo } = first;
     const err = first.error ?? (reason === 'max-sessions' ? new GatewayError('SESSION_LIMIT') : refusalError(reason as RefusalReason));
     this.count(err);
+    const key = `${rinfo.address} ${rinfo.port}`;
+    const now = Date.now();
+    const last = this.dropLog.get(key);
+    if (last !== undefined && now - last.at < DROP_LOG_MS) {
+      last.n += count;
+      return;
+    }
+    if (this.dropLog.size >= DROP_LOG_KEYS) this.dropLog.clear();
+    count += last?.n ?? 0;
+    this.dropLog.set(key, { at: now, n: 0 });
     const client = unmapV4(rinfo.address);
     if (runtime.accessLog === null) {
       this.logger.debug({ listener: this.binding.name, client, clientPort: rinfo.port, reason, code: err.code }, 'udp datagram dropped');
