@@ -63,6 +63,11 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
     this.runtime = runtime as L4ListenerRuntime<C>;
   }
 
+  /** True once `close` was called: connections still being served end as GATEWAY_CLOSING. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   get connections(): number {
     return this.registry.size + this.pending.size;
   }

@@ -33,8 +33,9 @@ export class TcpFrontend extends L4StreamFrontend<TcpListenerConfig> {
  * Dials `upstream` for a connection and splices the two; the client's
  * early bytes (`ctx.head`, and anything it sends while the dial is in
  * progress, which stays in the socket's buffer) go first. Ends with
- * `frontend.finish`: the dial's error, a client gone during the dial
- * (DOWNSTREAM_ABORTED), or the splice's result. Shared by the `tcp` and
+ * `frontend.finish`: the dial's error, a connection closed during the
+ * dial (GATEWAY_CLOSING when the listener is closing, else
+ * DOWNSTREAM_ABORTED), or the splice's result. Shared by the `tcp` and
  * `tls` listeners.
  */
 export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig>(frontend: L4StreamFrontend<C>, ctx: L4Context<C>, upstream: Upstream): void {
@@ -42,9 +43,10 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
   const config = runtime.config;
   ctx.upstream = upstream;
   socket.pause();
+  // The socket is paused, so this fires on a reset or a destroy (the listener closing), not a FIN.
   const onEarlyClose = () => {
     cancel();
-    frontend.finish(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed during the dial'));
+    frontend.finish(ctx, frontend.isClosing ? new GatewayError('GATEWAY_CLOSING', 'closed during the dial') : new GatewayError('DOWNSTREAM_ABORTED', 'the client closed during the dial'));
   };
   socket.once('close', onEarlyClose);
   const cancel = dialUpstream(upstream, { client: ctx.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer }, (err, d) => {
