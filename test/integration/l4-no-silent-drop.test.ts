@@ -11,9 +11,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { validateConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { closedWithin, connect, readAll, startTcpServer, type TcpServer } from '../helpers/tcp.js';
+import { closedWithin, connect, deadPort, readAll, startTcpServer, type TcpServer } from '../helpers/tcp.js';
 import { waitFor } from '../helpers/wait.js';
 
 type Line = Record<string, unknown>;
@@ -248,5 +252,40 @@ describe('UDP: a refused new client is logged and counted', () => {
     assert.equal(status(gw, 'denied').dropped?.['ip-restriction'], 1);
     client.close();
     await fdsSettle(fds);
+  });
+});
+
+describe('L4 without an access log: failures go to the gateway log', () => {
+  it('a failed dial is reported at warn with its code, and counted', async () => {
+    const records: Line[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l !== '') records.push(JSON.parse(l) as Line);
+        done();
+      },
+    });
+    const loaded = validateConfig({
+      listeners: [{ name: 'quiet', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'dead', accessLog: false }],
+      upstreams: [{ name: 'dead', targets: [{ address: `127.0.0.1:${await deadPort()}` }] }],
+    });
+    assert.ok(loaded.ok);
+    const gateway = new Gateway(pino({ level: 'warn' }, sink));
+    assert.equal((await gateway.apply(loaded.config)).ok, true);
+    try {
+      const fds = openFds();
+      const c = await connect(gateway.listenerAddress('quiet')!.port);
+      c.on('error', () => undefined);
+      assert.ok(await closedWithin(c, 10_000));
+      c.destroy();
+      const r = await waitFor(() => records.find((l) => l.listener === 'quiet' && l.code === 'UPSTREAM_CONNECT_REFUSED'), 'the warn line');
+      assert.equal(r.level, 40);
+      assert.equal(r.source, 'upstream');
+      assert.equal(r.upstream, 'dead');
+      const s = gateway.status() as { listeners: ListenerStatus[] };
+      assert.equal(s.listeners.find((l) => l.name === 'quiet')!.ended?.UPSTREAM_CONNECT_REFUSED, 1);
+      await fdsSettle(fds);
+    } finally {
+      await gateway.stop(1000);
+    }
   });
 });
