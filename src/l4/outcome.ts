@@ -1,4 +1,4 @@
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { fromUpstreamError, GatewayError, type ErrorCode } from '../errors.js';
 import type { RefusalReason } from './admission.js';
 import { DialError } from './dial-error.js';
 
@@ -80,11 +80,13 @@ export function refusalError(reason: RefusalReason, detail?: string): GatewayErr
 }
 
 /**
- * A socket-level dial failure (openTcp, startTls) as a GatewayError: its
- * cause, when it has one, is classified like any upstream error
- * (fromUpstreamError: refused/unreachable and timeouts are retryable on
- * another target, a certificate that does not verify is not); without
- * one, by the DialError's code. The message is kept (it names the target).
+ * A dial failure as a GatewayError. A DialError (openTcp, startTls) by its
+ * code, its message kept (it names the target): refused or unreachable
+ * and timeouts are retryable on another target; a TLS handshake failure
+ * (startTls reports every one as `TLS: …`) is not — a certificate that
+ * does not verify will not verify elsewhere either. A socket's own error
+ * (with an errno or OpenSSL `code`) is classified like any upstream
+ * error (fromUpstreamError), as HTTP does.
  */
 export function fromDialError(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
@@ -101,5 +103,7 @@ export function fromDialError(err: unknown): GatewayError {
         return new GatewayError(err.message.startsWith('TLS: ') ? 'UPSTREAM_TLS_ERROR' : 'UPSTREAM_CONNECT_REFUSED', err.message, { cause: err });
     }
   }
+  // A socket's own error (node:net, node:tls, a Connector's callback): classified as for HTTP.
+  if (typeof (err as { code?: unknown })?.code === 'string') return fromUpstreamError(err);
   return new GatewayError('INTERNAL', `internal: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }

@@ -71,6 +71,13 @@ describe('L4 outcomes', () => {
     assert.equal(tls.retryable, false);
     assert.equal(fromDialError(new DialError('CANCELLED', 'cancelled')).code, 'DOWNSTREAM_ABORTED');
     assert.equal(fromDialError(new Error('bug')).code, 'INTERNAL');
+    // A socket's own error, as a Connector hands it over: the same classification as HTTP.
+    const reset = fromDialError(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    assert.equal(reset.code, 'UPSTREAM_RESET');
+    assert.equal(reset.retryable, true);
+    const cert = fromDialError(Object.assign(new Error('self-signed'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }));
+    assert.equal(cert.code, 'UPSTREAM_TLS_ERROR');
+    assert.equal(cert.retryable, false);
   });
 
   it('sealed: the wire answers stay 400 / 401 / 502 / 504', () => {
