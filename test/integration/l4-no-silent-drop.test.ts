@@ -289,3 +289,41 @@ describe('L4 without an access log: failures go to the gateway log', () => {
     }
   });
 });
+
+describe('L4: a listener removed while a connection is relayed', () => {
+  it('the connection ends within shutdownTimeout and its line still reaches its own log file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-l4-gone-'));
+    const own = join(dir, 'gone.log');
+    const other = join(dir, 'other.log');
+    const up = await tagged('U');
+    const doc = (withGone: boolean) => ({
+      shutdownTimeout: '50ms',
+      listeners: [
+        ...(withGone ? [{ name: 'gone', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'u', accessLog: { path: own } }] : []),
+        { name: 'stays', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'u', accessLog: { path: other } },
+      ],
+      upstreams: [{ name: 'u', targets: [{ address: up.address }] }],
+    });
+    const gw = await startGateway(doc(true));
+    try {
+      const fds = openFds();
+      const c = await connect(port(gw, 'gone'));
+      c.on('error', () => undefined);
+      const got = readAll(c);
+      c.write('still here');
+      await waitFor(() => (up.accepted.length === 1 ? true : undefined), 'the connection relayed');
+      // The new config has no `gone`, and no listener writing to its log file.
+      assert.equal((await gw.reload(doc(false))).ok, true);
+      await got;
+      c.destroy();
+      const line = await lineOf(own, 'gone', () => true);
+      assert.equal(line.outcome, 'ok');
+      assert.equal(line.upstream, 'u');
+      await fdsSettle(fds);
+    } finally {
+      await gw.close();
+      await up.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
