@@ -31,6 +31,24 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED: { status: 504, source: 'downstream', retryable: false, message: 'the call\'s deadline (grpc-timeout) passed' },
   DOWNSTREAM_ABORTED: { status: 499, source: 'downstream', retryable: false, message: 'client closed the request' },
   INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal gateway error' },
+  // Connection-level (L4) outcomes; docs/l4.md lists how each is logged. `status` is what an
+  // HTTP-speaking L4 listener (forward-proxy, sealed) would answer; raw TCP/UDP has nothing to answer with.
+  CONNECTION_LIMIT: { status: 503, source: 'downstream', retryable: false, message: 'the listener has maxConnections open' },
+  CONNECTION_LIMIT_PER_IP: { status: 503, source: 'downstream', retryable: false, message: 'the client address has maxConnectionsPerIp open' },
+  SESSION_LIMIT: { status: 503, source: 'downstream', retryable: false, message: 'the listener has maxSessions open' },
+  PROXY_PROTOCOL_ERROR: { status: 400, source: 'downstream', retryable: false, message: 'missing, malformed or untrusted PROXY protocol header' },
+  DOWNSTREAM_TLS_ERROR: { status: 400, source: 'downstream', retryable: false, message: 'TLS handshake with the client failed' },
+  BAD_CLIENT_HELLO: { status: 400, source: 'downstream', retryable: false, message: 'the first bytes are not a TLS ClientHello' },
+  HANDSHAKE_TIMEOUT: { status: 408, source: 'downstream', retryable: false, message: 'the client\'s handshake did not complete in time' },
+  BAD_SEALED_LINE: { status: 400, source: 'downstream', retryable: false, message: 'bad sealed line' },
+  SEALED_ADDRESS_INVALID: { status: 401, source: 'downstream', retryable: false, message: 'invalid sealed address' },
+  SEALED_ADDRESS_EXPIRED: { status: 401, source: 'downstream', retryable: false, message: 'sealed address expired' },
+  DESTINATION_DENIED: { status: 403, source: 'downstream', retryable: false, message: 'destination not allowed' },
+  UPSTREAM_NOT_FOUND: { status: 502, source: 'internal', retryable: false, message: 'the listener\'s upstream does not exist' },
+  GATEWAY_CLOSING: { status: 503, source: 'internal', retryable: false, message: 'the listener is closing' },
+  PROXY_AUTH_REQUIRED: { status: 407, source: 'downstream', retryable: false, message: 'proxy credentials are required' },
+  DESTINATION_UNRESOLVED: { status: 502, source: 'upstream', retryable: false, message: 'the destination does not resolve' },
+  DESTINATION_RESOLVE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'the destination did not resolve in time' },
 } as const satisfies Record<string, { status: number; source: ErrorSource; retryable: boolean; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,19 +4,12 @@ import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
 import { TcpConnector } from '../runtime/tcp-connector.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
+import { GatewayError } from '../errors.js';
+import { DialError } from './dial-error.js';
+import { fromDialError } from './outcome.js';
 import { encodeProxyHeader, type ProxiedAddresses } from './proxy-protocol/encode.js';
 
-/** Why no upstream connection could be made. `NO_TARGET`: the upstream has no target to pick (all drained or ejected). */
-export type DialErrorCode = 'DIAL_FAILED' | 'DIAL_TIMEOUT' | 'NO_TARGET' | 'CANCELLED';
-
-export class DialError extends Error {
-  readonly code: DialErrorCode;
-  constructor(code: DialErrorCode, message: string) {
-    super(message);
-    this.name = 'DialError';
-    this.code = code;
-  }
-}
+export { DialError, type DialErrorCode } from './dial-error.js';
 
 export interface ConnectOptions {
   /** Per-attempt connect timeout, ms. */
@@ -60,17 +53,21 @@ export function connectVia(connector: Connector, o: Omit<ConnectOptions, 'signal
   });
 }
 
-/** openTcp as a promise; `signal` cancels (rejects with CANCELLED). */
+/**
+ * openTcp as a promise, rejecting with a GatewayError (fromDialError:
+ * UPSTREAM_CONNECT_REFUSED, UPSTREAM_CONNECT_TIMEOUT); `signal` cancels
+ * (rejects with DOWNSTREAM_ABORTED: the client went away).
+ */
 export function connectTcp(host: string, port: number, o: ConnectOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    if (o.signal?.aborted) return reject(new DialError('CANCELLED', 'cancelled'));
+    if (o.signal?.aborted) return reject(new GatewayError('DOWNSTREAM_ABORTED', 'cancelled'));
     const onAbort = () => {
       cancel();
-      reject(new DialError('CANCELLED', 'cancelled'));
+      reject(new GatewayError('DOWNSTREAM_ABORTED', 'cancelled'));
     };
     const cancel = openTcp(host, port, o, (err, socket) => {
       o.signal?.removeEventListener('abort', onAbort);
-      if (err !== null) reject(err);
+      if (err !== null) reject(fromDialError(err));
       else resolve(socket!);
     });
     o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -116,25 +113,31 @@ export interface Dialled {
 /**
  * Connects to a target of `upstream` for one L4 connection: picks a target
  * with the upstream's balancer (consistent hash on the client IP), dials
- * within the upstream's `timeouts.connect`, and on failure tries the next
- * target, up to `attempts`. Sends the upstream's PROXY protocol header
- * first, then starts TLS when the upstream has `tls:`. Failures are
- * reported to passive health. `done` gets the connection, or the error of
- * the last attempt (NO_TARGET when there was nothing to pick). Returns a
- * cancel function for a client that went away (`done` is then not called).
+ * within the upstream's `timeouts.connect`, sends the upstream's PROXY
+ * protocol header first, then starts TLS when the upstream has `tls:`.
+ *
+ * Every failure is a GatewayError (fromDialError) and is reported to
+ * passive health. The next target is tried only while the error is
+ * `retryable` (refused, unreachable, timed out) and fewer than `attempts`
+ * were made; a non-retryable one (a certificate that does not verify) ends
+ * the dial at once. `done` gets the connection, or the error of the last
+ * attempt (NO_TARGET when there was nothing to pick). Returns a cancel
+ * function for a client that went away (`done` is then not called).
  */
-export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (err: DialError | null, d: Dialled | null) => void): () => void {
+export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (err: GatewayError | null, d: Dialled | null) => void): () => void {
   const tried: Target[] = [];
   const timeoutMs = upstream.config.timeouts.connect;
-  let last: DialError | null = null;
+  let last: GatewayError | null = null;
   let cancelled = false;
   let cancelAttempt: (() => void) | null = null;
   let target: Target | undefined;
 
-  const failed = (err: DialError) => {
+  const failed = (cause: unknown) => {
+    const err = fromDialError(cause);
     last = err;
-    upstream.passive?.failure(target!, err.code === 'DIAL_TIMEOUT' ? 'connect timeout' : 'connect error');
-    next();
+    upstream.passive?.failure(target!, err.code === 'UPSTREAM_CONNECT_TIMEOUT' ? 'connect timeout' : 'connect error');
+    if (err.retryable) next();
+    else done(err, null);
   };
   const connected = (socket: net.Socket) => {
     cancelAttempt = null;
@@ -152,7 +155,7 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
         cancelAttempt = null;
         done(null, { socket: secure, target: target!, attempts: tried.length });
       },
-      (err: DialError) => {
+      (err: unknown) => {
         if (!cancelled) failed(err);
       },
     );
@@ -160,7 +163,7 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
   const next = () => {
     target = tried.length < o.attempts ? upstream.pickForConnection(o.client.sourceAddress, tried) : undefined;
     if (target === undefined) {
-      done(last ?? new DialError('NO_TARGET', `upstream ${upstream.name} has no available target`), null);
+      done(last ?? new GatewayError('NO_TARGET', `upstream ${upstream.name} has no available target`), null);
       return;
     }
     tried.push(target);

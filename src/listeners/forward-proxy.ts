@@ -6,27 +6,33 @@ import type { Binding } from './listener.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProxiedAddresses } from '../l4/proxy-protocol/encode.js';
 import type { ForwardProxyListenerConfig } from '../config/schemas/l4.js';
-import { L4StreamFrontend, type Accepted } from './stream.js';
+import { L4StreamFrontend, type Accepted, type ConnectionEnd } from './stream.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import { checkProxyAuth, PROXY_CHALLENGE } from '../l4/forward-proxy/basic-auth.js';
 import { DestinationPolicy, type Verdict } from '../l4/forward-proxy/destination-policy.js';
 import { forward } from '../l4/forward-proxy/forward.js';
-import { answer, answerAndClose, ProxyError } from '../l4/forward-proxy/respond.js';
+import { GatewayError } from '../errors.js';
+import { outcomeOf } from '../l4/outcome.js';
+import { answer, answerAndClose } from '../l4/forward-proxy/respond.js';
 import { parseAbsoluteForm, parseAuthority, type Destination } from '../l4/forward-proxy/target.js';
 import { openTunnel } from '../l4/forward-proxy/tunnel.js';
 
 type Runtime = L4ListenerRuntime<ForwardProxyListenerConfig>;
 
 /** What every request or tunnel is checked against: auth, then the destination policy. */
-type Admitted = { ok: true; address: string; consumer?: string } | { ok: false; error: ProxyError; consumer?: string };
+type Admitted = { ok: true; address: string; consumer?: string } | { ok: false; error: GatewayError; consumer?: string };
 
 function hostPort(d: Destination): string {
   return d.host.includes(':') ? `[${d.host}]:${d.port}` : `${d.host}:${d.port}`;
 }
 
-function verdictError(v: Exclude<Verdict, { ok: true }>): ProxyError {
-  return new ProxyError(v.code, v.reason);
+const VERDICT_CODES = { FORBIDDEN: 'DESTINATION_DENIED', DNS_FAILED: 'DESTINATION_UNRESOLVED', DNS_TIMEOUT: 'DESTINATION_RESOLVE_TIMEOUT' } as const;
+
+function verdictError(v: Exclude<Verdict, { ok: true }>): GatewayError {
+  return new GatewayError(VERDICT_CODES[v.code], v.reason);
 }
+
+const AUTH_CODES = { 400: 'BAD_REQUEST', 403: 'FORBIDDEN', 407: 'PROXY_AUTH_REQUIRED' } as const;
 
 /**
  * `protocol: forward-proxy`: an HTTP/1.1 proxy for browsers and tools.
@@ -52,7 +58,8 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
   private readonly retired: http.Server[] = [];
   /** Each connection's client, as admitted (PROXY protocol addresses included). */
   private readonly clients = new WeakMap<Duplex, ProxiedAddresses>();
-  private policy: DestinationPolicy;
+  /** The destination policy of each listener runtime (a request is checked with the runtime it arrived under). */
+  private readonly policies = new WeakMap<Runtime, DestinationPolicy>();
   private agent: Agent;
   private agentKey: string;
 
@@ -60,7 +67,6 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
     super(binding, runtime, logger);
     const config = runtime.config;
     this.server = this.createServer(config);
-    this.policy = new DestinationPolicy(config.allow, config.deny);
     this.agentKey = agentKey(config);
     this.agent = createAgent(config);
   }
@@ -69,7 +75,6 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
     const old = this.runtime.config;
     super.update(runtime);
     const config = this.runtime.config;
-    this.policy = new DestinationPolicy(config.allow, config.deny);
     if (config.maxHeaderSize !== old.maxHeaderSize) {
       this.retired.push(this.server);
       this.server = this.createServer(config);
@@ -138,16 +143,29 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
   private async admitRequest(req: http.IncomingMessage, d: Destination, client: ProxiedAddresses, runtime: Runtime): Promise<Admitted> {
     let consumer: string | undefined;
     if (runtime.config.auth === 'basic') {
-      const auth = checkProxyAuth(req.rawHeaders, this.binding.current().consumers, client.sourceAddress);
+      const auth = checkProxyAuth(req.rawHeaders, runtime.consumers, client.sourceAddress);
       if (!auth.ok) {
-        const code = auth.status === 407 ? 'PROXY_AUTH_REQUIRED' : auth.status === 403 ? 'FORBIDDEN' : 'BAD_REQUEST';
-        return { ok: false, error: new ProxyError(code, auth.reason, auth.status === 407 ? { 'proxy-authenticate': PROXY_CHALLENGE } : {}) };
+        return { ok: false, error: new GatewayError(AUTH_CODES[auth.status], auth.reason, auth.status === 407 ? { headers: { 'proxy-authenticate': PROXY_CHALLENGE } } : {}) };
       }
       consumer = auth.consumer.id;
     }
-    const verdict = await this.policy.check(d, runtime.config.connectTimeout);
+    let policy = this.policies.get(runtime);
+    if (policy === undefined) {
+      policy = new DestinationPolicy(runtime.config.allow, runtime.config.deny);
+      this.policies.set(runtime, policy);
+    }
+    const verdict = await policy.check(d, runtime.config.connectTimeout);
     const who = consumer === undefined ? {} : { consumer };
     return verdict.ok ? { ok: true, address: verdict.address, ...who } : { ok: false, error: verdictError(verdict), ...who };
+  }
+
+  /**
+   * Writes one request's (or tunnel's) access-log line: `outcome` is the
+   * forward proxy's name for `err` (outcomeOf; `ok` for none), `code` the
+   * GatewayError code. Every request and tunnel ends here exactly once.
+   */
+  private logRequest(runtime: Runtime, client: ProxiedAddresses, startedAt: bigint, err: GatewayError | null, fields: Omit<ConnectionEnd, 'client' | 'startedAt' | 'outcome'>): void {
+    this.logConnection(runtime, { client, startedAt, outcome: outcomeOf(err, 'forward-proxy'), ...(err !== null ? { code: err.code } : {}), ...fields } as ConnectionEnd);
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -162,8 +180,9 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
       const reason = url.startsWith('/') ? 'this is a proxy: the request-target must be an absolute http:// URI' : 'unsupported request-target (only http:// URIs and CONNECT)';
       // A client that does not speak to a proxy: nothing more is read from it.
       res.shouldKeepAlive = false;
-      answer(res, new ProxyError('BAD_REQUEST', reason));
-      this.logConnection(runtime, { client, startedAt, outcome: 'BAD_REQUEST', error: reason, extra: { method, status: 400 } });
+      const err = new GatewayError('BAD_REQUEST', reason);
+      answer(res, err);
+      this.logRequest(runtime, client, startedAt, err, { error: reason, extra: { method, status: 400 } });
       return;
     }
     const d = target.destination;
@@ -172,26 +191,28 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
         const extra: Record<string, string | number> = { method, ...(adm.consumer !== undefined ? { consumer: adm.consumer } : {}) };
         if (!adm.ok) {
           answer(res, adm.error);
-          this.logConnection(runtime, { client, startedAt, outcome: adm.error.code, target: hostPort(d), error: adm.error.message, extra: { ...extra, status: adm.error.status } });
+          this.logRequest(runtime, client, startedAt, adm.error, { target: hostPort(d), error: adm.error.message, extra: { ...extra, status: adm.error.status } });
           return;
         }
-        if (res.destroyed) return;
+        if (res.destroyed) {
+          this.logRequest(runtime, client, startedAt, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the request was forwarded'), { target: hostPort(d), extra });
+          return;
+        }
         forward(this.agent, req, res, target, adm.address, client.sourceAddress, (r) => {
-          this.logConnection(runtime, {
-            client,
-            startedAt,
-            outcome: r.outcome,
+          this.logRequest(runtime, client, startedAt, r.error, {
             target: hostPort(d),
             bytesUp: r.bytesUp,
             bytesDown: r.bytesDown,
-            ...(r.error !== undefined ? { error: r.error } : {}),
+            ...(r.detail !== undefined ? { error: r.detail } : {}),
             extra: { ...extra, address: adm.address, ...(r.status !== undefined ? { status: r.status } : {}) },
           });
         });
       },
-      (err: unknown) => {
-        answer(res, new ProxyError('UPSTREAM_ERROR', 'internal error'));
-        this.logger.error({ listener: this.binding.name, err: String(err) }, 'forward-proxy request failed');
+      (cause: unknown) => {
+        const err = new GatewayError('INTERNAL', 'internal error', { cause });
+        answer(res, err);
+        this.logger.error({ listener: this.binding.name, err: String(cause) }, 'forward-proxy request failed');
+        this.logRequest(runtime, client, startedAt, err, { target: hostPort(d), error: String(cause), extra: { method, status: err.status } });
       },
     );
   }
@@ -203,8 +224,9 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
     const d = parseAuthority(req.url ?? '');
     if (d === undefined) {
       const reason = 'CONNECT needs host:port';
-      answerAndClose(socket, new ProxyError('BAD_REQUEST', reason));
-      this.logConnection(runtime, { client, startedAt, outcome: 'BAD_REQUEST', error: reason, extra: { method: 'CONNECT', status: 400 } });
+      const err = new GatewayError('BAD_REQUEST', reason);
+      answerAndClose(socket, err);
+      this.logRequest(runtime, client, startedAt, err, { error: reason, extra: { method: 'CONNECT', status: 400 } });
       return;
     }
     // Nothing is read from the client until the tunnel is up (or refused).
@@ -214,31 +236,34 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
         const extra: Record<string, string | number> = { method: 'CONNECT', ...(adm.consumer !== undefined ? { consumer: adm.consumer } : {}) };
         if (!adm.ok) {
           answerAndClose(socket, adm.error);
-          this.logConnection(runtime, { client, startedAt, outcome: adm.error.code, target: hostPort(d), error: adm.error.message, extra: { ...extra, status: adm.error.status } });
+          this.logRequest(runtime, client, startedAt, adm.error, { target: hostPort(d), error: adm.error.message, extra: { ...extra, status: adm.error.status } });
           return;
         }
-        if (socket.destroyed) return;
+        if (socket.destroyed) {
+          this.logRequest(runtime, client, startedAt, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the tunnel was up'), { target: hostPort(d), extra });
+          return;
+        }
         const config = runtime.config;
         openTunnel(
           socket,
           { address: adm.address, port: d.port, head, connectTimeoutMs: config.connectTimeout, idleMs: config.timeouts.idle, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer },
           (r) => {
-            const { outcome, status, error, ...bytes } = r as typeof r & { error?: string; status?: number };
-            this.logConnection(runtime, {
-              client,
-              startedAt,
-              outcome,
+            const spliced = r.error === null ? { bytesUp: r.splice.bytesUp, bytesDown: r.splice.bytesDown, closedBy: r.splice.closedBy } : {};
+            const detail = r.error === null ? r.splice.error : r.error.code === 'DOWNSTREAM_ABORTED' ? undefined : r.error.message;
+            this.logRequest(runtime, client, startedAt, r.error, {
               target: hostPort(d),
-              ...bytes,
-              ...(error !== undefined ? { error } : {}),
-              extra: { ...extra, address: adm.address, ...(status !== undefined ? { status } : {}) },
+              ...spliced,
+              ...(detail !== undefined ? { error: detail } : {}),
+              extra: { ...extra, address: adm.address, ...(r.status !== undefined ? { status: r.status } : {}) },
             });
           },
         );
       },
-      (err: unknown) => {
-        answerAndClose(socket, new ProxyError('UPSTREAM_ERROR', 'internal error'));
-        this.logger.error({ listener: this.binding.name, err: String(err) }, 'forward-proxy CONNECT failed');
+      (cause: unknown) => {
+        const err = new GatewayError('INTERNAL', 'internal error', { cause });
+        answerAndClose(socket, err);
+        this.logger.error({ listener: this.binding.name, err: String(cause) }, 'forward-proxy CONNECT failed');
+        this.logRequest(runtime, client, startedAt, err, { target: hostPort(d), error: String(cause), extra: { method: 'CONNECT', status: err.status } });
       },
     );
   }
@@ -246,7 +271,9 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
   /**
    * A request head that cannot be parsed (RFC 9112), is over maxHeaderSize
    * (431) or is not received within `timeouts.handshake` (408): answered
-   * once, then the connection is closed. A reset is just closed.
+   * once, then the connection is closed, and logged. A reset, or an error
+   * on a connection that cannot be answered any more, is just closed: no
+   * request was lost (a request in flight logs its own line).
    */
   private onClientError(err: Error & { code?: string }, socket: Duplex): void {
     if (err.code === 'ECONNRESET' || !socket.writable || (socket as Duplex & { _httpMessage?: unknown })._httpMessage) {
@@ -254,9 +281,9 @@ export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerC
       return;
     }
     const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
-    const e = new ProxyError(code, err.code !== undefined ? `malformed request (${err.code})` : 'malformed request');
+    const e = new GatewayError(code, err.code !== undefined ? `malformed request (${err.code})` : 'malformed request');
     answerAndClose(socket, e);
-    this.logConnection(this.runtime, { client: this.clientOf(socket), startedAt: process.hrtime.bigint(), outcome: code, error: e.message, extra: { status: e.status } });
+    this.logRequest(this.runtime, this.clientOf(socket), process.hrtime.bigint(), e, { error: e.message, extra: { status: e.status } });
   }
 }
 

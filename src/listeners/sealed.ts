@@ -2,15 +2,16 @@ import { createHash } from 'node:crypto';
 import type net from 'node:net';
 import type { Binding } from './listener.js';
 import type { Logger } from '../observability/logger.js';
-import { DialError } from '../l4/dial.js';
+import { GatewayError } from '../errors.js';
+import type { L4Context } from '../l4/context.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import type { SealedListenerConfig } from '../config/schemas/l4.js';
 import { splice } from '../l4/splice.js';
-import { L4StreamFrontend, type Accepted, type ConnectionEnd } from './stream.js';
+import { L4StreamFrontend } from './stream.js';
 import { SealedAllowList } from '../l4/sealed/allow.js';
 import { Unsealer, type SealedAddress } from '../l4/sealed/codec.js';
 import { dialSealed } from '../l4/sealed/dial.js';
-import { SealedDeniedError, SealedError } from '../l4/sealed/errors.js';
+import { fromSealedError, sealedStatus } from '../l4/sealed/errors.js';
 import { readLine, type LineError, type ReadLine } from '../l4/sealed/line.js';
 
 /** What a connection is checked and opened with: compiled once per listener runtime. */
@@ -61,11 +62,12 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
     this.#policyFor(this.runtime);
   }
 
-  protected serve(a: Accepted<SealedListenerConfig>): void {
-    this.#handshake(a, this.#policyFor(a.runtime)).catch((err: unknown) => {
+  protected serve(ctx: L4Context<SealedListenerConfig>): void {
+    this.#handshake(ctx, this.#policyFor(ctx.runtime)).catch((err: unknown) => {
       // A bug, not a client's doing: drop the connection, keep the gateway.
-      a.socket.destroy();
+      ctx.socket.destroy();
       this.logger.error({ listener: this.binding.name, err }, 'sealed handshake failed');
+      this.finish(ctx, new GatewayError('INTERNAL', `internal: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
     });
   }
 
@@ -87,21 +89,26 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
     return policy;
   }
 
-  async #handshake(a: Accepted<SealedListenerConfig>, policy: Policy): Promise<void> {
-    const { socket, runtime } = a;
+  /**
+   * The sealed protocol on one connection. Every path ends in `finish`
+   * exactly once: `ok` after the splice, or the GatewayError that stopped
+   * it, answered on the wire as `sealedStatus` says (unless the client
+   * has gone: DOWNSTREAM_ABORTED, logged `CLOSED`).
+   */
+  async #handshake(ctx: L4Context<SealedListenerConfig>, policy: Policy): Promise<void> {
+    const { socket, runtime } = ctx;
     const c = runtime.config;
-    const log = (end: Omit<ConnectionEnd, 'client' | 'startedAt'>) => this.logConnection(runtime, { client: a.client, startedAt: a.startedAt, ...end });
 
     let read: ReadLine;
     try {
-      read = await readLine(socket, a.head, c.lineLimit, c.timeouts.handshake);
+      read = await readLine(socket, ctx.head, c.lineLimit, c.timeouts.handshake);
     } catch (err) {
       const e = err as LineError;
       if (e.reason === 'CLOSED' || socket.destroyed) {
         socket.destroy();
-        log({ outcome: 'CLOSED', error: e.message });
+        this.finish(ctx, new GatewayError('DOWNSTREAM_ABORTED', e.message));
       } else {
-        answer(socket, 400, 0, c.timeouts.handshake, () => log({ outcome: 'BAD_LINE', error: e.message, extra: { status: 400 } }));
+        this.#fail(ctx, new GatewayError('BAD_SEALED_LINE', e.message), 0);
       }
       return;
     }
@@ -110,9 +117,9 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
     const abort = new AbortController();
     const onClose = () => abort.abort();
     socket.once('close', onClose);
-    let opened: SealedAddress | undefined;
     try {
-      opened = await policy.unsealer.unsealAsync(read.line);
+      const opened = await policy.unsealer.unsealAsync(read.line);
+      Object.assign(ctx.extra, backendFields(opened));
       const { socket: up, target } = await dialSealed(opened.host, opened.port, {
         allow: policy.allow,
         attempts: c.retry,
@@ -123,39 +130,42 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
         signal: abort.signal,
       });
       socket.off('close', onClose);
-      const backend = backendFields(opened);
+      // The `ip:port` dialled: sealed has no upstream, so no Target.
+      ctx.extra.target = target;
       if (socket.destroyed) {
         up.destroy();
-        log({ outcome: 'CLOSED', target, error: 'the client closed before the answer', extra: backend });
+        this.finish(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the answer'));
         return;
       }
       // "200" is queued before the splice starts, so it reaches the client before any backend byte.
       socket.write('200');
-      splice(socket, up, { idleMs: c.timeouts.idle, head: read.rest }, (r) =>
-        log({
-          outcome: 'ok',
-          target,
-          bytesUp: r.bytesUp,
-          bytesDown: r.bytesDown,
-          closedBy: r.closedBy,
-          ...(r.error !== undefined ? { error: r.error } : {}),
-          extra: { ...backend, status: 200 },
-        }),
-      );
+      ctx.extra.status = 200;
+      splice(socket, up, { idleMs: c.timeouts.idle, head: read.rest }, (r) => {
+        ctx.bytesUp = r.bytesUp;
+        ctx.bytesDown = r.bytesDown;
+        ctx.closedBy = r.closedBy;
+        ctx.detail = r.error;
+        this.finish(ctx, null);
+      });
       socket.resume();
     } catch (err) {
       socket.off('close', onClose);
-      const backend = opened === undefined ? {} : backendFields(opened);
-      if (err instanceof DialError && err.code === 'CANCELLED') {
-        log({ outcome: 'CLOSED', error: 'the client closed before the answer', extra: backend });
+      const e = fromSealedError(err);
+      if (e.code === 'DOWNSTREAM_ABORTED') {
+        this.finish(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the answer'));
         return;
       }
-      const e = err instanceof SealedError ? err : new SealedError('DIAL_FAILED', `internal: ${(err as Error).message}`);
-      const outcome = e instanceof SealedDeniedError ? 'DENIED' : e.code;
-      const status = c.uniformErrors ? 502 : e.status;
-      const delay = c.uniformErrors ? arrival + c.uniformDelay - Date.now() : 0;
-      answer(socket, status, delay, c.timeouts.handshake, () => log({ outcome, error: e.message, extra: { ...backend, status } }));
+      this.#fail(ctx, e, c.uniformErrors ? arrival + c.uniformDelay - Date.now() : 0);
     }
+  }
+
+  /** Answers a failure (`sealedStatus`, or 502 for all with `uniformErrors`) after `delayMs`, ends the connection and logs it. */
+  #fail(ctx: L4Context<SealedListenerConfig>, err: GatewayError, delayMs: number): void {
+    const c = ctx.runtime.config;
+    // The line itself is always answered 400: uniformErrors covers what follows the line.
+    const status = c.uniformErrors && err.code !== 'BAD_SEALED_LINE' ? 502 : sealedStatus(err);
+    ctx.extra.status = status;
+    answer(ctx.socket, status, delayMs, c.timeouts.handshake, () => this.finish(ctx, err));
   }
 }
 

@@ -1,69 +1,71 @@
-import { dialUpstream } from '../l4/dial.js';
-import { splice } from '../l4/splice.js';
-import { L4StreamFrontend, type Accepted } from './stream.js';
-import type { TcpListenerConfig, TlsListenerConfig } from '../config/schemas/l4.js';
+import { GatewayError } from '../errors.js';
 import type { Upstream } from '../upstream/upstream.js';
+import type { L4Context } from '../l4/context.js';
+import { dialUpstream } from '../l4/dial.js';
+import type { TcpListenerConfig, TlsListenerConfig } from '../config/schemas/l4.js';
+import { splice } from '../l4/splice.js';
+import { L4StreamFrontend } from './stream.js';
 
 /**
  * `protocol: tcp`: each admitted connection is dialled to a target of the
  * listener's upstream (dialUpstream: balancer, connect timeout, the next
- * target on failure, PROXY header and TLS to the target as configured)
- * and then spliced. A connection whose dial fails is closed (there is no
- * way to answer on a raw TCP stream) and logged with the reason.
+ * target on a retryable failure, PROXY header and TLS to the target as
+ * configured) and then spliced. A connection whose dial fails is closed
+ * (there is no way to answer on a raw TCP stream) and logged with the
+ * reason.
  */
 export class TcpFrontend extends L4StreamFrontend<TcpListenerConfig> {
   readonly kind = 'tcp' as const;
 
-  protected serve(a: Accepted<TcpListenerConfig>): void {
-    const upstream = this.binding.current().upstreams.get(a.runtime.config.upstream);
+  protected serve(ctx: L4Context<TcpListenerConfig>): void {
+    const name = ctx.runtime.config.upstream;
+    const upstream = ctx.upstreamNamed(name);
     if (upstream === undefined) {
-      a.socket.destroy();
+      ctx.socket.destroy();
+      this.finish(ctx, new GatewayError('UPSTREAM_NOT_FOUND', `no upstream named ${name}`));
       return;
     }
-    connectAndSplice(this, a, upstream);
+    connectAndSplice(this, ctx, upstream);
   }
 }
 
 /**
- * Dials `upstream` for an accepted connection and splices the two; the
- * client's early bytes (`a.head`, and anything it sends while the dial is
- * in progress, which stays in the socket's buffer) go first. Shared by the
- * `tcp` and `tls` listeners.
+ * Dials `upstream` for a connection and splices the two; the client's
+ * early bytes (`ctx.head`, and anything it sends while the dial is in
+ * progress, which stays in the socket's buffer) go first. Ends with
+ * `frontend.finish`: the dial's error, a connection closed during the
+ * dial (GATEWAY_CLOSING when the listener is closing, else
+ * DOWNSTREAM_ABORTED), or the splice's result. Shared by the `tcp` and
+ * `tls` listeners.
  */
-export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig>(
-  frontend: L4StreamFrontend<C>,
-  a: Accepted<C>,
-  upstream: Upstream,
-  extra: Record<string, string> = {},
-): void {
-  const { socket, runtime } = a;
+export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig>(frontend: L4StreamFrontend<C>, ctx: L4Context<C>, upstream: Upstream): void {
+  const { socket, runtime } = ctx;
   const config = runtime.config;
+  ctx.upstream = upstream;
   socket.pause();
-  const onEarlyClose = () => cancel();
+  // The socket is paused, so this fires on a reset or a destroy (the listener closing), not a FIN.
+  const onEarlyClose = () => {
+    cancel();
+    frontend.finish(ctx, frontend.isClosing ? new GatewayError('GATEWAY_CLOSING', 'closed during the dial') : new GatewayError('DOWNSTREAM_ABORTED', 'the client closed during the dial'));
+  };
   socket.once('close', onEarlyClose);
-  const cancel = dialUpstream(upstream, { client: a.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer }, (err, d) => {
+  const cancel = dialUpstream(upstream, { client: ctx.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer }, (err, d) => {
     socket.off('close', onEarlyClose);
     if (err !== null) {
       socket.destroy();
-      frontend.logConnection(runtime, { client: a.client, startedAt: a.startedAt, outcome: err.code, upstream: upstream.name, error: err.message, extra });
+      frontend.finish(ctx, err);
       return;
     }
     const { socket: up, target } = d!;
+    ctx.target = target;
     target.inflight++;
-    splice(socket, up, { idleMs: config.timeouts.idle, head: a.head }, (r) => {
+    splice(socket, up, { idleMs: config.timeouts.idle, head: ctx.head }, (r) => {
       target.inflight--;
-      frontend.logConnection(runtime, {
-        client: a.client,
-        startedAt: a.startedAt,
-        outcome: 'ok',
-        upstream: upstream.name,
-        target: target.address,
-        bytesUp: r.bytesUp,
-        bytesDown: r.bytesDown,
-        closedBy: r.closedBy,
-        ...(r.error !== undefined ? { error: r.error } : {}),
-        extra,
-      });
+      ctx.bytesUp = r.bytesUp;
+      ctx.bytesDown = r.bytesDown;
+      ctx.closedBy = r.closedBy;
+      ctx.detail = r.error;
+      frontend.finish(ctx, null);
     });
     socket.resume();
   });

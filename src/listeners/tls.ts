@@ -1,9 +1,11 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import { GatewayError } from '../errors.js';
 import type { ListenerTls, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import type { TlsListenerConfig } from '../config/schemas/l4.js';
 import { connectAndSplice } from './tcp.js';
-import { L4StreamFrontend, type Accepted } from './stream.js';
+import type { L4Context } from '../l4/context.js';
+import { L4StreamFrontend } from './stream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ClientHelloError, peekClientHello } from '../l4/tls/peek.js';
 import { SniRouter } from '../l4/tls/sni-router.js';
@@ -42,26 +44,27 @@ export class TlsFrontend extends L4StreamFrontend<TlsListenerConfig> {
   /** The node:tls server template (never listening) of the current certificates; rebuilt when they change. */
   private template: { certificates: ListenerTls; handshakeMs: number; server: tls.Server } | null = null;
   /** Connections in their TLS handshake (termination), by accepted socket. */
-  private readonly handshaking = new Map<net.Socket, Accepted<TlsListenerConfig>>();
+  private readonly handshaking = new Map<net.Socket, L4Context<TlsListenerConfig>>();
 
-  protected serve(a: Accepted<TlsListenerConfig>): void {
-    if (a.runtime.config.passthrough) this.passthrough(a);
-    else this.terminate(a);
+  protected serve(ctx: L4Context<TlsListenerConfig>): void {
+    if (ctx.runtime.config.passthrough) this.passthrough(ctx);
+    else this.terminate(ctx);
   }
 
-  private passthrough(a: Accepted<TlsListenerConfig>): void {
-    const config = a.runtime.config;
-    peekClientHello(a.socket, a.head, { timeoutMs: config.timeouts.handshake, maxBytes: MAX_CLIENT_HELLO_BYTES }).then(
+  private passthrough(ctx: L4Context<TlsListenerConfig>): void {
+    const config = ctx.runtime.config;
+    peekClientHello(ctx.socket, ctx.head, { timeoutMs: config.timeouts.handshake, maxBytes: MAX_CLIENT_HELLO_BYTES }).then(
       ({ hello, bytes }) => {
-        if (a.socket.destroyed) return;
-        this.route(a, hello.serverName, { ...a, head: bytes });
+        if (ctx.socket.destroyed) return this.finish(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed after its ClientHello'));
+        ctx.head = bytes;
+        this.route(ctx, hello.serverName, ctx.socket);
       },
       (err: unknown) => {
         const e = err instanceof ClientHelloError ? err : new ClientHelloError('malformed', String(err));
-        a.socket.destroy();
-        const outcome = e.reason === 'timeout' ? 'HANDSHAKE_TIMEOUT' : e.reason === 'closed' ? 'CLIENT_CLOSED' : 'BAD_CLIENT_HELLO';
-        this.logger.debug({ listener: this.binding.name, client: a.client.sourceAddress, reason: e.reason, detail: e.message }, 'ClientHello refused');
-        this.logConnection(a.runtime, { client: a.client, startedAt: a.startedAt, outcome, error: `${e.reason}: ${e.message}` });
+        ctx.socket.destroy();
+        const code = e.reason === 'timeout' ? 'HANDSHAKE_TIMEOUT' : e.reason === 'closed' ? 'DOWNSTREAM_ABORTED' : 'BAD_CLIENT_HELLO';
+        this.logger.debug({ listener: this.binding.name, client: ctx.client.sourceAddress, reason: e.reason, detail: e.message }, 'ClientHello refused');
+        this.finish(ctx, new GatewayError(code, `${e.reason}: ${e.message}`));
       },
     );
   }
@@ -72,56 +75,66 @@ export class TlsFrontend extends L4StreamFrontend<TlsListenerConfig> {
    * 'tlsClientError' (refused, timed out, or the client left first: node:tls
    * reports a close before the handshake completed as a hang-up).
    */
-  private terminate(a: Accepted<TlsListenerConfig>): void {
-    const server = this.templateFor(a.runtime);
+  private terminate(ctx: L4Context<TlsListenerConfig>): void {
+    const server = this.templateFor(ctx.runtime);
     if (server === null) {
-      a.socket.destroy();
+      ctx.socket.destroy();
+      this.finish(ctx, new GatewayError('INTERNAL', 'the listener has no certificates to terminate TLS with'));
       return;
     }
-    this.handshaking.set(a.socket, a);
+    const raw = ctx.socket;
+    this.handshaking.set(raw, ctx);
     // A safety net: a socket closed without either event must not stay in the map.
-    a.socket.once('close', () => setImmediate(() => this.handshakeFailed(a.socket, 'closed during the handshake')));
+    raw.once('close', () => setImmediate(() => this.handshakeFailed(raw, 'closed during the handshake')));
     // node:tls feeds a TLSSocket the bytes already buffered in the socket it wraps, so the head goes back there.
-    if (a.head.length > 0) a.socket.unshift(a.head);
-    server.emit('connection', a.socket);
+    if (ctx.head.length > 0) raw.unshift(ctx.head);
+    ctx.head = Buffer.alloc(0);
+    server.emit('connection', raw);
   }
 
   /** The handshake is done: route by the accepted SNI and splice the plaintext. */
   private secured(secure: tls.TLSSocket): void {
     const raw = wrapped(secure);
-    const a = raw === undefined ? undefined : this.handshaking.get(raw);
-    if (a === undefined) {
+    const ctx = raw === undefined ? undefined : this.handshaking.get(raw);
+    if (ctx === undefined) {
+      // Not handed over by `terminate` (cannot happen: the template never listens); nothing to log it under.
       secure.destroy();
       return;
     }
     this.handshaking.delete(raw!);
     const sni = typeof secure.servername === 'string' && secure.servername !== '' ? secure.servername : null;
-    this.route(a, sni, { ...a, socket: secure, head: Buffer.alloc(0) });
+    this.route(ctx, sni, secure);
   }
 
   /** Logs a failed handshake once (TLS_HANDSHAKE_FAILED) and forgets the connection. */
   private handshakeFailed(raw: net.Socket | undefined, reason: string): void {
-    const a = raw === undefined ? undefined : this.handshaking.get(raw);
-    if (a === undefined) return;
+    const ctx = raw === undefined ? undefined : this.handshaking.get(raw);
+    if (ctx === undefined) return;
     this.handshaking.delete(raw!);
     raw!.destroy();
-    this.logger.debug({ listener: this.binding.name, client: a.client.sourceAddress, reason }, 'TLS handshake refused');
-    this.logConnection(a.runtime, { client: a.client, startedAt: a.startedAt, outcome: 'TLS_HANDSHAKE_FAILED', error: reason });
+    this.logger.debug({ listener: this.binding.name, client: ctx.client.sourceAddress, reason }, 'TLS handshake refused');
+    this.finish(ctx, new GatewayError('DOWNSTREAM_TLS_ERROR', reason));
   }
 
-  /** Dials the upstream that `sni` routes to, with `b` as the connection (socket and head) to splice. */
-  private route(a: Accepted<TlsListenerConfig>, sni: string | null, b: Accepted<TlsListenerConfig>): void {
-    const extra: Record<string, string> = sni === null ? {} : { sni };
-    const name = this.routerFor(a.runtime).pick(sni);
-    const upstream: Upstream | undefined = name === undefined ? undefined : this.binding.current().upstreams.get(name);
+  /**
+   * Dials the upstream that `sni` routes to (in the connection's pinned
+   * snapshot) and splices `socket` (the accepted one, or the TLS socket
+   * that terminates it) with it.
+   */
+  private route(ctx: L4Context<TlsListenerConfig>, sni: string | null, socket: net.Socket): void {
+    if (sni !== null) ctx.extra.sni = sni;
+    const raw = ctx.socket;
+    ctx.socket = socket;
+    const name = this.routerFor(ctx.runtime).pick(sni);
+    const upstream: Upstream | undefined = name === undefined ? undefined : ctx.upstreamNamed(name);
     if (upstream === undefined) {
-      b.socket.destroy();
-      a.socket.destroy();
+      socket.destroy();
+      raw.destroy();
       const error = name === undefined ? (sni === null ? 'no SNI and no default upstream' : 'no route for this SNI and no default upstream') : `no upstream named ${name}`;
-      this.logConnection(a.runtime, { client: a.client, startedAt: a.startedAt, outcome: 'NO_ROUTE', error, extra });
+      this.finish(ctx, new GatewayError('ROUTE_NOT_FOUND', error));
       return;
     }
-    connectAndSplice(this, b, upstream, extra);
+    connectAndSplice(this, ctx, upstream);
   }
 
   private routerFor(runtime: L4ListenerRuntime<TlsListenerConfig>): SniRouter<string> {

@@ -1,9 +1,11 @@
 import type dgram from 'node:dgram';
 import type { Binding, Frontend } from './listener.js';
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { RefusalReason } from '../l4/admission.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
+import { outcomeOf, refusalError } from '../l4/outcome.js';
 import { unmapV4 } from '../l4/proxy-protocol/encode.js';
 import type { UdpListenerConfig } from '../config/schemas/l4.js';
 import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from '../l4/udp/session.js';
@@ -16,6 +18,12 @@ import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from '.
  * its admission was being checked); `closing` is never counted (stop).
  */
 export type DropReason = RefusalReason | 'max-sessions' | 'no-target' | 'queue-full';
+
+type Runtime = L4ListenerRuntime<UdpListenerConfig>;
+
+/** A refused client address gets at most one log line per this many ms; more addresses than DROP_LOG_KEYS reset the memory. */
+const DROP_LOG_MS = 1000;
+const DROP_LOG_KEYS = 10_000;
 
 /**
  * `protocol: udp`: the gateway's bound datagram socket, read by this
@@ -43,6 +51,10 @@ export class UdpFrontend implements Frontend {
   /** New clients whose admission is being checked (a shared state store answers asynchronously), with their datagrams so far. */
   private readonly admitting = new Map<string, Buffer[]>();
   private readonly dropped = new Map<DropReason, number>();
+  /** Sessions (and refused new clients) ended, by GatewayError code (`ok`: ended normally). */
+  private readonly endings = new Map<string, number>();
+  /** When each refused client address was last logged, and its drops since (see `drop`). */
+  private readonly dropLog = new Map<string, { at: number; n: number }>();
   /** Sessions ended by an upstream socket error (or no socket could be opened). */
   private upstreamErrors = 0;
   private closing: Promise<void> | null = null;
@@ -82,7 +94,7 @@ export class UdpFrontend implements Frontend {
   }
 
   describe(): Record<string, unknown> {
-    return { sessions: this.sessions.size, dropped: Object.fromEntries(this.dropped), upstreamErrors: this.upstreamErrors };
+    return { sessions: this.sessions.size, dropped: Object.fromEntries(this.dropped), upstreamErrors: this.upstreamErrors, ended: Object.fromEntries(this.endings) };
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -97,42 +109,42 @@ export class UdpFrontend implements Frontend {
       return;
     }
     const runtime = this.runtime;
-    if (this.sessions.size + this.admitting.size >= runtime.config.maxSessions) return this.drop('max-sessions', rinfo);
+    if (this.sessions.size + this.admitting.size >= runtime.config.maxSessions) return this.drop('max-sessions', { runtime, rinfo });
     const ip = unmapV4(rinfo.address);
     const verdict = runtime.admission.check(ip);
     if (!(verdict instanceof Promise)) {
-      if (verdict !== null) return this.drop(verdict, rinfo);
-      return this.start(key, rinfo, ip, [msg]);
+      if (verdict !== null) return this.drop(verdict, { runtime, rinfo });
+      return this.start(runtime, key, rinfo, ip, [msg]);
     }
     const queue = [msg];
     this.admitting.set(key, queue);
     // As for TCP listeners, a failing shared store admits (fail open) rather than dropping everyone.
     verdict
       .then(
-        (reason) => this.admitted(key, queue, rinfo, ip, reason),
-        () => this.admitted(key, queue, rinfo, ip, null),
+        (reason) => this.admitted(runtime, key, queue, rinfo, ip, reason),
+        () => this.admitted(runtime, key, queue, rinfo, ip, null),
       )
       .catch((err: unknown) => this.logger.error({ listener: this.binding.name, err: (err as Error).message }, 'udp session start failed'));
   }
 
-  private admitted(key: string, queue: Buffer[], rinfo: dgram.RemoteInfo, ip: string, reason: RefusalReason | null): void {
+  private admitted(runtime: Runtime, key: string, queue: Buffer[], rinfo: dgram.RemoteInfo, ip: string, reason: RefusalReason | null): void {
     if (this.admitting.get(key) !== queue) return;
     this.admitting.delete(key);
     if (this.closing !== null) return;
-    if (reason !== null) return this.drop(reason, rinfo, queue.length);
-    this.start(key, rinfo, ip, queue);
+    if (reason !== null) return this.drop(reason, { runtime, rinfo }, queue.length);
+    this.start(runtime, key, rinfo, ip, queue);
   }
 
-  /** Opens a session for a new client and hands it the client's datagrams so far. */
-  private start(key: string, rinfo: dgram.RemoteInfo, ip: string, datagrams: Buffer[]): void {
-    let upstream: Upstream | undefined;
-    try {
-      upstream = this.binding.current().upstreams.get(this.runtime.config.upstream);
-    } catch {
-      upstream = undefined; // bound before the first snapshot is in place
-    }
-    const target = upstream?.pickForConnection(ip);
-    if (upstream === undefined || target === undefined) return this.drop('no-target', rinfo, datagrams.length);
+  /**
+   * Opens a session for a new client and hands it the client's datagrams
+   * so far. The upstream is the one of `runtime`'s snapshot (the runtime
+   * the first datagram arrived under), never another snapshot's.
+   */
+  private start(runtime: Runtime, key: string, rinfo: dgram.RemoteInfo, ip: string, datagrams: Buffer[]): void {
+    const upstream = runtime.upstreams.get(runtime.config.upstream);
+    if (upstream === undefined) return this.drop('no-target', { runtime, rinfo, error: new GatewayError('UPSTREAM_NOT_FOUND', `no upstream named ${runtime.config.upstream}`) }, datagrams.length);
+    const target = upstream.pickForConnection(ip);
+    if (target === undefined) return this.drop('no-target', { runtime, rinfo, upstream: upstream.name, error: new GatewayError('NO_TARGET', `upstream ${upstream.name} has no available target`) }, datagrams.length);
     const session = new UdpSession({ address: rinfo.address, port: rinfo.port, ip }, upstream, target, this.hooks);
     this.sessions.set(key, session);
     target.inflight++;
@@ -155,29 +167,40 @@ export class UdpFrontend implements Frontend {
     const key = `${s.clientAddress} ${s.clientPort}`;
     if (this.sessions.get(key) === s) this.sessions.delete(key);
     s.target.inflight--;
-    if (end.outcome !== 'ok') {
+    const err = end.error;
+    this.count(err);
+    if (err !== null) {
       this.upstreamErrors++;
-      s.upstream.passive?.failure(s.target, `udp: ${end.error ?? end.outcome}`);
-      this.logger.debug({ listener: this.binding.name, client: s.clientIp, target: s.target.address, err: end.error }, 'udp session ended by an upstream error');
+      s.upstream.passive?.failure(s.target, `udp: ${err.message}`);
     }
     const runtime = this.runtime;
-    if (runtime.accessLog === null) return;
+    if (runtime.accessLog === null) {
+      if (err !== null) this.logger.warn({ listener: this.binding.name, client: s.clientIp, code: err.code, target: s.target.address, err: err.message }, 'udp session ended by an upstream error');
+      return;
+    }
     runtime.accessLog.writeConnection({
       listener: runtime.name,
       protocol: 'udp',
       client: s.clientIp,
       clientPort: s.clientPort,
-      outcome: end.outcome,
+      outcome: outcomeOf(err, 'udp'),
+      ...(err !== null ? { code: err.code } : {}),
       upstream: s.upstream.name,
       target: s.target.address,
       bytesUp: s.bytesUp,
       bytesDown: s.bytesDown,
       datagramsUp: s.datagramsUp,
       datagramsDown: s.datagramsDown,
+      ...(s.datagramsDropped > 0 ? { datagramsDropped: s.datagramsDropped } : {}),
       durationMs: Math.round(Number(process.hrtime.bigint() - s.startedAt) / 1e3) / 1e3,
       closedBy: end.closedBy,
-      ...(end.error !== undefined ? { error: end.error } : {}),
+      ...(err !== null ? { error: err.message } : {}),
     });
+  }
+
+  private count(err: GatewayError | null): void {
+    const code = err === null ? 'ok' : err.code;
+    this.endings.set(code, (this.endings.get(code) ?? 0) + 1);
   }
 
   /**
@@ -188,17 +211,12 @@ export class UdpFrontend implements Frontend {
    * the new upstream.
    */
   private rehome(): void {
-    let upstream: Upstream | undefined;
-    try {
-      upstream = this.binding.current().upstreams.get(this.runtime.config.upstream);
-    } catch {
-      return;
-    }
+    const upstream: Upstream | undefined = this.runtime.upstreams.get(this.runtime.config.upstream);
     for (const s of [...this.sessions.values()]) {
       if (s.upstream === upstream) continue;
       const next = upstream?.targets.find((t) => t.address === s.target.address && t.weight > 0);
       if (upstream === undefined || next === undefined) {
-        s.end({ outcome: 'ok', closedBy: 'reload' });
+        s.end({ error: null, closedBy: 'reload' });
         continue;
       }
       s.target.inflight--;
@@ -208,11 +226,50 @@ export class UdpFrontend implements Frontend {
     }
   }
 
-  private drop(reason: DropReason, rinfo?: dgram.RemoteInfo, count = 1): void {
+  /**
+   * Counts `count` dropped datagrams under `reason`. A new client that is
+   * refused (`first`: a middleware, maxSessions, no upstream or target)
+   * also ends like a session: one count in `ended` under its GatewayError
+   * code, and one access-log line (without an access log, a debug line).
+   * UDP sources cost nothing to forge, so a client address is logged at
+   * most once per DROP_LOG_MS: the datagrams refused in between are
+   * carried by its next line's `datagramsDropped`. A datagram dropped
+   * inside a live session (`queue-full`) is counted here and in the
+   * session's line.
+   */
+  private drop(reason: DropReason, first?: { runtime: Runtime; rinfo: dgram.RemoteInfo; upstream?: string; error?: GatewayError }, count = 1): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count);
-    if (rinfo !== undefined && this.logger.isLevelEnabled('debug')) {
-      this.logger.debug({ listener: this.binding.name, client: unmapV4(rinfo.address), clientPort: rinfo.port, reason }, 'udp datagram dropped');
+    if (first === undefined) return;
+    const { runtime, rinfo } = first;
+    const err = first.error ?? (reason === 'max-sessions' ? new GatewayError('SESSION_LIMIT') : refusalError(reason as RefusalReason));
+    this.count(err);
+    const key = `${rinfo.address} ${rinfo.port}`;
+    const now = Date.now();
+    const last = this.dropLog.get(key);
+    if (last !== undefined && now - last.at < DROP_LOG_MS) {
+      last.n += count;
+      return;
     }
+    if (this.dropLog.size >= DROP_LOG_KEYS) this.dropLog.clear();
+    count += last?.n ?? 0;
+    this.dropLog.set(key, { at: now, n: 0 });
+    const client = unmapV4(rinfo.address);
+    if (runtime.accessLog === null) {
+      this.logger.debug({ listener: this.binding.name, client, clientPort: rinfo.port, reason, code: err.code }, 'udp datagram dropped');
+      return;
+    }
+    runtime.accessLog.writeConnection({
+      listener: runtime.name,
+      protocol: 'udp',
+      client,
+      clientPort: rinfo.port,
+      outcome: outcomeOf(err, 'udp'),
+      code: err.code,
+      upstream: first.upstream,
+      datagramsDropped: count,
+      durationMs: 0,
+      error: err.message,
+    });
   }
 
   /**
@@ -224,7 +281,7 @@ export class UdpFrontend implements Frontend {
     if (this.closing !== null) return this.closing;
     this.closing = new Promise((resolve) => {
       this.admitting.clear();
-      for (const s of [...this.sessions.values()]) s.end({ outcome: 'ok', closedBy: 'gateway' });
+      for (const s of [...this.sessions.values()]) s.end({ error: null, closedBy: 'gateway' });
       try {
         this.socket.close(() => resolve());
       } catch {

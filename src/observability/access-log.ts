@@ -226,8 +226,11 @@ export class LogDestination {
    * opened throws here, synchronously, so the config that names it is
    * refused with the reason instead of failing later.
    */
+  private readonly onError: LogErrorHandler;
+
   constructor(dest: string, onError: LogErrorHandler) {
     this.dest = dest;
+    this.onError = onError;
     if (dest !== STDOUT) {
       fs.mkdirSync(dirname(dest), { recursive: true });
       fs.closeSync(fs.openSync(dest, 'a'));
@@ -244,8 +247,21 @@ export class LogDestination {
     this.timer = setInterval(() => this.flush(), 1000).unref();
   }
 
+  /**
+   * Queues `line`. After close() (the config that named this file was
+   * replaced) a connection or request that outlived its config still ends
+   * here: its line is appended synchronously to the file (stdout: written
+   * to stdout), rare enough not to matter, instead of being lost or
+   * throwing from the ended stream.
+   */
   write(line: string): void {
-    this.stream.write(line);
+    if (!this.closing) return void this.stream.write(line);
+    try {
+      if (this.dest === STDOUT) process.stdout.write(line);
+      else fs.appendFileSync(this.dest, line);
+    } catch (err) {
+      this.onError(this.dest, err as Error);
+    }
   }
 
   /**

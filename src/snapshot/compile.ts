@@ -107,6 +107,8 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       admission: compileAdmission(l.name, l.middlewares, deps.state),
       certificates,
       state: deps.state,
+      upstreams,
+      consumers,
     });
   });
   return { version, config, listeners, upstreams, consumers, accessLogs };

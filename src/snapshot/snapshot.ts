@@ -89,6 +89,15 @@ export interface L4ListenerRuntime<C extends L4ListenerConfig = L4ListenerConfig
   /** Certificates of a `tls` listener that terminates TLS; null otherwise. */
   readonly certificates: ListenerTls | null;
   readonly state: StateStore;
+  /**
+   * The upstreams and consumers of the snapshot this runtime was compiled
+   * into. A connection reads them from the runtime it was accepted with,
+   * never from "the current snapshot": a reload in the middle of its
+   * accept, dial or splice cannot hand it another snapshot's upstream (and
+   * a listener bound for a snapshot not yet swapped in sees its own).
+   */
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly consumers: ConsumerRegistry;
 }
 
 /** A compiled route: what the router returns for a matching request. */

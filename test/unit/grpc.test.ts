@@ -113,6 +113,23 @@ describe('gRPC statuses', () => {
       DEADLINE_EXCEEDED: 4,
       DOWNSTREAM_ABORTED: 1,
       INTERNAL: 13,
+      // Connection-level (L4) codes: never sent to a gRPC client, mapped to their nearest meaning.
+      CONNECTION_LIMIT: 8,
+      CONNECTION_LIMIT_PER_IP: 8,
+      SESSION_LIMIT: 8,
+      PROXY_PROTOCOL_ERROR: 13,
+      DOWNSTREAM_TLS_ERROR: 16,
+      BAD_CLIENT_HELLO: 13,
+      HANDSHAKE_TIMEOUT: 4,
+      BAD_SEALED_LINE: 13,
+      SEALED_ADDRESS_INVALID: 16,
+      SEALED_ADDRESS_EXPIRED: 16,
+      DESTINATION_DENIED: 7,
+      UPSTREAM_NOT_FOUND: 14,
+      GATEWAY_CLOSING: 14,
+      PROXY_AUTH_REQUIRED: 16,
+      DESTINATION_UNRESOLVED: 14,
+      DESTINATION_RESOLVE_TIMEOUT: 14,
     };
     for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
       assert.ok(code in expected, `${code} has an expected gRPC status in this test`);

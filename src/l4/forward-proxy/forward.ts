@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import { Readable, pipeline } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { connectionTokens, isHopByHop } from '../../http/hop-by-hop.js';
-import { answer, ProxyError, type ProxyErrorCode } from './respond.js';
+import { GatewayError } from '../../errors.js';
+import { answer } from './respond.js';
 import type { AbsoluteTarget } from './target.js';
 
 /** What the proxy adds to `Via` (RFC 9110 §7.6.3: received-protocol and a pseudonym). */
@@ -10,11 +11,13 @@ export const VIA = '1.1 portico';
 
 /** How one forwarded request ended, for its access-log line. */
 export interface ForwardResult {
-  outcome: 'ok' | ProxyErrorCode | 'CLIENT_CLOSED';
+  /** null: the response was relayed whole. DOWNSTREAM_ABORTED: the client left first. */
+  error: GatewayError | null;
   status?: number;
   bytesUp: number;
   bytesDown: number;
-  error?: string;
+  /** The log line's `error` text (the upstream client's error code), when there was one. */
+  detail?: string;
 }
 
 /**
@@ -67,13 +70,17 @@ export function clientResponseHeaders(h: IncomingHttpHeaders): Record<string, st
 
 const DIAL_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'EACCES', 'EPERM']);
 
-/** undici's error, as the proxy's answer. */
-function upstreamError(err: Error & { code?: string }): ProxyError {
+/**
+ * undici's error, as the proxy's answer: a connect timeout, a response
+ * head timeout, a failed connect; anything else the origin did is
+ * UPSTREAM_RESET (answered UPSTREAM_ERROR).
+ */
+function upstreamError(err: Error & { code?: string }): GatewayError {
   const code = err.code ?? '';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new ProxyError('DIAL_TIMEOUT', `no connection within the connect timeout`);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new ProxyError('RESPONSE_TIMEOUT', 'no response head within the response timeout');
-  if (DIAL_ERRORS.has(code)) return new ProxyError('DIAL_FAILED', `connect: ${code}`);
-  return new ProxyError('UPSTREAM_ERROR', code !== '' ? `upstream: ${code}` : `upstream: ${err.message}`);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new GatewayError('UPSTREAM_CONNECT_TIMEOUT', `no connection within the connect timeout`, { cause: err });
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return new GatewayError('UPSTREAM_RESPONSE_TIMEOUT', 'no response head within the response timeout', { cause: err });
+  if (DIAL_ERRORS.has(code)) return new GatewayError('UPSTREAM_CONNECT_REFUSED', `connect: ${code}`, { cause: err });
+  return new GatewayError('UPSTREAM_RESET', code !== '' ? `upstream: ${code}` : `upstream: ${err.message}`, { cause: err });
 }
 
 /**
@@ -107,7 +114,7 @@ export function forward(
   const onClientClose = () => {
     if (res.writableFinished) return;
     abort.abort();
-    finish({ outcome: 'CLIENT_CLOSED' });
+    finish({ error: new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the response was relayed') });
   };
   res.once('close', onClientClose);
   // Counts what the client sends through; backpressure is kept (the iterator reads only when undici asks).
@@ -143,14 +150,14 @@ export function forward(
         } catch (err) {
           // A header Node refuses to send (invalid characters).
           up.body.destroy();
-          answer(res, new ProxyError('UPSTREAM_ERROR', `invalid response header: ${(err as Error).message}`));
-          finish({ outcome: 'UPSTREAM_ERROR', status: 502, error: (err as Error).message });
+          answer(res, new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`));
+          finish({ error: new GatewayError('UPSTREAM_PROTOCOL_ERROR'), status: 502, detail: (err as Error).message });
           return;
         }
         up.body.on('data', (chunk: Buffer) => (bytesDown += chunk.length));
         pipeline(up.body, res, (err) => {
-          if (err === undefined || err === null) return finish({ outcome: 'ok', status: up.statusCode });
-          finish({ outcome: 'UPSTREAM_ERROR', status: up.statusCode, error: (err as Error & { code?: string }).code ?? err.message });
+          if (err === undefined || err === null) return finish({ error: null, status: up.statusCode });
+          finish({ error: new GatewayError('UPSTREAM_RESET', undefined, { cause: err }), status: up.statusCode, detail: (err as Error & { code?: string }).code ?? err.message });
         });
       },
       (err: Error & { code?: string }) => {
@@ -158,7 +165,7 @@ export function forward(
         body?.destroy();
         const e = upstreamError(err);
         answer(res, e);
-        finish({ outcome: e.code, status: e.status, error: err.code ?? err.message });
+        finish({ error: e, status: e.status, detail: err.code ?? err.message });
       },
     );
 }

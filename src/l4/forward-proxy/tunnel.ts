@@ -1,7 +1,8 @@
 import type net from 'node:net';
-import { connectTcp, DialError } from '../dial.js';
+import { GatewayError } from '../../errors.js';
+import { connectTcp } from '../dial.js';
 import { splice, type SpliceResult } from '../splice.js';
-import { answerAndClose, ProxyError } from './respond.js';
+import { answerAndClose } from './respond.js';
 
 export interface TunnelOptions {
   /** The checked address and the port to dial. */
@@ -15,8 +16,12 @@ export interface TunnelOptions {
   highWaterMark: number;
 }
 
-/** How a tunnel ended: spliced (`ok`), or the dial failed (answered 502/504). */
-export type TunnelResult = ({ outcome: 'ok'; status: 200 } & SpliceResult) | { outcome: 'DIAL_FAILED' | 'DIAL_TIMEOUT' | 'CLIENT_CLOSED'; status?: number; error?: string };
+/**
+ * How a tunnel ended: spliced (`error` null), or not: the dial failed
+ * (answered 502/504: UPSTREAM_CONNECT_REFUSED, UPSTREAM_CONNECT_TIMEOUT) or
+ * the client left first (DOWNSTREAM_ABORTED, nothing answered).
+ */
+export type TunnelResult = { error: null; status: 200; splice: SpliceResult } | { error: GatewayError; status?: number };
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
@@ -38,18 +43,17 @@ export function openTunnel(socket: net.Socket, o: TunnelOptions, done: (r: Tunne
       socket.off('close', onEarlyClose);
       if (socket.destroyed) {
         up.destroy();
-        return done({ outcome: 'CLIENT_CLOSED' });
+        return done({ error: new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the tunnel was up') });
       }
       socket.write(ESTABLISHED);
-      splice(socket, up, { idleMs: o.idleMs, head: o.head }, (r) => done({ outcome: 'ok', status: 200, ...r }));
+      splice(socket, up, { idleMs: o.idleMs, head: o.head }, (r) => done({ error: null, status: 200, splice: r }));
     },
     (err: unknown) => {
       socket.off('close', onEarlyClose);
-      const code = err instanceof DialError ? err.code : 'DIAL_FAILED';
-      if (code === 'CANCELLED' || socket.destroyed) return done({ outcome: 'CLIENT_CLOSED' });
-      const e = new ProxyError(code === 'DIAL_TIMEOUT' ? 'DIAL_TIMEOUT' : 'DIAL_FAILED', (err as Error).message);
+      const e = err instanceof GatewayError ? err : new GatewayError('UPSTREAM_CONNECT_REFUSED', (err as Error).message, { cause: err });
+      if (e.code === 'DOWNSTREAM_ABORTED' || socket.destroyed) return done({ error: new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the tunnel was up') });
       answerAndClose(socket, e);
-      done({ outcome: e.code as 'DIAL_FAILED' | 'DIAL_TIMEOUT', status: e.status, error: e.message });
+      done({ error: e, status: e.status });
     },
   );
 }

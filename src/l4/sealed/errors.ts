@@ -1,3 +1,5 @@
+import { GatewayError } from '../../errors.js';
+
 /**
  * The one error type of the sealed-address gateway (issue 5). The listener
  * answers every failure with one short status line; `status` is the number
@@ -43,14 +45,48 @@ export class SealedError extends Error {
 }
 
 /**
- * The address opened but `allow` does not list it (or any address its name
- * resolves to). On the wire it is a `DIAL_FAILED` (502): the original
- * protocol has no other code for it, and a distinct one would tell a
- * client which backends exist behind the allow list. Logged as `DENIED`.
+ * A failure of a sealed connection as the gateway's GatewayError: the
+ * codec's BAD_SEAL and EXPIRED become SEALED_ADDRESS_INVALID and
+ * SEALED_ADDRESS_EXPIRED; anything else not already a GatewayError is a
+ * bug (INTERNAL).
  */
-export class SealedDeniedError extends SealedError {
-  constructor() {
-    super('DIAL_FAILED', 'sealed address not allowed');
-    this.name = 'SealedDeniedError';
+export function fromSealedError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof SealedError) {
+    switch (err.code) {
+      case 'BAD_LINE':
+        return new GatewayError('BAD_SEALED_LINE', err.message, { cause: err });
+      case 'BAD_SEAL':
+        return new GatewayError('SEALED_ADDRESS_INVALID', err.message, { cause: err });
+      case 'EXPIRED':
+        return new GatewayError('SEALED_ADDRESS_EXPIRED', err.message, { cause: err });
+      case 'DIAL_TIMEOUT':
+        return new GatewayError('UPSTREAM_CONNECT_TIMEOUT', err.message, { cause: err });
+      case 'DIAL_FAILED':
+        return new GatewayError('UPSTREAM_CONNECT_REFUSED', err.message, { cause: err });
+    }
+  }
+  return new GatewayError('INTERNAL', `internal: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+/**
+ * The one mapping from a GatewayError to the sealed listener's answer on
+ * the wire (docs/sealed.md): 400 for a bad line, 401 for a seal that does
+ * not open or has expired, 504 when every dial attempt timed out, and 502
+ * for everything else — a refused or unresolvable backend, one the allow
+ * list denies (the protocol has no other code for it, and a distinct one
+ * would tell a client which backends exist), and an internal failure.
+ */
+export function sealedStatus(err: GatewayError): SealedErrorStatus {
+  switch (err.code) {
+    case 'BAD_SEALED_LINE':
+      return 400;
+    case 'SEALED_ADDRESS_INVALID':
+    case 'SEALED_ADDRESS_EXPIRED':
+      return 401;
+    case 'UPSTREAM_CONNECT_TIMEOUT':
+      return 504;
+    default:
+      return 502;
   }
 }

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { parseHostPort } from '../../net/address.js';
+import { GatewayError } from '../../errors.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
 
@@ -10,12 +11,16 @@ export const OPENING_QUEUE = 64;
 
 /** Why a session ended, for its access-log line. */
 export interface SessionEnd {
-  /** `ok`, `UPSTREAM_ERROR` (the target's socket failed, e.g. ICMP port unreachable) or `DIAL_FAILED` (no socket could be opened). */
-  outcome: 'ok' | 'UPSTREAM_ERROR' | 'DIAL_FAILED';
+  /**
+   * null (ended normally), UPSTREAM_RESET (the target's socket failed, e.g.
+   * ICMP port unreachable; logged `UPSTREAM_ERROR`) or
+   * UPSTREAM_CONNECT_REFUSED (no socket could be opened: a bad address or a
+   * name that does not resolve; logged `DIAL_FAILED`). The message is the
+   * socket error's code or text.
+   */
+  error: GatewayError | null;
   /** `idle` (idleTimeout), `upstream` (an error), `reload` (the target left the upstream) or `gateway` (stop). */
   closedBy: 'idle' | 'upstream' | 'reload' | 'gateway';
-  /** The error's code or message, for errors. */
-  error?: string;
 }
 
 /** What a session asks of its frontend. */
@@ -53,6 +58,8 @@ export class UdpSession {
   bytesDown = 0;
   datagramsUp = 0;
   datagramsDown = 0;
+  /** Datagrams from the client dropped because the opening queue was full (logged with the session). */
+  datagramsDropped = 0;
   private socket: dgram.Socket | null = null;
   /** Datagrams received before the upstream socket is connected; null once it is. */
   private queue: Buffer[] | null = [];
@@ -82,7 +89,7 @@ export class UdpSession {
    */
   open(): void {
     const hp = parseHostPort(this.target.address);
-    if (hp === undefined) return this.end({ outcome: 'DIAL_FAILED', closedBy: 'upstream', error: `bad target address ${this.target.address}` });
+    if (hp === undefined) return this.end({ error: new GatewayError('UPSTREAM_CONNECT_REFUSED', `bad target address ${this.target.address}`), closedBy: 'upstream' });
     const family = isIP(hp.host);
     const resolved = family !== 0 ? Promise.resolve({ address: hp.host, family }) : lookup(hp.host);
     resolved.then(
@@ -90,7 +97,7 @@ export class UdpSession {
         if (this.ended) return;
         const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
         this.socket = socket;
-        socket.on('error', (err: NodeJS.ErrnoException) => this.end({ outcome: 'UPSTREAM_ERROR', closedBy: 'upstream', error: err.code ?? err.message }));
+        socket.on('error', (err: NodeJS.ErrnoException) => this.end({ error: new GatewayError('UPSTREAM_RESET', err.code ?? err.message), closedBy: 'upstream' }));
         socket.on('message', (msg) => this.fromTarget(msg));
         try {
           socket.connect(hp.port, address, () => {
@@ -101,10 +108,10 @@ export class UdpSession {
           });
         } catch (err) {
           // connect throws at once on an unusable port (0); errors after that arrive as 'error'.
-          this.end({ outcome: 'DIAL_FAILED', closedBy: 'upstream', error: (err as Error).message });
+          this.end({ error: new GatewayError('UPSTREAM_CONNECT_REFUSED', (err as Error).message), closedBy: 'upstream' });
         }
       },
-      (err: NodeJS.ErrnoException) => this.end({ outcome: 'DIAL_FAILED', closedBy: 'upstream', error: `${hp.host}: ${err.code ?? err.message}` }),
+      (err: NodeJS.ErrnoException) => this.end({ error: new GatewayError('UPSTREAM_CONNECT_REFUSED', `${hp.host}: ${err.code ?? err.message}`), closedBy: 'upstream' }),
     );
   }
 
@@ -112,7 +119,10 @@ export class UdpSession {
   send(datagram: Buffer): void {
     if (this.ended) return;
     this.lastActivity = Date.now();
-    if (this.queue !== null && this.queue.length >= OPENING_QUEUE) return this.hooks.dropped(this, 'queue-full');
+    if (this.queue !== null && this.queue.length >= OPENING_QUEUE) {
+      this.datagramsDropped++;
+      return this.hooks.dropped(this, 'queue-full');
+    }
     this.datagramsUp++;
     this.bytesUp += datagram.length;
     if (this.queue === null) this.sendNow(datagram);
@@ -123,10 +133,10 @@ export class UdpSession {
     if (this.socket === null) return;
     try {
       this.socket.send(datagram, (err) => {
-        if (err) this.end({ outcome: 'UPSTREAM_ERROR', closedBy: 'upstream', error: (err as NodeJS.ErrnoException).code ?? err.message });
+        if (err) this.end({ error: new GatewayError('UPSTREAM_RESET', (err as NodeJS.ErrnoException).code ?? err.message), closedBy: 'upstream' });
       });
     } catch (err) {
-      this.end({ outcome: 'UPSTREAM_ERROR', closedBy: 'upstream', error: (err as Error).message });
+      this.end({ error: new GatewayError('UPSTREAM_RESET', (err as Error).message), closedBy: 'upstream' });
     }
   }
 
@@ -144,7 +154,7 @@ export class UdpSession {
       const idle = this.hooks.idleMs();
       const left = this.lastActivity + idle - Date.now();
       if (left > 0) this.arm(left);
-      else this.end({ outcome: 'ok', closedBy: 'idle' });
+      else this.end({ error: null, closedBy: 'idle' });
     }, ms);
     this.timer.unref();
   }
