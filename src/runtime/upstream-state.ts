@@ -138,15 +138,19 @@ export class UpstreamState {
     return b;
   }
 
-  /** The upstream left the config: checks stop and every target lets go of its pool (requests in flight finish). */
+  /**
+   * The upstream left the config: checks stop and every target lets go of
+   * its pool (requests in flight on it finish). Work of an older snapshot
+   * that still names the upstream keeps picking from its last targets.
+   */
   release(): void {
     if (this.released) return;
     this.released = true;
     this.health?.stop();
     this.passive = null;
-    // The targets stay listed (what they were when released, counters included); nothing is picked any more.
+    // The targets and the picker stay: a connection or request of an older snapshot that still names this
+    // upstream picks and dials as before (L4 dials through the target's connector; pools close once idle).
     for (const t of this.targets) this.letGo(t);
-    this.setPickable([]);
   }
 
   /** Rebuilds the target set from the sources: kept targets stay the same objects, changed ones are replaced. */
