@@ -1,6 +1,8 @@
 import type { Logger } from '../observability/logger.js';
-import { stateForAddress } from '../upstream/target.js';
-import type { TargetState, TargetStates } from './target-state.js';
+import { parseHostPort } from '../net/address.js';
+import type { Connector } from './connector.js';
+import { TcpConnector } from './tcp-connector.js';
+import { TargetState, type TargetStates } from './target-state.js';
 import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
 
 /**
@@ -13,6 +15,12 @@ import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
  * released.
  */
 export class TargetRegistry implements TargetStates {
+  /**
+   * Makes the connector of a target identity, when its live state is made.
+   * The default dials `host:port` over TCP; a tunnel (or a test) puts its
+   * own in front for the identities it serves.
+   */
+  connectorFor: (identity: string) => Connector = tcpConnectorFor;
   private readonly targets = new Map<string, { state: TargetState; holders: number }>();
   private readonly upstreams = new Map<string, UpstreamState>();
 
@@ -34,7 +42,8 @@ export class TargetRegistry implements TargetStates {
   hold(identity: string): TargetState {
     let entry = this.targets.get(identity);
     if (entry === undefined) {
-      entry = { state: stateForAddress(identity), holders: 0 };
+      const hp = parseHostPort(identity);
+      entry = { state: new TargetState(identity, this.connectorFor(identity), hp?.host ?? ''), holders: 0 };
       this.targets.set(identity, entry);
     }
     entry.holders++;
@@ -74,4 +83,9 @@ export class TargetRegistry implements TargetStates {
     this.targets.clear();
     await destroyed;
   }
+}
+
+/** The default connector: a TCP dial to the identity's `host:port`. */
+export function tcpConnectorFor(identity: string): Connector {
+  return new TcpConnector(parseHostPort(identity) ?? { host: identity, port: 0 }, identity);
 }
