@@ -5,12 +5,13 @@ import type { Upstream } from '../upstream/upstream.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import type { RouteRuntime } from './route.js';
 import type { Consumer } from '../consumers/consumer.js';
+import type { OutboundRequest } from './exchange/outbound.js';
 
 /**
  * One request's state, created when the request arrives and passed through
- * the phases: match → request middlewares → pick target → upstream request
- * → response middlewares → log. The inbound request (`req`) is never
- * mutated; what goes upstream is built in the `upstream*` fields.
+ * the phases of exchange/phases.ts: match → requestFilter → pickTarget →
+ * upstreamRequest → responseFilter → log. The inbound request (`req`) is
+ * never mutated; what goes upstream is its own object, `out`.
  */
 export class RequestContext {
   readonly req: IncomingMessage;
@@ -52,10 +53,25 @@ export class RequestContext {
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
 
+  /** The request that goes upstream (exchange/outbound.ts); set when the context is created. */
+  out!: OutboundRequest;
+  /** The log phase ran (it runs exactly once, exchange/phases.ts). */
+  logged = false;
+
   /** Path (without query) to send upstream; middlewares may rewrite it. */
-  upstreamPath = '';
-  /** Headers to send upstream as a flat `[name, value, …]` list; middlewares may edit it. */
-  upstreamHeaders: string[] = [];
+  get upstreamPath(): string {
+    return this.out.pathname;
+  }
+  set upstreamPath(path: string) {
+    this.out.pathname = path;
+  }
+  /** Headers to send upstream as a flat `[name, value, …]` list; middlewares may edit or replace it. */
+  get upstreamHeaders(): string[] {
+    return this.out.headers;
+  }
+  set upstreamHeaders(headers: string[]) {
+    this.out.headers = headers;
+  }
 
   /** Status sent downstream (0 until the head is written). */
   status = 0;
