@@ -26,8 +26,6 @@ export class RequestContext {
   host: string;
   /** Inbound path after dot-segment removal, without the query. */
   path: string;
-  /** Inbound query including its leading `?`, or ''. */
-  query: string;
   /**
    * The authority the request is for, as sent (forwarded.ts): an
    * absolute-form target's, else Host / `:authority`; what goes upstream as
@@ -58,6 +56,17 @@ export class RequestContext {
   /** The log phase ran (it runs exactly once, exchange/phases.ts). */
   logged = false;
 
+  /**
+   * The query, with its leading `?`, or '': the inbound one, as the
+   * middlewares leave it (key-auth takes its parameter out); what goes
+   * upstream and what the access log shows.
+   */
+  get query(): string {
+    return this.out.search;
+  }
+  set query(query: string) {
+    this.out.search = query;
+  }
   /** Path (without query) to send upstream; middlewares may rewrite it. */
   get upstreamPath(): string {
     return this.out.pathname;
@@ -102,7 +111,6 @@ export class RequestContext {
     this.clientIp = clientIp;
     this.host = '';
     this.path = '';
-    this.query = '';
     this.hostHeader = undefined;
   }
 

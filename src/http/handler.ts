@@ -51,7 +51,6 @@ export function match(ctx: RequestContext): boolean {
   if (route === undefined) return false;
   ctx.route = route;
   ctx.out.pathname = ctx.path;
-  ctx.out.search = ctx.query;
   return true;
 }
 

@@ -21,13 +21,13 @@ export class OutboundRequest {
   readonly method: Dispatcher.HttpMethod;
   /** The path without its query; the request middlewares may rewrite it (`ctx.upstreamPath`). */
   pathname: string;
-  /** The query with its leading `?`, or '' (set by the match phase; rewrite rules act on the path only). */
+  /** The query with its leading `?`, or '' (`ctx.query`: the inbound one, as the request middlewares leave it). */
   search: string;
-  /** What undici sends: `pathname + search`, set by `seal`. */
+  /** What undici sends: `pathname + search`, set by the first `setTarget`. */
   path = '';
   /**
-   * Header list as flat `[name, value, …]`. Until `seal` the middlewares
-   * may edit or replace it; `seal` appends Host and X-Request-Id last.
+   * Header list as flat `[name, value, …]`. Until the first `setTarget` the middlewares
+   * may edit or replace it; that call appends Host and X-Request-Id last.
    */
   headers: string[];
   /** The body: none, the inbound stream, or a replayable copy (exchange/retry.ts). */

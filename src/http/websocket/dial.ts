@@ -1,12 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError, isConnectFailure } from '../../errors.js';
+import { GatewayError, fromUpstreamError } from '../../errors.js';
 import { abortExchange, type H1Connection, type OnConnection } from '../../upstream/h1-connection.js';
 import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
 import type { Target } from '../../upstream/target.js';
 import type { RequestContext, ResponseHead } from '../context.js';
 import { admit, pickTarget, type Done } from '../exchange/phases.js';
 import { DOWNSTREAM_CLOSED, responseFilter, type RawFields } from '../exchange/response-writer.js';
+import { notSent } from '../exchange/retry.js';
 import { toGatewayError, writeError } from '../respond.js';
 import { unwatchHandshake } from './handshake-watch.js';
 import type { WebSocketSessions } from './sessions.js';
@@ -94,7 +95,7 @@ function dialTarget(ctx: RequestContext, client: Socket, head: Buffer, sessions:
   ctx.upstream!.poolFor(target).dispatch(ctx.out, handshake);
 }
 
-/** undici's core handler for the upgrade request (see proxy.ts ProxyHandler for why the core interface). */
+/** undici's core handler for the upgrade request (see exchange/exchange.ts UpstreamCall for why the core interface). */
 class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   private readonly ctx: RequestContext;
   private readonly client: Socket;
@@ -239,11 +240,12 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
       this.client.destroy();
     } else {
       const e = fromUpstreamError(err, this.state === ANSWERING);
-      ctx.upstream!.passive?.failure(this.target, e.code);
+      const passive = ctx.route!.policies?.passive;
+      if (passive != null) passive.failure(this.target, e.code);
       if (this.state === WAITING) {
         this.record(false);
-        // A connect failure before the handshake was written reached nothing: another target (proxy.ts does the same).
-        if (this.abort === null && isConnectFailure(e) && this.failover()) return;
+        // A connect failure before the handshake was written reached nothing: another target (exchange/exchange.ts does the same).
+        if (notSent(e, err, this.abort !== null) && this.failover()) return;
       }
       // A non-101 answer cut after its head went out: the client connection is closed, and the log says why.
       const cut = ctx.res.headersSent;
@@ -278,14 +280,15 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
     ctx.upstreamStatus = status;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     this.target.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
-    ctx.upstream!.passive?.observeStatus(this.target, status);
-    const breaker = ctx.upstream!.breaker;
-    if (breaker !== null) this.record(status === 101 || !breaker.isFailure(status));
+    const p = ctx.route!.policies;
+    if (p === null) return;
+    if (p.passive !== null) p.passive.observeStatus(this.target, status);
+    if (p.breaker !== null) this.record(status === 101 || !p.breaker.isFailure(status));
   }
 
   private record(ok: boolean): void {
-    const breaker = this.ctx.upstream!.breaker;
-    if (breaker === null || this.recorded) return;
+    const breaker = this.ctx.route!.policies?.breaker;
+    if (breaker == null || this.recorded) return;
     breaker.record(this.permit, ok);
     this.recorded = true;
   }
@@ -294,7 +297,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   private endHandshake(): void {
     if (this.state === OVER) return;
     this.state = OVER;
-    this.ctx.upstream!.breaker?.release(this.permit, this.recorded);
+    if (this.permit > 0) this.ctx.route!.policies!.breaker!.release(this.permit, this.recorded);
     this.client.off('close', this.onClientClose);
   }
 
