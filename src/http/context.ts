@@ -5,7 +5,7 @@ import type { Upstream } from '../upstream/upstream.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import type { RouteRuntime } from './route.js';
 import type { Consumer } from '../consumers/consumer.js';
-import type { OutboundRequest } from './exchange/outbound.js';
+import { OutboundRequest } from './exchange/outbound.js';
 
 /**
  * One request's state, created when the request arrives and passed through
@@ -51,8 +51,8 @@ export class RequestContext {
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
 
-  /** The request that goes upstream (exchange/outbound.ts); set when the context is created. */
-  out!: OutboundRequest;
+  /** The request that goes upstream (exchange/outbound.ts): the inbound method, no header, no body until createContext (handler.ts) fills it. */
+  readonly out: OutboundRequest;
   /** The log phase ran (it runs exactly once, exchange/phases.ts). */
   logged = false;
 
@@ -107,6 +107,7 @@ export class RequestContext {
     this.res = res;
     this.listener = listener;
     this.requestId = requestId;
+    this.out = new OutboundRequest(req.method ?? 'GET', '', '', [], null);
     this.startedAt = process.hrtime.bigint();
     this.clientIp = clientIp;
     this.host = '';

@@ -4,7 +4,6 @@ import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../listeners/listener-runtime.js';
 import { RequestContext } from './context.js';
 import { upstreamRequest } from './exchange/exchange.js';
-import { OutboundRequest } from './exchange/outbound.js';
 import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
 import { closeAfterAnswer, isClosing, readingBody } from './exchange/request-body.js';
 import { readInbound, type InboundView } from './forwarded.js';
@@ -34,7 +33,8 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 /** A request's context from the one-pass view of its head (forwarded.ts), with its outbound request. Shared with upgrade.ts. */
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
-  ctx.out = new OutboundRequest(req.method!, '', '', inbound.headers, inbound.hasBody ? req : null);
+  ctx.out.headers = inbound.headers;
+  if (inbound.hasBody) ctx.out.body = req;
   ctx.hostHeader = inbound.authority;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;
