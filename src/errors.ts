@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   UPSTREAM_PROTOCOL_ERROR: { status: 502, source: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
   UPSTREAM_TLS_ERROR: { status: 502, source: 'upstream', retryable: false, message: 'upstream TLS handshake failed' },
   UPSTREAM_CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, message: 'upstream connect timed out' },
-  UPSTREAM_RESPONSE_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'upstream response timed out' },
+  UPSTREAM_RESPONSE_TIMEOUT: { status: 504, source: 'upstream', retryable: true, message: 'upstream response timed out' },
   DEADLINE_EXCEEDED: { status: 504, source: 'downstream', retryable: false, message: 'the call\'s deadline (grpc-timeout) passed' },
   DOWNSTREAM_ABORTED: { status: 499, source: 'downstream', retryable: false, message: 'client closed the request' },
   INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal gateway error' },

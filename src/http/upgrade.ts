@@ -4,8 +4,8 @@ import type { Duplex } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import type { ListenerRuntime } from '../snapshot/snapshot.js';
 import { readInbound } from './forwarded.js';
-import { answerLocally, createContext, fail, handleRequest, log, readTarget } from './handler.js';
-import { toGatewayError } from './respond.js';
+import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
+import { createContext, handleRequest, match, readTarget } from './handler.js';
 import { dialUpstream } from './websocket/dial.js';
 import { unwatchHandshake, watchHandshake } from './websocket/handshake-watch.js';
 import type { WebSocketSessions } from './websocket/sessions.js';
@@ -14,8 +14,9 @@ import { CLOSE_GRACE_MS } from './websocket/tunnel.js';
 /**
  * The lifecycle of an HTTP/1.1 request with an `Upgrade` header (node:http's
  * 'upgrade' event, on a plain or TLS socket), on the snapshot current when
- * it arrived; the same phases as handler.ts:
- *   match → request middlewares → (direct response | WebSocket proxy) → log.
+ * it arrived; the same phases as every exchange (exchange/phases.ts):
+ *   match → requestFilter → (direct response | pickTarget → upstreamRequest
+ *   (the handshake) → responseFilter → session) → log, exactly once.
  *
  * - `Upgrade: websocket` (RFC 6455 §4.1: a GET on HTTP/1.1 with a
  *   Sec-WebSocket-Key, else 400) is matched like any request; the route's
@@ -66,29 +67,17 @@ export function handleUpgrade(listener: ListenerRuntime, req: IncomingMessage, s
   const invalid = invalidHandshake(req, inbound.hasBody);
   if (invalid !== null) return fail(ctx, new GatewayError('BAD_REQUEST', invalid));
 
-  const route = listener.router.match(ctx.host, ctx.path, req.method!, req);
-  if (route === undefined) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
-  ctx.route = route;
-  ctx.upstreamPath = ctx.path;
-  if (!route.config.websocket.enabled) return fail(ctx, new GatewayError('FORBIDDEN', 'WebSocket upgrades are disabled on this route'));
+  if (!match(ctx)) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
+  if (!ctx.route!.config.websocket.enabled) return fail(ctx, new GatewayError('FORBIDDEN', 'WebSocket upgrades are disabled on this route'));
 
   const ticket = sessions.ticket();
-  const forward = (): void => {
+  requestFilter(ctx, () => {
     if (client.destroyed) {
       ctx.status = 499;
       return log(ctx);
     }
     if (!answerLocally(ctx)) dialUpstream(ctx, client, head, sessions, ticket, log);
-  };
-
-  let pending: void | Promise<void>;
-  try {
-    pending = route.chain.runRequest(ctx);
-  } catch (err) {
-    return fail(ctx, toGatewayError(err));
-  }
-  if (pending === undefined) forward();
-  else pending.then(forward, (err: unknown) => fail(ctx, toGatewayError(err)));
+  });
 }
 
 /** Whether an Upgrade value lists `websocket` (tokens are case-insensitive, RFC 9110 §7.8). */

@@ -273,7 +273,7 @@ type HttpSocket = Duplex & { _httpMessage?: http.ServerResponse | null };
  * - While a request's body is being read (framing.ts `parserError`: a bad
  *   chunk, an unknown transfer coding llhttp refuses after the head, or
  *   `timeouts.request`), that request fails with the mapped status
- *   (handler.ts `failBody`): answered with the JSON error body if nothing
+ *   (exchange/request-body.ts `failBody`): answered with the JSON error body if nothing
  *   was sent yet, its upstream request aborted, and logged with the cause.
  * - Otherwise no request exists yet: answer once with the mapped status
  *   and a JSON body (no request id), then close; with a response still in
@@ -284,7 +284,7 @@ function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger,
   refused.add(socket);
   const ctx = bodyBeingRead(socket);
   if (clientGone(err)) {
-    // Nobody to answer: the connection goes, and a request in flight ends as 499 through its close (proxy.ts aborts the upstream exchange).
+    // Nobody to answer: the connection goes, and a request in flight ends as 499 through its close (exchange/exchange.ts aborts the upstream request).
     socket.destroy();
     return;
   }

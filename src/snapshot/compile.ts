@@ -19,6 +19,7 @@ import { consumerQuota } from '../middlewares/consumer-quota.js';
 import { createTokenEndpoint } from '../consumers/token-endpoint.js';
 import { ServerCertificates } from '../tls/certificates.js';
 import { grpcMetadata } from '../http/grpc/metadata.js';
+import { compilePolicies } from '../http/exchange/policies.js';
 
 export interface CompileDeps {
   /** Live upstream and target state (kept across snapshots; configured when this one becomes current). */
@@ -61,12 +62,14 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
     if (headerRules) middlewares.push(headerRules);
     const metadataRules = grpcMetadata(r.grpcMetadata);
     if (metadataRules) middlewares.push(metadataRules);
+    const upstream = r.upstream === undefined ? undefined : upstreams.get(r.upstream);
     const runtime: RouteRuntime = {
       name: r.name,
       config: r,
       chain: new MiddlewareChain(middlewares),
       preserveHost: r.preserveHost,
-      upstream: r.upstream === undefined ? undefined : upstreams.get(r.upstream),
+      upstream,
+      policies: compilePolicies(upstream, r),
       respond: r.respond === undefined ? undefined : compileDirectResponse(r.respond),
       endpoint: r['token-endpoint'] === undefined ? undefined : createTokenEndpoint(r['token-endpoint'], consumers),
     };

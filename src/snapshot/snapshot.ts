@@ -12,6 +12,8 @@ import type { StateStore } from '../state/store.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { JwksCache } from '../runtime/jwks-cache.js';
+import { OutboundRequest } from '../http/exchange/outbound.js';
+import type { UpstreamPolicies } from '../http/exchange/policies.js';
 
 /*
  * The runtime vocabulary: a Snapshot and what it is made of (listener
@@ -109,6 +111,8 @@ export interface RouteRuntime {
   readonly preserveHost: boolean;
   /** Exactly one of `upstream`, `respond` and `endpoint` is set. */
   readonly upstream: Upstream | undefined;
+  /** Circuit breaker, retries and passive health for `upstream`, composed at compile time; null when none applies (http/exchange/policies.ts). */
+  readonly policies: UpstreamPolicies | null;
   readonly respond: DirectResponse | undefined;
   /** A handler that answers the request itself (e.g. the token endpoint); it writes the response. */
   readonly endpoint: ((ctx: RequestContext) => void | Promise<void>) | undefined;
@@ -189,9 +193,9 @@ function runFrom(hooks: RequestHook[], start: number, ctx: RequestContext): void
 
 /**
  * One request's state, created when the request arrives and passed through
- * the phases: match → request middlewares → pick target → upstream request
- * → response middlewares → log. The inbound request (`req`) is never
- * mutated; what goes upstream is built in the `upstream*` fields.
+ * the phases of http/exchange/phases.ts: match → requestFilter → pickTarget →
+ * upstreamRequest → responseFilter → log. The inbound request (`req`) is
+ * never mutated; what goes upstream is its own object, `out`.
  */
 export class RequestContext {
   readonly req: IncomingMessage;
@@ -206,8 +210,6 @@ export class RequestContext {
   host: string;
   /** Inbound path after dot-segment removal, without the query. */
   path: string;
-  /** Inbound query including its leading `?`, or ''. */
-  query: string;
   /**
    * The authority the request is for, as sent (forwarded.ts): an
    * absolute-form target's, else Host / `:authority`; what goes upstream as
@@ -233,10 +235,36 @@ export class RequestContext {
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
 
+  /** The request that goes upstream (http/exchange/outbound.ts): the inbound method, no header, no body until createContext (handler.ts) fills it. */
+  readonly out: OutboundRequest;
+  /** The log phase ran (it runs exactly once, http/exchange/phases.ts). */
+  logged = false;
+
+  /**
+   * The query, with its leading `?`, or '': the inbound one, as the
+   * middlewares leave it (key-auth takes its parameter out); what goes
+   * upstream and what the access log shows.
+   */
+  get query(): string {
+    return this.out.search;
+  }
+  set query(query: string) {
+    this.out.search = query;
+  }
   /** Path (without query) to send upstream; middlewares may rewrite it. */
-  upstreamPath = '';
-  /** Headers to send upstream as a flat `[name, value, …]` list; middlewares may edit it. */
-  upstreamHeaders: string[] = [];
+  get upstreamPath(): string {
+    return this.out.pathname;
+  }
+  set upstreamPath(path: string) {
+    this.out.pathname = path;
+  }
+  /** Headers to send upstream as a flat `[name, value, …]` list; middlewares may edit or replace it. */
+  get upstreamHeaders(): string[] {
+    return this.out.headers;
+  }
+  set upstreamHeaders(headers: string[]) {
+    this.out.headers = headers;
+  }
 
   /** Status sent downstream (0 until the head is written). */
   status = 0;
@@ -263,11 +291,11 @@ export class RequestContext {
     this.res = res;
     this.listener = listener;
     this.requestId = requestId;
+    this.out = new OutboundRequest(req.method ?? 'GET', '', '', [], null);
     this.startedAt = process.hrtime.bigint();
     this.clientIp = clientIp;
     this.host = '';
     this.path = '';
-    this.query = '';
     this.hostHeader = undefined;
   }
 

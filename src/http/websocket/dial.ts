@@ -1,23 +1,17 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { GatewayError, fromUpstreamError, isConnectFailure } from '../../errors.js';
-import { REJECTED_FULL } from '../../upstream/circuit-breaker.js';
+import { GatewayError, fromUpstreamError } from '../../errors.js';
 import { abortExchange, type H1Connection, type OnConnection } from '../../upstream/h1-connection.js';
 import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
 import type { Target } from '../../upstream/target.js';
-import type { Upstream } from '../../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from '../../snapshot/snapshot.js';
-import { connectionTokens, isHopByHop } from '../hop-by-hop.js';
-import { toGatewayError, writeDirectResponse, writeError } from '../respond.js';
+import { admit, pickTarget, type Done } from '../exchange/phases.js';
+import { DOWNSTREAM_CLOSED, responseFilter, type RawFields } from '../exchange/response-writer.js';
+import { notSent } from '../exchange/retry.js';
+import { toGatewayError, writeError } from '../respond.js';
 import { unwatchHandshake } from './handshake-watch.js';
 import type { WebSocketSessions } from './sessions.js';
 import { Tunnel } from './tunnel.js';
-
-/** Called exactly once when the upgrade is over: after the answer when there was no 101, else when the session ends. */
-export type Done = (ctx: RequestContext) => void;
-
-const DOWNSTREAM_CLOSED = new GatewayError('DOWNSTREAM_ABORTED');
-const CIRCUIT_OPEN = new GatewayError('CIRCUIT_OPEN');
 
 /** Waiting for the upstream's answer. */
 const WAITING = 0;
@@ -27,13 +21,15 @@ const ANSWERING = 1;
 const OVER = 2;
 
 /**
- * The proxy phase of a WebSocket upgrade (RFC 6455 §4): the upstream's
- * balancer picks a target, and the client's handshake is sent through that
- * target's connection pool as an undici upgrade request, with the headers
- * the request phase built (the client's Sec-WebSocket-Key, -Version,
- * -Protocol, -Extensions, Origin, cookies and credentials end to end, plus
- * X-Forwarded-* and X-Request-Id; undici adds `Connection: upgrade` and
- * `Upgrade: websocket`).
+ * The upstreamRequest phase of a WebSocket upgrade (RFC 6455 §4), through
+ * the same pickTarget, breaker admission (exchange/phases.ts), outbound
+ * request (exchange/outbound.ts) and responseFilter
+ * (exchange/response-writer.ts) as every exchange: the client's handshake
+ * is sent through the target's connection pool as an undici upgrade
+ * request, with the headers the requestFilter phase built (the client's
+ * Sec-WebSocket-Key, -Version, -Protocol, -Extensions, Origin, cookies and
+ * credentials end to end, plus X-Forwarded-* and X-Request-Id; undici adds
+ * `Connection: upgrade` and `Upgrade: websocket`).
  *
  * - 101: the upstream's head goes to the client (its Sec-WebSocket-Accept,
  *   -Protocol, -Extensions and other headers verbatim, hop-by-hop ones
@@ -54,7 +50,8 @@ const OVER = 2;
  * CONNECT_FAILOVERS). The target's `inflight` counts the
  * session until it ends, so least-connections balances live sessions.
  * HTTP/2 upstreams (`protocol: h2 | h2c`) are refused with 502: WebSocket
- * over HTTP/2 (RFC 8441) is not supported.
+ * over HTTP/2 (RFC 8441) is not supported. `done` (the log phase) runs
+ * once: after a non-101 answer, or when the session ends.
  */
 export function dialUpstream(ctx: RequestContext, client: Socket, head: Buffer, sessions: WebSocketSessions, ticket: number, done: Done): void {
   const route = ctx.route!;
@@ -70,68 +67,35 @@ export function dialUpstream(ctx: RequestContext, client: Socket, head: Buffer, 
     );
     return done(ctx);
   }
+  const out = ctx.out;
+  out.upgrade = 'websocket';
+  // The breaker's timeout when it is shorter than the pool's response timeout (no retries for a handshake).
+  out.headersTimeout = upstream.headersTimeout;
   dialTarget(ctx, client, head, sessions, ticket, done, null);
 }
 
 /**
- * One handshake try: through the breaker, to a target picked by the
- * balancer, or (`tried` set: a connect failover) to one not tried yet.
+ * One handshake try: the breaker's admission, then pickTarget — the
+ * balancer's pick, or (`tried` set: a connect failover) one not tried yet.
  */
 function dialTarget(ctx: RequestContext, client: Socket, head: Buffer, sessions: WebSocketSessions, ticket: number, done: Done, tried: Target[] | null): void {
-  const route = ctx.route!;
-  const upstream = ctx.upstream!;
-  const breaker = upstream.breaker;
-  let permit = 0;
-  if (breaker !== null) {
-    permit = breaker.acquire();
-    if (permit < 0) return rejectByBreaker(ctx, upstream, permit, done);
-  }
-  const target = tried === null ? upstream.pick(ctx) : upstream.pickUntried(ctx, tried);
+  const policies = ctx.route!.policies;
+  const permit = admit(ctx, policies);
+  if (permit < 0) return done(ctx);
+  const target = pickTarget(ctx, tried);
   if (target === undefined) {
-    breaker?.release(permit, false);
+    if (permit > 0) policies!.breaker!.release(permit, false);
     writeError(ctx, new GatewayError('NO_TARGET'));
     return done(ctx);
   }
-  ctx.target = target;
-  const headers = ctx.upstreamHeaders;
-  const host = route.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
-  if (tried === null) headers.push('host', host, 'x-request-id', ctx.requestId);
-  else headers[headers.length - 3] = host;
   const handshake = new UpstreamHandshake(ctx, client, head, target, permit, sessions, ticket, done, tried);
   target.inflight++;
   if (ctx.upstreamStartedAt === 0n) ctx.upstreamStartedAt = process.hrtime.bigint();
   client.on('close', handshake.onClientClose);
-  upstream.poolFor(target).dispatch(
-    {
-      path: ctx.upstreamPath + ctx.query,
-      method: 'GET',
-      headers,
-      upgrade: 'websocket',
-      // TLS server name for https targets (wss upstream).
-      servername: upstream.serverNameFor(target),
-      // The breaker's timeout when it is shorter than the pool's response timeout.
-      headersTimeout: upstream.headersTimeout,
-    },
-    handshake,
-  );
+  ctx.upstream!.poolFor(target).dispatch(ctx.out, handshake);
 }
 
-/** The breaker said no: 503 CIRCUIT_OPEN, or the configured fallback answer (as proxy.ts does). */
-function rejectByBreaker(ctx: RequestContext, upstream: Upstream, permit: number, done: Done): void {
-  const err =
-    permit === REJECTED_FULL
-      ? new GatewayError('CIRCUIT_OPEN', `upstream has ${upstream.breaker!.config.maxConcurrent} requests in flight (circuitBreaker.maxConcurrent)`)
-      : CIRCUIT_OPEN;
-  if (upstream.breakerFallback !== null && !ctx.res.destroyed) {
-    ctx.error = err;
-    writeDirectResponse(ctx, upstream.breakerFallback);
-  } else {
-    writeError(ctx, err);
-  }
-  done(ctx);
-}
-
-/** undici's core handler for the upgrade request (see proxy.ts ProxyHandler for why the core interface). */
+/** undici's core handler for the upgrade request (see exchange/exchange.ts UpstreamCall for why the core interface). */
 class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   private readonly ctx: RequestContext;
   private readonly client: Socket;
@@ -231,7 +195,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
     this.state = ANSWERING;
     let head: ResponseHead;
     try {
-      head = responseHead(ctx, status, raw);
+      head = responseFilter(ctx, status, raw, null);
     } catch (err) {
       this.cancel(toGatewayError(err));
       return false;
@@ -276,11 +240,12 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
       this.client.destroy();
     } else {
       const e = fromUpstreamError(err, this.state === ANSWERING);
-      ctx.upstream!.passive?.failure(this.target, e.code);
+      const passive = ctx.route!.policies?.passive;
+      if (passive != null) passive.failure(this.target, e.code);
       if (this.state === WAITING) {
         this.record(false);
-        // A connect failure before the handshake was written reached nothing: another target (proxy.ts does the same).
-        if (this.abort === null && isConnectFailure(e) && this.failover()) return;
+        // A connect failure before the handshake was written reached nothing: another target (exchange/exchange.ts does the same).
+        if (notSent(e, err, this.abort !== null) && this.failover()) return;
       }
       // A non-101 answer cut after its head went out: the client connection is closed, and the log says why.
       const cut = ctx.res.headersSent;
@@ -315,14 +280,15 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
     ctx.upstreamStatus = status;
     ctx.upstreamHeadersAt = process.hrtime.bigint();
     this.target.observeLatency(Number(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1e6);
-    ctx.upstream!.passive?.observeStatus(this.target, status);
-    const breaker = ctx.upstream!.breaker;
-    if (breaker !== null) this.record(status === 101 || !breaker.isFailure(status));
+    const p = ctx.route!.policies;
+    if (p === null) return;
+    if (p.passive !== null) p.passive.observeStatus(this.target, status);
+    if (p.breaker !== null) this.record(status === 101 || !p.breaker.isFailure(status));
   }
 
   private record(ok: boolean): void {
-    const breaker = this.ctx.upstream!.breaker;
-    if (breaker === null || this.recorded) return;
+    const breaker = this.ctx.route!.policies?.breaker;
+    if (breaker == null || this.recorded) return;
     breaker.record(this.permit, ok);
     this.recorded = true;
   }
@@ -331,7 +297,7 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   private endHandshake(): void {
     if (this.state === OVER) return;
     this.state = OVER;
-    this.ctx.upstream!.breaker?.release(this.permit, this.recorded);
+    if (this.permit > 0) this.ctx.route!.policies!.breaker!.release(this.permit, this.recorded);
     this.client.off('close', this.onClientClose);
   }
 
@@ -340,46 +306,17 @@ class UpstreamHandshake implements Dispatcher.DispatchHandler, OnConnection {
   }
 }
 
-/**
- * The upstream's answer head as the client gets it: hop-by-hop headers
- * (and those named in its Connection header) dropped, X-Request-Id
- * ensured, then the route's response middlewares.
- */
-function responseHead(ctx: RequestContext, status: number, raw: readonly (Buffer | string)[]): ResponseHead {
-  let headers: string[] = [];
-  let connection: string | undefined;
-  let hasRequestId = false;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = text(raw[i]!);
-    const value = text(raw[i + 1]!);
-    const lower = name.toLowerCase();
-    if (lower === 'connection') {
-      connection = connection === undefined ? value : `${connection}, ${value}`;
-      continue;
-    }
-    if (isHopByHop(lower)) continue;
-    if (lower === 'x-request-id') hasRequestId = true;
-    headers.push(name, value);
-  }
-  const drop = connectionTokens(connection);
-  if (drop !== null) headers = headers.filter((_, i, a) => !drop.has(a[i - (i % 2)]!.toLowerCase()));
-  if (!hasRequestId) headers.push('x-request-id', ctx.requestId);
-  const head: ResponseHead = { status, headers };
-  ctx.route!.chain.runResponse(ctx, head);
-  return head;
-}
-
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * The 101 head for the client (RFC 6455 §4.2.2): the upstream's headers
- * as `responseHead` leaves them (a middleware cannot change the status of
+ * as the responseFilter phase leaves them (a middleware cannot change the status of
  * a 101), with `Upgrade: websocket` and `Connection: Upgrade`. A header a
  * middleware made invalid is left out rather than written raw.
  */
-function switchingProtocolsHead(ctx: RequestContext, raw: readonly (Buffer | string)[]): string {
-  const { headers } = responseHead(ctx, 101, raw);
+function switchingProtocolsHead(ctx: RequestContext, raw: RawFields): string {
+  const { headers } = responseFilter(ctx, 101, raw, null);
   let out = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n';
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
@@ -390,8 +327,4 @@ function switchingProtocolsHead(ctx: RequestContext, raw: readonly (Buffer | str
     out += `${name}: ${value}\r\n`;
   }
   return out + '\r\n';
-}
-
-function text(v: Buffer | string): string {
-  return typeof v === 'string' ? v : v.toString('latin1');
 }
