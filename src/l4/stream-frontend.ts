@@ -4,6 +4,8 @@ import type { AnyListenerRuntime } from '../listeners/listener-runtime.js';
 import type { Logger } from '../observability/logger.js';
 import type { RefusalReason } from './admission.js';
 import { ConnectionRegistry } from './connections.js';
+import { listSocket } from '../runtime/connection-registry.js';
+import { StreamConnection, type StreamKind } from './stream-connection.js';
 import type { L4ListenerRuntime } from './listener-runtime.js';
 import { readProxyHeader, ProxyProtocolError } from './proxy-protocol/read.js';
 import { unmapV4, type ProxiedAddresses } from './proxy-protocol/encode.js';
@@ -115,6 +117,7 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
       if (a.socket.destroyed) return;
       const refused = reason ?? this.registry.add(a.socket, ip, a.runtime.config.limits);
       if (refused !== null) return this.refuse(a.socket, a.client, refused, a.startedAt);
+      listSocket(this.binding.registry, a.socket, new StreamConnection(this.kind as StreamKind, this.binding, a.socket, a.client));
       this.serve(a);
     };
     if (verdict instanceof Promise) verdict.then(go, () => go(null));

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Snapshot } from '../config/compile.js';
+import type { ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { AnyListenerRuntime } from './listener-runtime.js';
 
@@ -9,6 +10,8 @@ export interface Binding {
   readonly current: () => Snapshot;
   /** True while the gateway is stopping. */
   readonly draining: () => boolean;
+  /** The process's connection registry: the frontend lists there every connection, stream and session it carries. */
+  readonly registry: ConnectionRegistry;
 }
 
 /**

@@ -1,6 +1,8 @@
 import type net from 'node:net';
+import { formatHostPort } from '../../config/address.js';
 import { connectTcp, DialError } from '../dial.js';
 import { splice, type SpliceResult } from '../splice.js';
+import { noteSplice } from '../stream-connection.js';
 import { answerAndClose, ProxyError } from './respond.js';
 
 export interface TunnelOptions {
@@ -41,6 +43,7 @@ export function openTunnel(socket: net.Socket, o: TunnelOptions, done: (r: Tunne
         return done({ outcome: 'CLIENT_CLOSED' });
       }
       socket.write(ESTABLISHED);
+      noteSplice(socket, up, undefined, formatHostPort({ host: o.address, port: o.port }));
       splice(socket, up, { idleMs: o.idleMs, head: o.head }, (r) => done({ outcome: 'ok', status: 200, ...r }));
     },
     (err: unknown) => {

@@ -7,6 +7,7 @@ import { DialError } from '../dial.js';
 import type { L4ListenerRuntime } from '../listener-runtime.js';
 import type { SealedListenerConfig } from '../schema.js';
 import { splice } from '../splice.js';
+import { noteSplice } from '../stream-connection.js';
 import { L4StreamFrontend, type Accepted, type ConnectionEnd } from '../stream-frontend.js';
 import { SealedAllowList } from './allow.js';
 import { Unsealer, type SealedAddress } from './codec.js';
@@ -132,6 +133,7 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
       }
       // "200" is queued before the splice starts, so it reaches the client before any backend byte.
       socket.write('200');
+      noteSplice(socket, up, undefined, target);
       splice(socket, up, { idleMs: c.timeouts.idle, head: read.rest }, (r) =>
         log({
           outcome: 'ok',

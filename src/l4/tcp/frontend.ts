@@ -1,5 +1,6 @@
 import { dialUpstream } from '../dial.js';
 import { splice } from '../splice.js';
+import { noteSplice } from '../stream-connection.js';
 import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
 import type { TcpListenerConfig, TlsListenerConfig } from '../schema.js';
 import type { Upstream } from '../../upstream/upstream.js';
@@ -50,6 +51,7 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
     }
     const { socket: up, target } = d!;
     target.inflight++;
+    noteSplice(socket, up, upstream.name, target.address);
     splice(socket, up, { idleMs: config.timeouts.idle, head: a.head }, (r) => {
       target.inflight--;
       frontend.logConnection(runtime, {

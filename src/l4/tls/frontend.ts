@@ -8,6 +8,7 @@ import { L4StreamFrontend, type Accepted } from '../stream-frontend.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import { ClientHelloError, peekClientHello } from './peek.js';
 import { SniRouter } from './sni-router.js';
+import { tagSocket } from '../../runtime/connection-registry.js';
 
 /** The records carrying a ClientHello may take this many bytes at most (passthrough). */
 export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
@@ -96,6 +97,7 @@ export class TlsFrontend extends L4StreamFrontend<TlsListenerConfig> {
       return;
     }
     this.handshaking.delete(raw!);
+    tagSocket(secure, raw!);
     const sni = typeof secure.servername === 'string' && secure.servername !== '' ? secure.servername : null;
     this.route(a, sni, { ...a, socket: secure, head: Buffer.alloc(0) });
   }

@@ -7,6 +7,7 @@ import type { RefusalReason } from '../admission.js';
 import type { L4ListenerRuntime } from '../listener-runtime.js';
 import { unmapV4 } from '../proxy-protocol/encode.js';
 import type { UdpListenerConfig } from '../schema.js';
+import { UdpConnection } from './connection.js';
 import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from './session.js';
 
 /**
@@ -41,6 +42,8 @@ export class UdpFrontend implements Frontend {
   private readonly socket: dgram.Socket;
   /** Live sessions by client address (`address port`). */
   private readonly sessions = new Map<string, UdpSession>();
+  /** The registry entry of each live session. */
+  private readonly listed = new Map<UdpSession, UdpConnection>();
   /** New clients whose admission is being checked (a shared state store answers asynchronously), with their datagrams so far. */
   private readonly admitting = new Map<string, Buffer[]>();
   private readonly dropped = new Map<DropReason, number>();
@@ -136,6 +139,9 @@ export class UdpFrontend implements Frontend {
     if (upstream === undefined || target === undefined) return this.drop('no-target', rinfo, datagrams.length);
     const session = new UdpSession({ address: rinfo.address, port: rinfo.port, ip }, upstream, target, this.hooks);
     this.sessions.set(key, session);
+    const entry = new UdpConnection(this.binding, session);
+    this.listed.set(session, entry);
+    this.binding.registry.add(entry);
     target.inflight++;
     session.open();
     for (const d of datagrams) session.send(d);
@@ -155,6 +161,8 @@ export class UdpFrontend implements Frontend {
   private ended(s: UdpSession, end: SessionEnd): void {
     const key = `${s.clientAddress} ${s.clientPort}`;
     if (this.sessions.get(key) === s) this.sessions.delete(key);
+    this.listed.get(s)?.unregister();
+    this.listed.delete(s);
     s.target.inflight--;
     if (end.outcome !== 'ok') {
       this.upstreamErrors++;
