@@ -92,14 +92,26 @@ function connections(req: http.IncomingMessage, res: http.ServerResponse, url: s
     const q = url.indexOf('?');
     const filter = parseFilter(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
     if (typeof filter === 'string') return json(res, 400, { error: filter, code: 'BAD_REQUEST' });
-    return json(res, 200, { connections: registry.list(filter) });
+    let listed;
+    try {
+      listed = registry.list(filter);
+    } catch {
+      // A socket torn down between its destroy and its 'close' must not take the admin API down.
+      return json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' });
+    }
+    return json(res, 200, { connections: listed });
   }
   if (req.method !== 'DELETE') {
     res.setHeader('allow', 'DELETE');
     return json(res, 405, { error: `${req.method} is not allowed on /connections/:id (use DELETE)`, code: 'METHOD_NOT_ALLOWED' });
   }
   const id = path.slice('/connections/'.length);
-  const outcome = registry.close(id);
+  let outcome;
+  try {
+    outcome = registry.close(id);
+  } catch {
+    return json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' });
+  }
   if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
   return json(res, 202, { id, status: 'closing' });
 }

@@ -1,6 +1,7 @@
 import http2 from 'node:http2';
 import type { ServerResponse } from 'node:http';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Carried, formatPeer, type Owner } from '../runtime/connection-registry.js';
 
 /** How long a connection the gateway ended (FIN sent) may take to close its side before it is destroyed. */
@@ -57,25 +58,30 @@ export class Http1Connection extends Carried {
 export class H2SessionConnection extends Carried {
   readonly kind = 'h2-session' as const;
   readonly session: http2.ServerHttp2Session;
-  /** The session's transport, kept: node:http2 detaches `session.socket` once the session is destroyed. */
-  private readonly socket: net.Socket | undefined;
+  /**
+   * The socket the session runs on (plain or TLS), as handed to node:http2:
+   * `session.socket` is a proxy that throws once the session is destroyed,
+   * which can happen before its 'close' event unlists it.
+   */
+  readonly socket: Duplex | null;
 
-  constructor(owner: Owner, session: http2.ServerHttp2Session) {
+  constructor(owner: Owner, session: http2.ServerHttp2Session, socket: Duplex | null) {
     super(owner);
     this.session = session;
-    this.socket = session.socket as net.Socket | undefined;
+    this.socket = socket;
   }
 
   peer(): string {
-    return formatPeer(this.socket?.remoteAddress, this.socket?.remotePort);
+    const s = this.socket as net.Socket | null;
+    return formatPeer(s?.remoteAddress, s?.remotePort);
   }
 
   bytesIn(): number | null {
-    return this.socket?.bytesRead ?? null;
+    return (this.socket as net.Socket | null)?.bytesRead ?? null;
   }
 
   bytesOut(): number | null {
-    return this.socket?.bytesWritten ?? null;
+    return (this.socket as net.Socket | null)?.bytesWritten ?? null;
   }
 
   protected shutdown(): void {
@@ -92,16 +98,16 @@ export class H2SessionConnection extends Carried {
 export class H2StreamConnection extends Carried {
   readonly kind = 'h2-stream' as const;
   readonly stream: http2.ServerHttp2Stream;
-  private readonly socket: net.Socket | undefined;
+  private readonly connection: H2SessionConnection;
 
-  constructor(owner: Owner, stream: http2.ServerHttp2Stream) {
+  constructor(owner: Owner, stream: http2.ServerHttp2Stream, connection: H2SessionConnection) {
     super(owner);
     this.stream = stream;
-    this.socket = stream.session?.socket as net.Socket | undefined;
+    this.connection = connection;
   }
 
   peer(): string {
-    return formatPeer(this.socket?.remoteAddress, this.socket?.remotePort);
+    return this.connection.peer();
   }
 
   bytesIn(): null {

@@ -236,7 +236,7 @@ export class HttpFrontend implements StreamFrontend {
    */
   private onSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
-    const entry = new H2SessionConnection(this.binding, session);
+    const entry = new H2SessionConnection(this.binding, session, this.handingOver);
     const registry = this.binding.registry;
     registry.add(entry);
     // node:http2 may destroy a session (a peer gone mid-stream) without ending a TLS socket under it.
@@ -245,7 +245,7 @@ export class HttpFrontend implements StreamFrontend {
     let open = 0;
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++;
-      const c = new H2StreamConnection(this.binding, stream);
+      const c = new H2StreamConnection(this.binding, stream, entry);
       registry.add(c);
       stream.once('close', () => {
         open--;
