@@ -19,6 +19,8 @@ import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
+import { workerIdentity } from './process/worker.js';
+import { ConnectionRegistry } from './runtime/connection-registry.js';
 
 interface Bound extends Binding {
   /** The configured transport and address (`udp:` for datagram listeners; port possibly 0): bindings are kept across reloads by this key. */
@@ -53,6 +55,8 @@ export class Gateway {
   private state: { key: string; store: StateStore } | undefined;
   /** Request statistics, kept across reloads (see observability/stats.ts). */
   readonly stats = new Stats(() => this.state?.store);
+  /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
+  readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
   private version = 0;
   private stopping = false;
   /** A graceful stop began: /ready answers 503 from then on (the listeners may still accept while draining). */
@@ -117,6 +121,7 @@ export class Gateway {
             status: () => this.status(),
             stats: () => this.statsReport(),
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
+            connections: this.connectionRegistry,
           }));
           await listen(server, adminConfig.listen, 'the admin API');
           newAdmin = { key: adminKey!, server };
@@ -179,6 +184,7 @@ export class Gateway {
       // A binding made for the snapshot being applied serves it as soon as it is swapped in.
       current: () => this.current,
       draining: () => this.stopping,
+      registry: this.connectionRegistry,
     };
     if (listener.config.protocol === 'udp') {
       const server = dgram.createSocket({ type: listener.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <apiKey>`. */
@@ -10,6 +11,8 @@ export interface AdminOptions {
   stats: () => Promise<unknown>;
   /** Whether the gateway takes new traffic (GET /ready): false while it drains or stops. */
   ready: () => { ready: boolean; status: string };
+  /** The process's connection registry (GET /connections, DELETE /connections/:id); absent: those answer 404. */
+  connections?: ConnectionRegistry;
 }
 
 /**
@@ -47,6 +50,8 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
+ *   GET /connections[?kind=…&listener=…] → live connections, streams and sessions
+ *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -72,8 +77,62 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       );
       return;
     }
+    if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
+}
+
+/** GET /connections (with `kind` and `listener` filters) and DELETE /connections/:id, on the running process's registry. */
+function connections(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string, registry: ConnectionRegistry): void {
+  if (path === '/connections') {
+    if (req.method !== 'GET') {
+      res.setHeader('allow', 'GET');
+      return json(res, 405, { error: `${req.method} is not allowed on /connections (use GET)`, code: 'METHOD_NOT_ALLOWED' });
+    }
+    const q = url.indexOf('?');
+    const filter = parseFilter(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    if (typeof filter === 'string') return json(res, 400, { error: filter, code: 'BAD_REQUEST' });
+    let listed;
+    try {
+      listed = registry.list(filter);
+    } catch {
+      // A socket torn down between its destroy and its 'close' must not take the admin API down.
+      return json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' });
+    }
+    return json(res, 200, { connections: listed });
+  }
+  if (req.method !== 'DELETE') {
+    res.setHeader('allow', 'DELETE');
+    return json(res, 405, { error: `${req.method} is not allowed on /connections/:id (use DELETE)`, code: 'METHOD_NOT_ALLOWED' });
+  }
+  const id = path.slice('/connections/'.length);
+  let outcome;
+  try {
+    outcome = registry.close(id);
+  } catch {
+    return json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' });
+  }
+  if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
+  return json(res, 202, { id, status: 'closing' });
+}
+
+/** The `kind` and `listener` filters of GET /connections, or why they are refused. */
+function parseFilter(params: URLSearchParams): ConnectionFilter | string {
+  const filter: ConnectionFilter = {};
+  const seen = new Set<string>();
+  for (const [name, value] of params) {
+    if (seen.has(name)) return `query parameter "${name.slice(0, 64)}" is given more than once`;
+    seen.add(name);
+    if (name === 'kind') {
+      if (!isConnectionKind(value)) return `unknown connection kind "${value.slice(0, 64)}" (one of: ${CONNECTION_KINDS.join(', ')})`;
+      filter.kind = value;
+    } else if (name === 'listener') {
+      filter.listener = value;
+    } else {
+      return `unknown query parameter "${name.slice(0, 64)}" (the filters are kind and listener)`;
+    }
+  }
+  return filter;
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {

@@ -13,6 +13,8 @@ import type { Logger } from '../observability/logger.js';
 import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
 import type { Binding, StreamFrontend } from './listener.js';
 import { sniffPreface } from './h2-preface.js';
+import { listSocket } from '../runtime/connection-registry.js';
+import { H2SessionConnection, H2StreamConnection, Http1Connection } from './http-connections.js';
 
 /** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */
 export type HttpBinding = Binding;
@@ -43,7 +45,7 @@ export class HttpFrontend implements StreamFrontend {
   readonly kind = 'http' as const;
   readonly h1: http.Server;
   readonly h2: http2.Http2Server;
-  readonly websockets = new WebSocketSessions();
+  readonly websockets: WebSocketSessions;
   private readonly binding: HttpBinding;
   private readonly logger: Logger;
   private config: HttpListenerConfig;
@@ -60,6 +62,7 @@ export class HttpFrontend implements StreamFrontend {
     this.binding = binding;
     this.logger = logger;
     this.config = listener.config;
+    this.websockets = new WebSocketSessions(binding, binding.registry);
     const config = listener.config;
     this.h1 = http.createServer(
       {
@@ -75,6 +78,8 @@ export class HttpFrontend implements StreamFrontend {
       },
       (req, res) => this.onRequest(req, res, false),
     );
+    // Every connection handed to the HTTP/1.1 server (plain, or TLS without h2) is listed until it closes.
+    this.h1.on('connection', (socket: net.Socket) => listSocket(binding.registry, socket, new Http1Connection(binding, socket)));
     this.h1.on('clientError', (err: ParserError, socket: Duplex) => this.onClientError(err, socket));
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const l = this.listener();
@@ -231,20 +236,31 @@ export class HttpFrontend implements StreamFrontend {
    */
   private onSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
+    const entry = new H2SessionConnection(this.binding, session, this.handingOver);
+    const registry = this.binding.registry;
+    registry.add(entry);
     // node:http2 may destroy a session (a peer gone mid-stream) without ending a TLS socket under it.
     const socket = this.handingOver;
     if (socket !== null) session.once('close', () => socket.destroy());
     let open = 0;
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++;
-      stream.once('close', () => open--);
+      const c = new H2StreamConnection(this.binding, stream, entry);
+      registry.add(c);
+      stream.once('close', () => {
+        open--;
+        registry.remove(c);
+      });
     });
     session.setTimeout(this.config.timeouts.keepAlive, () => {
       if (open === 0) session.close();
     });
     session.on('error', (err) => this.logger.info({ listener: this.binding.name, err: err.message }, 'http2 connection error'));
     session.on('frameError', (type, code) => this.logger.debug({ listener: this.binding.name, type, code }, 'http2 frame error'));
-    session.once('close', () => this.sessions.delete(session));
+    session.once('close', () => {
+      this.sessions.delete(session);
+      registry.remove(entry);
+    });
     if (this.closing || this.binding.draining()) session.close();
   }
 }

@@ -18,6 +18,7 @@
  */
 import type net from 'node:net';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import type { ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { AnyListenerRuntime } from '../snapshot/snapshot.js';
 
@@ -27,6 +28,8 @@ export interface Binding {
   readonly current: () => Snapshot;
   /** True while the gateway is stopping. */
   readonly draining: () => boolean;
+  /** The process's connection registry: the frontend lists there every connection, stream and session it carries. */
+  readonly registry: ConnectionRegistry;
 }
 
 /**

@@ -13,6 +13,7 @@ import { Unsealer, type SealedAddress } from '../l4/sealed/codec.js';
 import { dialSealed } from '../l4/sealed/dial.js';
 import { fromSealedError, sealedStatus } from '../l4/sealed/errors.js';
 import { readLine, type LineError, type ReadLine } from '../l4/sealed/line.js';
+import { noteSplice } from '../l4/stream-connection.js';
 
 /** What a connection is checked and opened with: compiled once per listener runtime. */
 interface Policy {
@@ -139,6 +140,7 @@ export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
       }
       // "200" is queued before the splice starts, so it reaches the client before any backend byte.
       socket.write('200');
+      noteSplice(socket, up, undefined, target);
       ctx.extra.status = 200;
       splice(socket, up, { idleMs: c.timeouts.idle, head: read.rest }, (r) => {
         ctx.bytesUp = r.bytesUp;

@@ -10,6 +10,8 @@ import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot
 import { readProxyHeader, ProxyProtocolError } from '../l4/proxy-protocol/read.js';
 import { unmapV4, type ProxiedAddresses } from '../l4/proxy-protocol/encode.js';
 import type { StreamListenerConfig } from '../config/schemas/l4.js';
+import { listSocket } from '../runtime/connection-registry.js';
+import { StreamConnection, type StreamKind } from '../l4/stream-connection.js';
 
 /** An admitted connection, as the protocols' `serve` gets it. */
 export type Accepted<C extends StreamListenerConfig> = L4Context<C>;
@@ -119,6 +121,7 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
       if (ctx.socket.destroyed) return this.refuse(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before it was admitted'));
       const refused = reason ?? this.registry.add(ctx.socket, ip, ctx.runtime.config.limits);
       if (refused !== null) return this.refuse(ctx, refusalError(refused));
+      listSocket(this.binding.registry, ctx.socket, new StreamConnection(this.kind as StreamKind, this.binding, ctx.socket, ctx.client));
       this.serve(ctx);
     };
     if (verdict instanceof Promise) {

@@ -5,6 +5,7 @@ import { dialUpstream } from '../l4/dial.js';
 import type { TcpListenerConfig, TlsListenerConfig } from '../config/schemas/l4.js';
 import { splice } from '../l4/splice.js';
 import { L4StreamFrontend } from './stream.js';
+import { noteSplice } from '../l4/stream-connection.js';
 
 /**
  * `protocol: tcp`: each admitted connection is dialled to a target of the
@@ -59,6 +60,7 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
     const { socket: up, target } = d!;
     ctx.target = target;
     target.inflight++;
+    noteSplice(socket, up, upstream.name, target.address);
     splice(socket, up, { idleMs: config.timeouts.idle, head: ctx.head }, (r) => {
       target.inflight--;
       ctx.bytesUp = r.bytesUp;

@@ -9,6 +9,7 @@ import { L4StreamFrontend } from './stream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ClientHelloError, peekClientHello } from '../l4/tls/peek.js';
 import { SniRouter } from '../l4/tls/sni-router.js';
+import { tagSocket } from '../runtime/connection-registry.js';
 
 /** The records carrying a ClientHello may take this many bytes at most (passthrough). */
 export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
@@ -102,6 +103,7 @@ export class TlsFrontend extends L4StreamFrontend<TlsListenerConfig> {
       return;
     }
     this.handshaking.delete(raw!);
+    tagSocket(secure, raw!);
     const sni = typeof secure.servername === 'string' && secure.servername !== '' ? secure.servername : null;
     this.route(ctx, sni, secure);
   }

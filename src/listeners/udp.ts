@@ -9,6 +9,7 @@ import { outcomeOf, refusalError } from '../l4/outcome.js';
 import { unmapV4 } from '../l4/proxy-protocol/encode.js';
 import type { UdpListenerConfig } from '../config/schemas/l4.js';
 import { OPENING_QUEUE, UdpSession, type SessionEnd, type SessionHooks } from '../l4/udp/session.js';
+import { UdpConnection } from '../l4/udp/connection.js';
 
 /**
  * Why a datagram was dropped (admin status `dropped`): a connection
@@ -48,6 +49,8 @@ export class UdpFrontend implements Frontend {
   private readonly socket: dgram.Socket;
   /** Live sessions by client address (`address port`). */
   private readonly sessions = new Map<string, UdpSession>();
+  /** The registry entry of each live session. */
+  private readonly listed = new Map<UdpSession, UdpConnection>();
   /** New clients whose admission is being checked (a shared state store answers asynchronously), with their datagrams so far. */
   private readonly admitting = new Map<string, Buffer[]>();
   private readonly dropped = new Map<DropReason, number>();
@@ -147,6 +150,9 @@ export class UdpFrontend implements Frontend {
     if (target === undefined) return this.drop('no-target', { runtime, rinfo, upstream: upstream.name, error: new GatewayError('NO_TARGET', `upstream ${upstream.name} has no available target`) }, datagrams.length);
     const session = new UdpSession({ address: rinfo.address, port: rinfo.port, ip }, upstream, target, this.hooks);
     this.sessions.set(key, session);
+    const entry = new UdpConnection(this.binding, session);
+    this.listed.set(session, entry);
+    this.binding.registry.add(entry);
     target.inflight++;
     session.open();
     for (const d of datagrams) session.send(d);
@@ -166,6 +172,8 @@ export class UdpFrontend implements Frontend {
   private ended(s: UdpSession, end: SessionEnd): void {
     const key = `${s.clientAddress} ${s.clientPort}`;
     if (this.sessions.get(key) === s) this.sessions.delete(key);
+    this.listed.get(s)?.unregister();
+    this.listed.delete(s);
     s.target.inflight--;
     const err = end.error;
     this.count(err);

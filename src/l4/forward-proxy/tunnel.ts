@@ -2,7 +2,9 @@ import type net from 'node:net';
 import { GatewayError } from '../../errors.js';
 import { connectTcp } from '../dial.js';
 import { splice, type SpliceResult } from '../splice.js';
+import { noteSplice } from '../stream-connection.js';
 import { answerAndClose } from './respond.js';
+import { formatHostPort } from '../../net/address.js';
 
 export interface TunnelOptions {
   /** The checked address and the port to dial. */
@@ -46,6 +48,7 @@ export function openTunnel(socket: net.Socket, o: TunnelOptions, done: (r: Tunne
         return done({ error: new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before the tunnel was up') });
       }
       socket.write(ESTABLISHED);
+      noteSplice(socket, up, undefined, formatHostPort({ host: o.address, port: o.port }));
       splice(socket, up, { idleMs: o.idleMs, head: o.head }, (r) => done({ error: null, status: 200, splice: r }));
     },
     (err: unknown) => {
