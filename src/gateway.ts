@@ -7,10 +7,10 @@ import { formatHostPort, type HostPort } from './net/address.js';
 import type { Config } from './config/schema.js';
 import dgram from 'node:dgram';
 import { getSystemErrorMap } from 'node:util';
-import { HttpFrontend } from './listeners/http.js';
+import { HttpListener } from './listeners/http.js';
 import type { AnyListenerRuntime } from './snapshot/snapshot.js';
-import { frontendKind, type Binding, type Frontend, type StreamFrontend } from './listeners/listener.js';
-import { createDatagramFrontend, createStreamFrontend } from './listeners/create.js';
+import { listenerKind, type Binding, type Listener, type StreamListener } from './listeners/listener.js';
+import { createDatagramListener, createStreamListener } from './listeners/create.js';
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { TargetRegistry } from './runtime/target-registry.js';
@@ -25,10 +25,10 @@ import { ConnectionRegistry } from './runtime/connection-registry.js';
 interface Bound extends Binding {
   /** The configured transport and address (`udp:` for datagram listeners; port possibly 0): bindings are kept across reloads by this key. */
   readonly key: string;
-  /** The bound socket: a TCP server handing each connection to `frontend`, or a UDP socket the frontend reads. */
+  /** The bound socket: a TCP server handing each connection to `listener`, or a UDP socket the listener reads. */
   readonly server: net.Server | dgram.Socket;
   /** Replaced when a reload changes the listener's kind (e.g. http to tcp) at the same address. */
-  frontend: Frontend;
+  listener: Listener;
 }
 
 export type ApplyResult = { ok: true; version: number } | { ok: false; error: string };
@@ -152,12 +152,12 @@ export class Gateway {
       const b = this.bindings.get(key)!;
       b.name = l.name;
       const runtime = next.listeners.get(l.name)!;
-      if (b.frontend.kind === frontendKind(l.protocol)) {
-        b.frontend.update(runtime);
+      if (b.listener.kind === listenerKind(l.protocol)) {
+        b.listener.update(runtime);
       } else {
-        // Same address, another kind of listener: new connections go to a new frontend, open ones finish on the old.
-        const old = b.frontend;
-        b.frontend = createStreamFrontend(b, runtime, this.logger);
+        // Same address, another kind of listener: new connections go to a new listener object, open ones finish on the old.
+        const old = b.listener;
+        b.listener = createStreamListener(b, runtime, this.logger);
         void old.close(config.shutdownTimeout);
       }
     }
@@ -178,7 +178,7 @@ export class Gateway {
     return { ok: true, version: next.version };
   }
 
-  private makeBinding(key: string, name: string, listener: AnyListenerRuntime): Bound {
+  private makeBinding(key: string, name: string, runtime: AnyListenerRuntime): Bound {
     const partial: Binding = {
       name,
       // A binding made for the snapshot being applied serves it as soon as it is swapped in.
@@ -186,12 +186,12 @@ export class Gateway {
       draining: () => this.stopping,
       registry: this.connectionRegistry,
     };
-    if (listener.config.protocol === 'udp') {
-      const server = dgram.createSocket({ type: listener.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });
-      const frontend = createDatagramFrontend(partial, listener, this.logger, server);
-      return Object.assign(partial, { key, server, frontend });
+    if (runtime.config.protocol === 'udp') {
+      const server = dgram.createSocket({ type: runtime.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });
+      const listener = createDatagramListener(partial, runtime, this.logger, server);
+      return Object.assign(partial, { key, server, listener });
     }
-    const bound = Object.assign(partial, { key, frontend: createStreamFrontend(partial, listener, this.logger) as Frontend }) as Bound;
+    const bound = Object.assign(partial, { key, listener: createStreamListener(partial, runtime, this.logger) as Listener }) as Bound;
     const server = net.createServer(
       {
         noDelay: true,
@@ -199,9 +199,9 @@ export class Gateway {
         allowHalfOpen: true,
         // HTTP: a whole upstream read (up to 64 KiB) fits in the socket's buffer, so a large body does not
         // pause and resume the upstream socket on every chunk. L4: the listener's copy buffer.
-        highWaterMark: 'buffer' in listener.config ? listener.config.buffer : 256 * 1024,
+        highWaterMark: 'buffer' in runtime.config ? runtime.config.buffer : 256 * 1024,
       },
-      (socket) => (bound.frontend as StreamFrontend).accept(socket),
+      (socket) => (bound.listener as StreamListener).accept(socket),
     );
     return Object.assign(bound, { server });
   }
@@ -233,23 +233,23 @@ export class Gateway {
   }
 
   /** Open downstream connections over every listener (or one, by name). */
-  connections(listener?: string): number {
+  connections(name?: string): number {
     let n = 0;
-    for (const b of this.bindings.values()) if (listener === undefined || b.name === listener) n += b.frontend.connections;
+    for (const b of this.bindings.values()) if (name === undefined || b.name === name) n += b.listener.connections;
     return n;
   }
 
   /** Live WebSocket sessions over every listener (or one, by name). */
-  websocketSessions(listener?: string): number {
+  websocketSessions(name?: string): number {
     let n = 0;
     for (const b of this.bindings.values()) {
-      if ((listener === undefined || b.name === listener) && b.frontend instanceof HttpFrontend) n += b.frontend.websockets.size;
+      if ((name === undefined || b.name === name) && b.listener instanceof HttpListener) n += b.listener.websockets.size;
     }
     return n;
   }
 
-  private frontendOf(listener: string): Frontend | undefined {
-    for (const b of this.bindings.values()) if (b.name === listener) return b.frontend;
+  private listenerOf(name: string): Listener | undefined {
+    for (const b of this.bindings.values()) if (b.name === name) return b.listener;
     return undefined;
   }
 
@@ -271,7 +271,7 @@ export class Gateway {
               address: a ? formatHostPort(a) : null,
               connections: this.connections(l.name),
               ...(l.certificates !== null ? { certificates: l.certificates.describe() } : {}),
-              ...this.frontendOf(l.name)?.describe?.(),
+              ...this.listenerOf(l.name)?.describe?.(),
             };
           })
         : [],
@@ -387,11 +387,11 @@ function bindReason(err: Error): string {
   return text && code ? `${text} (${code})` : err.message;
 }
 
-/** Stops accepting on a listener's socket, then closes its connections gracefully (see HttpFrontend.close). */
+/** Stops accepting on a listener's socket, then closes its connections gracefully (see HttpListener.close). */
 async function closeBinding(b: Bound, graceMs: number): Promise<void> {
-  // A UDP socket is the frontend's to close (after its sessions).
+  // A UDP socket is the listener's to close (after its sessions).
   if (b.server instanceof net.Server) b.server.close();
-  await b.frontend.close(graceMs);
+  await b.listener.close(graceMs);
 }
 
 /** Stops accepting; idle keep-alive connections close now, busy ones when done or after `graceMs`. */

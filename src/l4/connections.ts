@@ -8,12 +8,12 @@ export interface ConnectionLimits {
 }
 
 /**
- * The open connections of one L4 listener, kept by its frontend across
+ * The open connections of one L4 listener, kept by its listener across
  * reloads: the client sockets, how many each client IP has open, and how
  * many were refused. `close(grace)` lets them finish for up to `grace` ms,
  * then destroys what is left (their upstream sockets follow, see splice).
  */
-export class ConnectionRegistry {
+export class ListenerConnections {
   private readonly sockets = new Set<net.Socket>();
   private readonly perIp = new Map<string, number>();
   /** Connections refused, by reason (admin status). */

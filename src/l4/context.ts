@@ -12,7 +12,7 @@ export type ExtraFields = Record<string, string | number | boolean>;
 /**
  * One downstream connection of a TCP-based L4 listener, from accept to its
  * log line: the L4 counterpart of the HTTP request context. Its phases, in
- * order (L4StreamFrontend runs them):
+ * order (L4StreamListener runs them):
  *
  * 1. accept — created with the listener runtime current at that moment,
  *    which it PINS: the runtime carries its own snapshot's upstreams, so
@@ -23,7 +23,7 @@ export type ExtraFields = Record<string, string | number | boolean>;
  *    upstream and target and dials (sets `upstream`, `target`), then
  *    splices (sets the bytes and `closedBy`);
  * 5. log — exactly once, whatever ended it (`error` null means `ok`):
- *    one access-log line and one count (L4StreamFrontend.finish).
+ *    one access-log line and one count (L4StreamListener.finish).
  *
  * A phase that fails sets `error` (a GatewayError: stable code, source,
  * retryable) and ends the connection; nothing is closed without passing

@@ -6,7 +6,7 @@ import type { Binding } from './listener.js';
 import type { Logger } from '../observability/logger.js';
 import type { ProxiedAddresses } from '../l4/proxy-protocol/encode.js';
 import type { ForwardProxyListenerConfig } from '../config/schemas/l4.js';
-import { L4StreamFrontend, type Accepted, type ConnectionEnd } from './stream.js';
+import { L4StreamListener, type Accepted, type ConnectionEnd } from './stream.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import { checkProxyAuth, PROXY_CHALLENGE } from '../l4/forward-proxy/basic-auth.js';
 import { DestinationPolicy, type Verdict } from '../l4/forward-proxy/destination-policy.js';
@@ -37,7 +37,7 @@ const AUTH_CODES = { 400: 'BAD_REQUEST', 403: 'FORBIDDEN', 407: 'PROXY_AUTH_REQU
 /**
  * `protocol: forward-proxy`: an HTTP/1.1 proxy for browsers and tools.
  * Connections are accepted like every stream listener's (PROXY header,
- * connection middlewares, limits, registry; L4StreamFrontend) and then
+ * connection middlewares, limits, registry; L4StreamListener) and then
  * parsed by a node:http server that never listens itself:
  *
  * - absolute-form requests (`GET http://host:port/path`, any method) are
@@ -48,10 +48,10 @@ const AUTH_CODES = { 400: 'BAD_REQUEST', 403: 'FORBIDDEN', 407: 'PROXY_AUTH_REQU
  * Each request or tunnel is checked in order: request-target, then
  * `auth: basic` (407), then the destination policy on the resolved address
  * (403), and gets one access-log line. Forwarded requests go through one
- * undici Agent per frontend (pooled by the dialled IP and port), rebuilt
+ * undici Agent per listener (pooled by the dialled IP and port), rebuilt
  * when the timeouts change on reload.
  */
-export class ForwardProxyFrontend extends L4StreamFrontend<ForwardProxyListenerConfig> {
+export class ForwardProxyListener extends L4StreamListener<ForwardProxyListenerConfig> {
   readonly kind = 'forward-proxy' as const;
   private server: http.Server;
   /** Servers replaced on reload (maxHeaderSize changed); their connections stay with them. */

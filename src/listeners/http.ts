@@ -11,7 +11,7 @@ import { handleUpgrade } from '../http/upgrade.js';
 import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
 import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
-import type { Binding, StreamFrontend } from './listener.js';
+import type { Binding, StreamListener } from './listener.js';
 import { sniffPreface } from './h2-preface.js';
 import { listSocket } from '../runtime/connection-registry.js';
 import { H2SessionConnection, H2StreamConnection, Http1Connection } from './http-connections.js';
@@ -39,9 +39,9 @@ const H2_INITIAL_WINDOW = 1024 * 1024;
  * requests on HTTP/1.1 are WebSocket tunnels (http/upgrade.ts).
  *
  * Neither inner server listens: the bound socket belongs to the gateway
- * (kept across reloads), and the frontend is updated in place on reload.
+ * (kept across reloads), and the listener is updated in place on reload.
  */
-export class HttpFrontend implements StreamFrontend {
+export class HttpListener implements StreamListener {
   readonly kind = 'http' as const;
   readonly h1: http.Server;
   readonly h2: http2.Http2Server;

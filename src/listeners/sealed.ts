@@ -7,7 +7,7 @@ import type { L4Context } from '../l4/context.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import type { SealedListenerConfig } from '../config/schemas/l4.js';
 import { splice } from '../l4/splice.js';
-import { L4StreamFrontend } from './stream.js';
+import { L4StreamListener } from './stream.js';
 import { SealedAllowList } from '../l4/sealed/allow.js';
 import { Unsealer, type SealedAddress } from '../l4/sealed/codec.js';
 import { dialSealed } from '../l4/sealed/dial.js';
@@ -48,7 +48,7 @@ type Runtime = L4ListenerRuntime<SealedListenerConfig>;
  * The Unsealer (its key caches, the v2 master key) is kept across reloads
  * while the secret, kdf, formats and line limit stay the same.
  */
-export class SealedFrontend extends L4StreamFrontend<SealedListenerConfig> {
+export class SealedListener extends L4StreamListener<SealedListenerConfig> {
   readonly kind = 'sealed' as const;
   readonly #policies = new WeakMap<Runtime, Policy>();
   #unsealer: { key: string; unsealer: Unsealer } | undefined;

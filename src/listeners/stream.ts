@@ -1,9 +1,9 @@
 import type net from 'node:net';
 import { GatewayError } from '../errors.js';
-import type { Binding, FrontendKind, StreamFrontend } from './listener.js';
+import type { Binding, ListenerKind, StreamListener } from './listener.js';
 import type { Logger } from '../observability/logger.js';
 import type { RefusalReason } from '../l4/admission.js';
-import { ConnectionRegistry } from '../l4/connections.js';
+import { ListenerConnections } from '../l4/connections.js';
 import { L4Context } from '../l4/context.js';
 import { outcomeOf, refusalError, refusalReasonOf } from '../l4/outcome.js';
 import type { AnyListenerRuntime, L4ListenerRuntime } from '../snapshot/snapshot.js';
@@ -42,10 +42,10 @@ export interface ConnectionEnd {
  * access-log line (or, without an access log, a logger line for a failed
  * one) and one count in `ended`, per connection, whatever the path.
  */
-export abstract class L4StreamFrontend<C extends StreamListenerConfig> implements StreamFrontend {
-  abstract readonly kind: FrontendKind;
+export abstract class L4StreamListener<C extends StreamListenerConfig> implements StreamListener {
+  abstract readonly kind: ListenerKind;
   protected runtime: L4ListenerRuntime<C>;
-  protected readonly registry = new ConnectionRegistry();
+  protected readonly open = new ListenerConnections();
   /** Connections still sending their PROXY header or being admitted (not yet in the registry). */
   private readonly pending = new Set<net.Socket>();
   /** Connections ended, by GatewayError code (`ok`: relayed and ended normally). Admin status. */
@@ -70,11 +70,11 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
   }
 
   get connections(): number {
-    return this.registry.size + this.pending.size;
+    return this.open.size + this.pending.size;
   }
 
   describe(): Record<string, unknown> {
-    return { refused: Object.fromEntries(this.registry.refused), ended: Object.fromEntries(this.ended) };
+    return { refused: Object.fromEntries(this.open.refused), ended: Object.fromEntries(this.ended) };
   }
 
   accept(socket: net.Socket): void {
@@ -119,7 +119,7 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
       if (this.closing) return this.refuse(ctx, new GatewayError('GATEWAY_CLOSING'));
       // The client left while its header or admission was pending: nothing more to do but log it.
       if (ctx.socket.destroyed) return this.refuse(ctx, new GatewayError('DOWNSTREAM_ABORTED', 'the client closed before it was admitted'));
-      const refused = reason ?? this.registry.add(ctx.socket, ip, ctx.runtime.config.limits);
+      const refused = reason ?? this.open.add(ctx.socket, ip, ctx.runtime.config.limits);
       if (refused !== null) return this.refuse(ctx, refusalError(refused));
       listSocket(this.binding.registry, ctx.socket, new StreamConnection(this.kind as StreamKind, this.binding, ctx.socket, ctx.client));
       this.serve(ctx);
@@ -135,7 +135,7 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
   /** Resets a connection refused before it was served, and ends it (log line, count; refusals counted by reason too). */
   private refuse(ctx: L4Context<C>, err: GatewayError): void {
     const reason = refusalReasonOf(err);
-    if (reason !== undefined) this.registry.refuse(reason);
+    if (reason !== undefined) this.open.refuse(reason);
     const socket = ctx.socket;
     if (socket.resetAndDestroy !== undefined && !socket.destroyed) socket.resetAndDestroy();
     else socket.destroy();
@@ -205,7 +205,7 @@ export abstract class L4StreamFrontend<C extends StreamListenerConfig> implement
   close(graceMs: number): Promise<void> {
     this.closing = true;
     for (const s of this.pending) s.destroy();
-    return this.registry.close(graceMs);
+    return this.open.close(graceMs);
   }
 }
 

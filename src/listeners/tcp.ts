@@ -4,7 +4,7 @@ import type { L4Context } from '../l4/context.js';
 import { dialUpstream } from '../l4/dial.js';
 import type { TcpListenerConfig, TlsListenerConfig } from '../config/schemas/l4.js';
 import { splice } from '../l4/splice.js';
-import { L4StreamFrontend } from './stream.js';
+import { L4StreamListener } from './stream.js';
 import { noteSplice } from '../l4/stream-connection.js';
 
 /**
@@ -15,7 +15,7 @@ import { noteSplice } from '../l4/stream-connection.js';
  * (there is no way to answer on a raw TCP stream) and logged with the
  * reason.
  */
-export class TcpFrontend extends L4StreamFrontend<TcpListenerConfig> {
+export class TcpListener extends L4StreamListener<TcpListenerConfig> {
   readonly kind = 'tcp' as const;
 
   protected serve(ctx: L4Context<TcpListenerConfig>): void {
@@ -34,12 +34,12 @@ export class TcpFrontend extends L4StreamFrontend<TcpListenerConfig> {
  * Dials `upstream` for a connection and splices the two; the client's
  * early bytes (`ctx.head`, and anything it sends while the dial is in
  * progress, which stays in the socket's buffer) go first. Ends with
- * `frontend.finish`: the dial's error, a connection closed during the
+ * `listener.finish`: the dial's error, a connection closed during the
  * dial (GATEWAY_CLOSING when the listener is closing, else
  * DOWNSTREAM_ABORTED), or the splice's result. Shared by the `tcp` and
  * `tls` listeners.
  */
-export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig>(frontend: L4StreamFrontend<C>, ctx: L4Context<C>, upstream: Upstream): void {
+export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig>(listener: L4StreamListener<C>, ctx: L4Context<C>, upstream: Upstream): void {
   const { socket, runtime } = ctx;
   const config = runtime.config;
   ctx.upstream = upstream;
@@ -47,14 +47,14 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
   // The socket is paused, so this fires on a reset or a destroy (the listener closing), not a FIN.
   const onEarlyClose = () => {
     cancel();
-    frontend.finish(ctx, frontend.isClosing ? new GatewayError('GATEWAY_CLOSING', 'closed during the dial') : new GatewayError('DOWNSTREAM_ABORTED', 'the client closed during the dial'));
+    listener.finish(ctx, listener.isClosing ? new GatewayError('GATEWAY_CLOSING', 'closed during the dial') : new GatewayError('DOWNSTREAM_ABORTED', 'the client closed during the dial'));
   };
   socket.once('close', onEarlyClose);
   const cancel = dialUpstream(upstream, { client: ctx.client, attempts: config.retry, keepAliveMs: config.tcpKeepAlive, highWaterMark: config.buffer }, (err, d) => {
     socket.off('close', onEarlyClose);
     if (err !== null) {
       socket.destroy();
-      frontend.finish(ctx, err);
+      listener.finish(ctx, err);
       return;
     }
     const { socket: up, target } = d!;
@@ -67,7 +67,7 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
       ctx.bytesDown = r.bytesDown;
       ctx.closedBy = r.closedBy;
       ctx.detail = r.error;
-      frontend.finish(ctx, null);
+      listener.finish(ctx, null);
     });
     socket.resume();
   });

@@ -5,7 +5,7 @@ import type { ListenerTls, L4ListenerRuntime } from '../snapshot/snapshot.js';
 import type { TlsListenerConfig } from '../config/schemas/l4.js';
 import { connectAndSplice } from './tcp.js';
 import type { L4Context } from '../l4/context.js';
-import { L4StreamFrontend } from './stream.js';
+import { L4StreamListener } from './stream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { ClientHelloError, peekClientHello } from '../l4/tls/peek.js';
 import { SniRouter } from '../l4/tls/sni-router.js';
@@ -38,7 +38,7 @@ export const MAX_CLIENT_HELLO_BYTES = 16 * 1024;
  * closed and logged as NO_ROUTE; access-log lines carry `sni` when the
  * client sent one.
  */
-export class TlsFrontend extends L4StreamFrontend<TlsListenerConfig> {
+export class TlsListener extends L4StreamListener<TlsListenerConfig> {
   readonly kind = 'tls' as const;
   /** One router per compiled listener (a reload brings a new runtime). */
   private readonly routers = new WeakMap<L4ListenerRuntime<TlsListenerConfig>, SniRouter<string>>();

@@ -1,5 +1,5 @@
 import type dgram from 'node:dgram';
-import type { Binding, Frontend } from './listener.js';
+import type { Binding, Listener } from './listener.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -28,7 +28,7 @@ const DROP_LOG_KEYS = 10_000;
 
 /**
  * `protocol: udp`: the gateway's bound datagram socket, read by this
- * frontend. The first datagram from a client address (ip:port) that passes
+ * listener. The first datagram from a client address (ip:port) that passes
  * the listener's middlewares and `maxSessions` opens a session (session.ts)
  * with a target picked by the upstream's balancer on the client IP; the
  * client's datagrams go to that target, and the target's replies are sent
@@ -36,12 +36,12 @@ const DROP_LOG_KEYS = 10_000;
  * come from the address it sent to. UDP has no connection to refuse: a
  * refused datagram is dropped and counted, never answered.
  *
- * Lifecycle: the frontend is made before the socket is bound and owns it
+ * Lifecycle: the listener is made before the socket is bound and owns it
  * from then on: its 'error' handler stays for the socket's life (a socket
  * error is logged, never thrown), and `close` ends the sessions and closes
  * the socket, bound or not.
  */
-export class UdpFrontend implements Frontend {
+export class UdpListener implements Listener {
   readonly kind = 'udp' as const;
   private runtime: L4ListenerRuntime<UdpListenerConfig>;
   private readonly binding: Binding;

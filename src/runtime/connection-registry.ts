@@ -2,7 +2,7 @@
  * The connection registry: every live connection, stream and session the
  * gateway carries, under an id, so the admin API can list and close them
  * (GET /connections, DELETE /connections/:id). One registry per process,
- * owned by the Gateway and kept across reloads; every frontend adds what it
+ * owned by the Gateway and kept across reloads; every listener adds what it
  * carries when it starts and removes it exactly once when it is over.
  *
  * Cost on the hot path: `add` is one Map set and `remove` one Map delete;
@@ -27,13 +27,13 @@ export function isConnectionKind(s: string): s is ConnectionKind {
   return (CONNECTION_KINDS as readonly string[]).includes(s);
 }
 
-/** Who a frontend is: read at list time, so an entry follows a listener renamed by a reload. */
+/** Who a listener is: read at list time, so an entry follows a listener renamed by a reload. */
 export interface Owner {
   readonly name: string;
 }
 
 /**
- * One live connection, stream or session. A frontend subclasses it once
+ * One live connection, stream or session. A listener subclasses it once
  * per kind (methods on the prototype, no closure per entry) and hands
  * instances to `ConnectionRegistry.add` / `remove`.
  */
@@ -73,7 +73,7 @@ export abstract class Carried {
   targetAddress(): string | undefined {
     return this.target;
   }
-  /** Starts ending it the kind's clean way; the frontend then removes it when it is over. Called at most once. */
+  /** Starts ending it the kind's clean way; the listener then removes it when it is over. Called at most once. */
   protected abstract shutdown(): void;
 
   /** Unlists it from its registry (a no-op when not listed). */

@@ -76,7 +76,7 @@ export type AnyListenerRuntime = ListenerRuntime | L4ListenerRuntime;
  * A connection-level listener (`tcp`, `tls`, `udp`, `sealed`,
  * `forward-proxy`) as compiled into a snapshot. Live state (open
  * connections, UDP sessions, key caches) belongs to the listener's
- * frontend, which outlives snapshots; this holds what a reload replaces.
+ * listener, which outlives snapshots; this holds what a reload replaces.
  */
 export interface L4ListenerRuntime<C extends L4ListenerConfig = L4ListenerConfig> {
   readonly kind: 'l4';

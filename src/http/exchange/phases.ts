@@ -7,11 +7,11 @@ import type { UpstreamPolicies } from './policies.js';
 import { bodyFailureOf, releaseBody } from './request-body.js';
 
 /**
- * The phases of one HTTP exchange, in order. Every frontend runs the same
+ * The phases of one HTTP exchange, in order. Every listener runs the same
  * ones: plain HTTP/1.x and HTTP/2 requests and gRPC calls (handler.ts),
  * and WebSocket handshakes (upgrade.ts, websocket/dial.ts). Each runs on
  * the snapshot that was current when the request arrived, with one
- * RequestContext (context.ts) and one outbound request (outbound.ts).
+ * RequestContext (snapshot/snapshot.ts) and one outbound request (outbound.ts).
  *
  * 1. match — when: once the request head is read and valid (a refused head
  *    skips to log). Result: the route, or none (404 ROUTE_NOT_FOUND, then

@@ -28,7 +28,7 @@ export interface SealedDialled {
 
 /**
  * Connects to an opened sealed address under the listener's `allow` list.
- * Every failure is a GatewayError (the frontend maps it to its answer with
+ * Every failure is a GatewayError (the listener maps it to its answer with
  * `sealedStatus`):
  *
  * 1. an empty list denies at once (no DNS query leaves for a denied name):

@@ -23,7 +23,7 @@ export interface SessionEnd {
   closedBy: 'idle' | 'upstream' | 'reload' | 'gateway';
 }
 
-/** What a session asks of its frontend. */
+/** What a session asks of its listener. */
 export interface SessionHooks {
   /** A datagram from the target, for the client (sent from the listening socket). */
   reply(session: UdpSession, datagram: Buffer): void;
@@ -159,7 +159,7 @@ export class UdpSession {
     this.timer.unref();
   }
 
-  /** Ends the session (idempotent): closes the upstream socket, then tells the frontend. */
+  /** Ends the session (idempotent): closes the upstream socket, then tells the listener. */
   end(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
