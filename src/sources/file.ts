@@ -56,6 +56,8 @@ export class FileSource implements ConfigSource {
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The revision of the text this source last had applied. */
+  private applied: string | undefined;
 
   constructor(file: string, logger: Logger) {
     this.file = resolve(file);
@@ -73,13 +75,17 @@ export class FileSource implements ConfigSource {
       const text = reason === 'file changed' ? await this.readSettled() : readConfigText(this.file);
       if (this.closed) return false;
       if (typeof text !== 'string') return this.refuse(reason, [text]);
+      const revision = textRevision(text);
+      // A change event for the text last applied (late or repeated events of one save) applies nothing; SIGHUP always does.
+      if (reason === 'file changed' && revision === this.applied) return true;
       const loaded = loadConfigText(text);
       if (!loaded.ok) return this.refuse(reason, loaded.errors);
       const fileErrors = checkConfigFiles(loaded.config);
       if (fileErrors.length > 0) return this.refuse(reason, fileErrors);
       if (this.subscriber === undefined) return false;
-      const result = await this.subscriber({ config: loaded.config, revision: textRevision(text), origin: this.origin, reason });
+      const result = await this.subscriber({ config: loaded.config, revision, origin: this.origin, reason });
       if (!result.ok) return this.refuse(reason, [{ path: '(apply)', message: result.error }]);
+      this.applied = revision;
       this.setWatch(loaded.config.watch);
       return true;
     } catch (err) {
