@@ -53,6 +53,8 @@ export class UpstreamState {
   private pickerBalancer = '';
   health: UpstreamHealth | null = null;
   breaker: CircuitBreaker | null = null;
+  /** Passive health reports go here (null unless `healthCheck.passive` is configured). */
+  passive: UpstreamHealth | null = null;
   /** The source the config's `targets:` feed. */
   readonly configTargets = new StaticTargetSource();
   private plan: UpstreamPlan | null = null;
@@ -67,9 +69,6 @@ export class UpstreamState {
     this.states = states;
     this.addSource(this.configTargets);
   }
-
-  /** Passive health reports go here (null unless `healthCheck.passive` is configured). */
-  passive: UpstreamHealth | null = null;
 
   /**
    * Applies the config of the snapshot that became current: policies are
