@@ -64,11 +64,24 @@ export class H2SessionConnection extends Carried {
    * which can happen before its 'close' event unlists it.
    */
   readonly socket: Duplex | null;
+  /** Its open streams and when each began (the listener adds and deletes them: one Map operation each per request). */
+  readonly streams = new Map<http2.ServerHttp2Stream, number>();
 
   constructor(owner: Owner, session: http2.ServerHttp2Session, socket: Duplex | null) {
     super(owner);
     this.session = session;
     this.socket = socket;
+  }
+
+  override children(): Carried[] {
+    const out: Carried[] = [];
+    for (const [stream, startedAt] of this.streams) if (stream.id !== undefined) out.push(new H2StreamConnection(this, stream, startedAt));
+    return out;
+  }
+
+  override child(local: number): Carried | undefined {
+    for (const [stream, startedAt] of this.streams) if (stream.id === local) return new H2StreamConnection(this, stream, startedAt);
+    return undefined;
   }
 
   peer(): string {
@@ -100,10 +113,13 @@ export class H2StreamConnection extends Carried {
   readonly stream: http2.ServerHttp2Stream;
   private readonly connection: H2SessionConnection;
 
-  constructor(owner: Owner, stream: http2.ServerHttp2Stream, connection: H2SessionConnection) {
-    super(owner);
+  /** A view made at list time (see H2SessionConnection.children); its id is the session's, a dot and the stream id. */
+  constructor(connection: H2SessionConnection, stream: http2.ServerHttp2Stream, startedAt: number) {
+    super(connection.owner, startedAt);
     this.stream = stream;
     this.connection = connection;
+    this.parent = connection;
+    this.local = stream.id!;
   }
 
   peer(): string {

@@ -14,7 +14,7 @@ import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.j
 import type { Binding, StreamListener } from './listener.js';
 import { sniffPreface } from './h2-preface.js';
 import { listSocket } from '../runtime/connection-registry.js';
-import { H2SessionConnection, H2StreamConnection, Http1Connection } from './http-connections.js';
+import { H2SessionConnection, Http1Connection } from './http-connections.js';
 
 /** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */
 export type HttpBinding = Binding;
@@ -242,18 +242,14 @@ export class HttpListener implements StreamListener {
     // node:http2 may destroy a session (a peer gone mid-stream) without ending a TLS socket under it.
     const socket = this.handingOver;
     if (socket !== null) session.once('close', () => socket.destroy());
-    let open = 0;
+    // Streams are listed through their session's entry (made at list time), so a request adds one Map entry, no object.
+    const streams = entry.streams;
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
-      open++;
-      const c = new H2StreamConnection(this.binding, stream, entry);
-      registry.add(c);
-      stream.once('close', () => {
-        open--;
-        registry.remove(c);
-      });
+      streams.set(stream, Date.now());
+      stream.once('close', () => streams.delete(stream));
     });
     session.setTimeout(this.config.timeouts.keepAlive, () => {
-      if (open === 0) session.close();
+      if (streams.size === 0) session.close();
     });
     session.on('error', (err) => this.logger.info({ listener: this.binding.name, err: err.message }, 'http2 connection error'));
     session.on('frameError', (type, code) => this.logger.debug({ listener: this.binding.name, type, code }, 'http2 frame error'));

@@ -53,9 +53,28 @@ export abstract class Carried {
   upstream: string | undefined = undefined;
   target: string | undefined = undefined;
 
-  constructor(owner: Owner) {
+  /** The entry this one is part of (an HTTP/2 stream's session); null for a connection of its own. */
+  parent: Carried | null = null;
+  /** Its number within `parent` (an HTTP/2 stream id); its id is the parent's id, a dot and this number. */
+  local = 0;
+
+  constructor(owner: Owner, startedAt = Date.now()) {
     this.owner = owner;
-    this.startedAt = Date.now();
+    this.startedAt = startedAt;
+  }
+
+  /**
+   * What this entry carries that is listed under it (an HTTP/2 session's
+   * streams): made at list time, so that the per-request path registers
+   * nothing in the registry itself.
+   */
+  children(): Carried[] | null {
+    return null;
+  }
+
+  /** The part listed as number `local`, if still open. */
+  child(_local: number): Carried | undefined {
+    return undefined;
   }
 
   /** The downstream peer as `address:port` (`[v6]:port`). */
@@ -145,23 +164,27 @@ export class ConnectionRegistry {
   }
 
   idOf(c: Carried): string {
+    if (c.parent !== null) return `${this.idOf(c.parent)}.${c.local}`;
     return this.prefix + c.seq.toString(36);
   }
 
-  /** The entry listed under `id`, if any. */
+  /** The entry listed under `id` (`<worker>-<seq>`, or `<worker>-<seq>.<local>` for a part of one), if any. */
   get(id: string): Carried | undefined {
     if (!id.startsWith(this.prefix)) return undefined;
-    const rest = id.slice(this.prefix.length);
-    if (!/^[0-9a-z]{1,11}$/.test(rest)) return undefined;
-    return this.live.get(parseInt(rest, 36));
+    const m = /^([0-9a-z]{1,11})(?:\.([0-9]{1,10}))?$/.exec(id.slice(this.prefix.length));
+    if (m === null) return undefined;
+    const c = this.live.get(parseInt(m[1]!, 36));
+    return c === undefined || m[2] === undefined ? c : c.child(Number(m[2]));
   }
 
-  /** Live entries matching `filter`, oldest first. */
+  /** Live entries matching `filter`, oldest first, each followed by its parts (see `Carried.children`). */
   *entries(filter: ConnectionFilter = {}): IterableIterator<Carried> {
     for (const c of this.live.values()) {
-      if (filter.kind !== undefined && c.kind !== filter.kind) continue;
       if (filter.listener !== undefined && c.owner.name !== filter.listener) continue;
-      yield c;
+      if (filter.kind === undefined || c.kind === filter.kind) yield c;
+      const parts = c.children();
+      if (parts === null) continue;
+      for (const p of parts) if (filter.kind === undefined || p.kind === filter.kind) yield p;
     }
   }
 
