@@ -4,6 +4,7 @@ import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { L4ListenerRuntime } from '../snapshot/snapshot.js';
 import type { ProxiedAddresses } from './proxy-protocol/encode.js';
+import type { SpliceResult } from './splice.js';
 import type { L4ListenerConfig } from '../config/schema.js';
 
 /** Access-log fields a protocol adds to its connection lines (sni, sealed backend, status…). */
@@ -52,6 +53,14 @@ export class L4Context<C extends L4ListenerConfig = L4ListenerConfig> {
   readonly extra: ExtraFields = {};
   /** Set by the log phase; a second log attempt is ignored. */
   logged = false;
+
+  /** The splice ended: its byte counts, which side closed, and a socket error's text if any. */
+  spliced(r: SpliceResult): void {
+    this.bytesUp = r.bytesUp;
+    this.bytesDown = r.bytesDown;
+    this.closedBy = r.closedBy;
+    this.detail = r.error;
+  }
 
   constructor(runtime: L4ListenerRuntime<C>, socket: net.Socket, client: ProxiedAddresses, startedAt: bigint) {
     this.runtime = runtime;

@@ -143,10 +143,7 @@ export class SealedListener extends L4StreamListener<SealedListenerConfig> {
       noteSplice(socket, up, undefined, target);
       ctx.extra.status = 200;
       splice(socket, up, { idleMs: c.timeouts.idle, head: read.rest }, (r) => {
-        ctx.bytesUp = r.bytesUp;
-        ctx.bytesDown = r.bytesDown;
-        ctx.closedBy = r.closedBy;
-        ctx.detail = r.error;
+        ctx.spliced(r);
         this.finish(ctx, null);
       });
       socket.resume();

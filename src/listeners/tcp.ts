@@ -63,10 +63,7 @@ export function connectAndSplice<C extends TcpListenerConfig | TlsListenerConfig
     noteSplice(socket, up, upstream.name, target.address);
     splice(socket, up, { idleMs: config.timeouts.idle, head: ctx.head }, (r) => {
       target.inflight--;
-      ctx.bytesUp = r.bytesUp;
-      ctx.bytesDown = r.bytesDown;
-      ctx.closedBy = r.closedBy;
-      ctx.detail = r.error;
+      ctx.spliced(r);
       listener.finish(ctx, null);
     });
     socket.resume();

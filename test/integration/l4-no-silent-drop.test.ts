@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,25 +19,14 @@ import { fdsSettle, openFds } from '../helpers/fds.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { closedWithin, connect, deadPort, readAll, startTcpServer, type TcpServer } from '../helpers/tcp.js';
 import { waitFor } from '../helpers/wait.js';
+import { logLines } from '../helpers/log-file.js';
 
 type Line = Record<string, unknown>;
 
-function lines(path: string): Line[] {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return [];
-  }
-  return text
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Line);
-}
 
 /** Waits for the one line of `listener` that matches `match`. */
 function lineOf(path: string, listener: string, match: (l: Line) => boolean): Promise<Line> {
-  return waitFor(() => lines(path).find((l) => l.listener === listener && match(l)), `a log line of ${listener}`);
+  return waitFor(() => logLines(path).find((l) => l.listener === listener && match(l)), `a log line of ${listener}`);
 }
 
 interface ListenerStatus {
