@@ -236,13 +236,17 @@ export function formatPeer(address: string | undefined, port: number | undefined
   return a.includes(':') ? `[${a}]:${port ?? 0}` : `${a}:${port ?? 0}`;
 }
 
-/** The entry carried by a socket (or another object that ends with a 'close' event), see `listSocket`. */
-const ENTRY = Symbol('portico.connection');
-type Tagged = { [ENTRY]?: Carried };
+/**
+ * The entry each listed socket (or another object that ends with a 'close'
+ * event) carries, see `listSocket`. A WeakMap, not a property on the
+ * socket: a new property on node's own objects changes their shape per
+ * connection and slows node's code that reads them.
+ */
+const carried = new WeakMap<object, Carried>();
 
 /** The entry registered for `socket` by `listSocket`, if it is still listed. */
 export function entryOf(socket: object): Carried | undefined {
-  const c = (socket as Tagged)[ENTRY];
+  const c = carried.get(socket);
   return c !== undefined && c.seq !== 0 ? c : undefined;
 }
 
@@ -252,22 +256,22 @@ export function entryOf(socket: object): Carried | undefined {
  * connection), or earlier by `unlistSocket`.
  */
 export function listSocket(registry: ConnectionRegistry, socket: NodeJS.EventEmitter, entry: Carried): void {
-  (socket as Tagged)[ENTRY] = entry;
+  carried.set(socket, entry);
   registry.add(entry);
   socket.once('close', unlistOnClose);
 }
 
 /** Lets `entryOf(other)` find the entry of `socket` too (a TLSSocket over an accepted socket). */
 export function tagSocket(other: object, socket: object): void {
-  const c = (socket as Tagged)[ENTRY];
-  if (c !== undefined) (other as Tagged)[ENTRY] = c;
+  const c = carried.get(socket);
+  if (c !== undefined) carried.set(other, c);
 }
 
 function unlistOnClose(this: object): void {
-  (this as Tagged)[ENTRY]?.unregister();
+  carried.get(this)?.unregister();
 }
 
 /** Removes the entry `listSocket` registered for `socket` now (the connection became something else, e.g. a WebSocket session). */
 export function unlistSocket(socket: object): void {
-  (socket as Tagged)[ENTRY]?.unregister();
+  carried.get(socket)?.unregister();
 }
