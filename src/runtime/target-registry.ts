@@ -1,8 +1,6 @@
 import type { Logger } from '../observability/logger.js';
-import { parseHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
-import { TcpConnector } from './tcp-connector.js';
-import { TargetState, type TargetStates } from './target-state.js';
+import { targetStateFor, tcpConnectorFor, type TargetState, type TargetStates } from './target-state.js';
 import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
 
 /**
@@ -42,8 +40,7 @@ export class TargetRegistry implements TargetStates {
   hold(identity: string): TargetState {
     let entry = this.targets.get(identity);
     if (entry === undefined) {
-      const hp = parseHostPort(identity);
-      entry = { state: new TargetState(identity, this.connectorFor(identity), hp?.host ?? ''), holders: 0 };
+      entry = { state: targetStateFor(identity, this.connectorFor), holders: 0 };
       this.targets.set(identity, entry);
     }
     entry.holders++;
@@ -83,9 +80,4 @@ export class TargetRegistry implements TargetStates {
     this.targets.clear();
     await destroyed;
   }
-}
-
-/** The default connector: a TCP dial to the identity's `host:port`. */
-export function tcpConnectorFor(identity: string): Connector {
-  return new TcpConnector(parseHostPort(identity) ?? { host: identity, port: 0 }, identity);
 }

@@ -39,11 +39,15 @@ export class StaticTargetSource implements TargetSource {
     return this.targets;
   }
 
-  /** Replaces the set; subscribers hear of it only when it differs (same identities, weights and order are no change). */
-  set(targets: readonly TargetSpec[]): void {
-    if (sameTargets(targets, this.targets)) return;
+  /**
+   * Replaces the set; subscribers hear of it only when it differs (same
+   * identities, weights and order are no change). Returns whether it did.
+   */
+  set(targets: readonly TargetSpec[]): boolean {
+    if (sameTargets(targets, this.targets)) return false;
     this.targets = targets;
     for (const l of this.listeners) l(targets);
+    return true;
   }
 
   subscribe(listener: (targets: readonly TargetSpec[]) => void): () => void {

@@ -1,4 +1,6 @@
+import { parseHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
+import { TcpConnector } from './tcp-connector.js';
 import { createPool, poolKey, type PoolOptions, type TargetPool } from '../upstream/pool.js';
 
 /**
@@ -83,4 +85,14 @@ export interface TargetStates {
   /** The live state of `identity`, made on first hold; each hold is paired with a `letGo`. */
   hold(identity: string): TargetState;
   letGo(identity: string): void;
+}
+
+/** The default connector of an identity: a TCP dial to its `host:port`. */
+export function tcpConnectorFor(identity: string): Connector {
+  return new TcpConnector(parseHostPort(identity) ?? { host: identity, port: 0 }, identity);
+}
+
+/** The live state of a target identity, reached through the connector `connectorFor` makes for it. */
+export function targetStateFor(identity: string, connectorFor: (identity: string) => Connector = tcpConnectorFor): TargetState {
+  return new TargetState(identity, connectorFor(identity), parseHostPort(identity)?.host ?? '');
 }

@@ -96,8 +96,8 @@ export class UpstreamState {
       this.health.setTransport(plan.healthTransport);
     }
     this.passive = hc?.passive === undefined ? null : this.health;
-    this.configTargets.set(plan.config.targets.map((t) => ({ address: t.address, weight: t.weight })));
-    this.rebuild();
+    // A changed target list rebuilds through its source's subscription; otherwise rebuild here (pool settings may have changed).
+    if (!this.configTargets.set(plan.config.targets.map((t) => ({ address: t.address, weight: t.weight })))) this.rebuild();
     this.health?.start(logger);
   }
 

@@ -1,6 +1,5 @@
 import { parseHostPort, type HostPort } from '../net/address.js';
-import { TcpConnector } from '../runtime/tcp-connector.js';
-import { TargetState } from '../runtime/target-state.js';
+import { targetStateFor, type TargetState } from '../runtime/target-state.js';
 import type { Connector } from '../runtime/connector.js';
 import type { TargetPool } from './pool.js';
 
@@ -28,7 +27,7 @@ export class Target {
   constructor(address: string, weight = 1, state?: TargetState) {
     this.address = address;
     this.weight = weight;
-    this.state = state ?? stateForAddress(address);
+    this.state = state ?? targetStateFor(address);
   }
 
   /** Requests (or connections) in flight to this target's identity. */
@@ -61,10 +60,3 @@ export class Target {
     this.state.observeLatency(ms, now, decayMs);
   }
 }
-
-/** Live state for a target identity that is a `host:port`: reached by a TCP dial. */
-export function stateForAddress(address: string): TargetState {
-  const hp = parseHostPort(address) ?? { host: address, port: 0 };
-  return new TargetState(address, new TcpConnector(hp, address), hp.host);
-}
-
