@@ -19,7 +19,7 @@ export class TunnelPolicy implements AgentAuthority {
     const hostPatterns = config.http?.hosts ?? [];
     for (const a of config.agents) {
       const codes = compileCodePatterns(a.codes);
-      const ports = compilePortRanges(a.allowPorts);
+      const ports = compilePortRanges(a.allowPorts.map((r) => `${r.from}-${r.to}`));
       const check = (s: ServiceAnnouncement): string | null => {
         if (!codes(s.code)) return `code "${s.code}" is not allowed for agent ${a.id}`;
         if (s.remotePort !== undefined && !ports(s.remotePort)) return `port ${s.remotePort} is outside this agent's allowPorts`;

@@ -91,6 +91,7 @@ export const agentConfigSchema = z
     services: z.array(service).default([]),
   })
   .superRefine((c, ctx) => {
+    if (c.reconnect.max < c.reconnect.initial) ctx.addIssue({ code: 'custom', path: ['reconnect', 'max'], message: 'must be at least reconnect.initial' });
     if (c.token === undefined && (c.tls.cert === undefined || c.tls.key === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'is required unless tls.cert and tls.key are given (mTLS)' });
     }
