@@ -91,8 +91,34 @@ export function checkReferences(config: Config): ConfigError[] {
       }
     });
   });
+  errors.push(...checkTunnels(config));
   // Consumers: unique ids/keys/issuers, `routes` naming existing routes; jwt-auth key sources.
   errors.push(...checkConsumers(config));
+  return errors;
+}
+
+/**
+ * Tunnels: `{ tunnel }` targets need a tunnel or relay listener to register
+ * at; a tunnel's `http.listener` must be an http/https listener; and with
+ * several workers an agent would reach one worker only, so tunnel and relay
+ * listeners run with `workers: 1`.
+ */
+function checkTunnels(config: Config): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const hasTunnels = config.listeners.some((l) => l.protocol === 'tunnel' || l.protocol === 'relay');
+  config.upstreams.forEach((u, i) => {
+    u.targets.forEach((t, j) => {
+      if ('tunnel' in t && !hasTunnels) errors.push({ path: `upstreams[${i}].targets[${j}].tunnel`, message: 'needs a listener with protocol: tunnel or relay (where services register their codes)' });
+    });
+  });
+  config.listeners.forEach((l, i) => {
+    if (l.protocol !== 'tunnel' && l.protocol !== 'relay') return;
+    if (config.workers > 1) errors.push({ path: `listeners[${i}].protocol`, message: `${l.protocol} listeners need workers: 1 (an agent's connection reaches one worker, whose registrations the others would not see)` });
+    if (l.protocol !== 'tunnel' || l.http === undefined) return;
+    const target = config.listeners.find((x) => x.name === l.http!.listener);
+    if (target === undefined) errors.push({ path: `listeners[${i}].http.listener`, message: `no listener named "${l.http.listener}"` });
+    else if (target.protocol !== 'http' && target.protocol !== 'https') errors.push({ path: `listeners[${i}].http.listener`, message: `"${target.name}" is a ${target.protocol} listener: claimed hosts need an http or https listener` });
+  });
   return errors;
 }
 
