@@ -156,7 +156,7 @@ describe('connection registry: GET /connections and DELETE /connections/:id, eve
     assert.equal((await call('DELETE', '/connections/0-1', null)).status, 401);
     const unknownKind = await call('GET', '/connections?kind=quic');
     assert.equal(unknownKind.status, 400);
-    assert.match(unknownKind.body.error, /unknown connection kind "quic" \(one of: http1, h2-session, h2-stream, websocket, tcp, tls, sealed, forward-proxy, udp\)/);
+    assert.match(unknownKind.body.error, /unknown connection kind "quic" \(one of: http1, h2-session, h2-stream, websocket, tcp, tls, sealed, forward-proxy, udp, tunnel-agent, tunnel-service, tunnel-port, tunnel-stream, relay-pair\)/);
     assert.equal((await call('GET', '/connections?kind=')).status, 400);
     assert.equal((await call('GET', '/connections?kind=tcp&kind=udp')).status, 400);
     assert.match((await call('GET', '/connections?peer=1')).body.error, /unknown query parameter "peer"/);
