@@ -97,9 +97,22 @@ export class TunnelListener implements StreamListener {
       logger: this.logger,
       registry: this.binding.registry,
       onReady: () => this.settlePending(secure),
-      onClose: (s) => {
+      onClose: (s, reason) => {
         this.sessions.delete(s);
         this.settlePending(secure);
+        // One line per agent connection, when it ends (the shape of L4 connection lines).
+        runtime.accessLog?.writeConnection({
+          listener: this.binding.name,
+          protocol: 'tunnel',
+          client: s.peer,
+          outcome: s.agentId === '' ? 'NOT_AUTHENTICATED' : 'ok',
+          agent: s.agentId || undefined,
+          bytesUp: secure.bytesRead,
+          bytesDown: secure.bytesWritten,
+          durationMs: Date.now() - s.startedAt,
+          streams: s.streamsTotal,
+          closedBy: reason,
+        });
       },
     });
     this.sessions.add(session);

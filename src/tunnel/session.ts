@@ -45,8 +45,8 @@ export interface SessionDeps {
   settings: SessionSettings;
   logger: Logger;
   registry: ConnectionRegistry;
-  /** Called once when the connection has ended (after every registration left). */
-  onClose(session: TunnelSession): void;
+  /** Called once when the connection has ended (after every registration left), with why. */
+  onClose(session: TunnelSession, reason: string): void;
   /** Called once when it authenticated. */
   onReady?(session: TunnelSession): void;
 }
@@ -352,7 +352,7 @@ export class TunnelSession implements StreamOpener {
     if (this.grant !== null) this.deps.logger.info({ listener: this.listener, peer: this.peer, agent: this.agentId, reason }, 'tunnel agent disconnected');
     destroySession(this.session, this.socket);
     this.entry.unregister();
-    this.deps.onClose(this);
+    this.deps.onClose(this, reason);
   }
 
   /** Lets the refusal reach the agent, then closes. */
