@@ -21,7 +21,7 @@ import { wrapped } from './tls.js';
 export class TunnelListener implements StreamListener {
   readonly kind = 'tunnel' as const;
   private runtime!: L4ListenerRuntime<TunnelListenerConfig>;
-  private policy!: TunnelPolicy;
+  private policy: TunnelPolicy | undefined;
   private template: { certificates: ListenerTls; handshakeMs: number; server: tls.Server } | null = null;
   private readonly sessions = new Set<TunnelSession>();
   /** Sockets accepted and not yet authenticated (TLS or control-stream handshake). */
@@ -44,8 +44,16 @@ export class TunnelListener implements StreamListener {
 
   update(runtime: AnyListenerRuntime): void {
     if (runtime.kind !== 'l4' || runtime.config.protocol !== 'tunnel') throw new Error(`listener ${runtime.name} is not a tunnel listener`);
+    const previous = this.policy;
     this.runtime = runtime as L4ListenerRuntime<TunnelListenerConfig>;
     this.policy = new TunnelPolicy(this.runtime.config);
+    if (previous === undefined) return;
+    // An agent whose entry changed (removed, new token, other codes or ports) reconnects under the new one; the others stay.
+    for (const session of this.sessions) {
+      if (session.ready && previous.fingerprint(session.agentId) !== this.policy.fingerprint(session.agentId)) {
+        session.close('its entry in the config changed (removed, or new credentials or permissions)');
+      }
+    }
   }
 
   get connections(): number {
@@ -90,7 +98,7 @@ export class TunnelListener implements StreamListener {
     secure.on('error', () => undefined);
     const session = new TunnelSession(secure, {
       owner: this.binding,
-      authority: this.policy,
+      authority: this.policy!,
       hub: this.binding.tunnels,
       exposure: this.exposure,
       settings: { heartbeat: config.heartbeat, window: config.window, limits: config.limits },

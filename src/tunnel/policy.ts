@@ -13,7 +13,7 @@ import type { AgentAuthority, AgentGrant } from './session.js';
  * ports and hosts its entry and the listener allow.
  */
 export class TunnelPolicy implements AgentAuthority {
-  private readonly agents = new Map<string, { token: string | undefined; grant: AgentGrant }>();
+  private readonly agents = new Map<string, { token: string | undefined; grant: AgentGrant; fingerprint: string }>();
 
   constructor(config: TunnelListenerConfig) {
     const hostPatterns = config.http?.hosts ?? [];
@@ -29,8 +29,15 @@ export class TunnelPolicy implements AgentAuthority {
         }
         return null;
       };
-      this.agents.set(a.id, { token: a.token, grant: { id: a.id, check } });
+      // What a connected agent was granted under: its entry and the hosts it may claim (compared on reload, never logged).
+      const fingerprint = JSON.stringify([a, hostPatterns, config.tls.clientCa ?? null]);
+      this.agents.set(a.id, { token: a.token, grant: { id: a.id, check }, fingerprint });
     }
+  }
+
+  /** Identifies an agent's entry: equal across two policies when nothing it was granted changed; undefined for an unknown id. */
+  fingerprint(id: string): string | undefined {
+    return this.agents.get(id)?.fingerprint;
   }
 
   authenticate(id: string, nonce: string, proof: string, socket: tls.TLSSocket): AgentGrant | null {

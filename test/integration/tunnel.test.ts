@@ -90,3 +90,48 @@ describe('tunnel: a service behind an agent is a target', () => {
     assert.equal(again.status, 200);
   });
 });
+
+describe('tunnel: a reload re-checks connected agents', () => {
+  let pki: Pki;
+  let gw: { cert: string; key: string };
+  let gateway: TestGateway;
+  let origin: TestUpstream;
+  let agent: Agent;
+  const doc = (agents?: unknown[], extraRoutes: unknown[] = []) => ({
+    listeners: [
+      { name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false },
+      tunnelListener(gw, agents === undefined ? {} : { agents }),
+    ],
+    upstreams: [{ name: 'crm', targets: [{ tunnel: 'crm' }] }],
+    routes: [{ name: 'crm', listener: 'web', match: { host: 'crm.example.com' }, upstream: 'crm' }, ...extraRoutes],
+  });
+
+  before(async () => {
+    ({ pki, gw } = await tunnelPki());
+    origin = await startUpstream((_req, res) => res.end('ok'));
+    gateway = await startGateway(doc());
+    agent = await startAgent(formatHostPort(gateway.gateway.listenerAddress('tunnel')!), pki.caCert, [{ code: 'crm', local: origin.address, type: 'http' }]);
+    await waitFor(() => gateway.gateway.tunnels.registrations('crm').length === 1, 'crm registered');
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await gateway?.close();
+    await origin?.close();
+    await pki?.cleanup();
+  });
+
+  it('keeps an agent whose entry did not change, and disconnects one whose token changed', async () => {
+    const before = gateway.gateway.tunnels.registrations('crm')[0]!.identity;
+    const unrelated = await gateway.reload(doc(undefined, [{ name: 'other', listener: 'web', match: { host: 'other.example.com' }, respond: { body: 'x' } }]));
+    assert.equal(unrelated.ok, true);
+    assert.equal(gateway.gateway.tunnels.registrations('crm')[0]?.identity, before, 'the same connection still serves crm');
+    const rotated = await gateway.reload(doc([{ id: 'office-1', token: 'a-brand-new-token-0000', codes: ['crm'] }]));
+    assert.equal(rotated.ok, true);
+    await waitFor(() => gateway.gateway.tunnels.registrations('crm').length === 0, 'the agent with the old token to leave');
+    // It reconnects with its old token and is refused: nothing serves crm.
+    await waitFor(() => agent.conn.lastError?.includes('refused'), 'the refusal to reach the agent');
+    const res = await send(gateway.url(), { headers: { host: 'crm.example.com' } });
+    assert.equal(res.status, 503);
+  });
+});
