@@ -63,7 +63,7 @@ describe('Throttle', () => {
     assert.equal(timers(), base, 'no timer after end');
   });
 
-  test('1 MiB over a real TCP pair at 256 KiB/s: intact, and never more than burst + rate·t bytes by time t (≥ 3 s in all)', async () => {
+  test('1 MiB over a real TCP pair at 256 KiB/s: intact, and never more than burst + rate·t bytes by time t (≥ 3 s in all)', async (t) => {
     const fds = openFds();
     const base = timers();
     const rate = 256 * KiB;
@@ -85,6 +85,7 @@ describe('Throttle', () => {
         resolveDone();
       });
     });
+    t.after(() => server.close());
     const socket = await connect(server.port);
     const started = performance.now();
     const throttle = new Throttle({ rate });
@@ -100,12 +101,13 @@ describe('Throttle', () => {
     }
     assert.ok(elapsed >= ((total - rate) / rate) * 1000 - 1, `took ${elapsed.toFixed(0)} ms`);
     console.log(`# 1 MiB at 256 KiB/s (burst 256 KiB) took ${elapsed.toFixed(0)} ms (lower bound 3000 ms)`);
+    socket.destroy();
     await server.close();
     await fdsSettle(fds);
     assert.equal(timers(), base);
   });
 
-  test('backpressure: a slow consumer holds the source back (the source is read only as fast as the throttle drains)', async () => {
+  test('backpressure: a slow consumer holds the source back (the source is read only as fast as the throttle drains)', async (t) => {
     const base = timers();
     let produced = 0;
     const limit = 64 * 1024 * KiB;
@@ -126,6 +128,7 @@ describe('Throttle', () => {
       },
     });
     const throttle = new Throttle({ rate: 128 * KiB, burst: 64 * KiB });
+    t.after(() => throttle.destroy());
     const run = pipeline(source, throttle, sink).catch((err: Error) => err);
     await waitFor(() => consumed >= 192 * KiB, '192 KiB through the throttle');
     const ahead = produced - consumed;
@@ -138,10 +141,11 @@ describe('Throttle', () => {
     assert.equal(timers(), base, 'destroy cleared the waiting timer');
   });
 
-  test('destroy while a chunk waits for tokens: no timer, no handle remains', async () => {
+  test('destroy while a chunk waits for tokens: no timer, no handle remains', async (ctx) => {
     const before = process.getActiveResourcesInfo().length;
     const base = timers();
     const t = new Throttle({ rate: 1024, burst: 1 });
+    ctx.after(() => t.destroy());
     t.on('data', () => undefined);
     t.write(Buffer.alloc(200 * KiB));
     await waitFor(() => timers() > base, 'the throttle waits for tokens');
