@@ -7,6 +7,7 @@
 // socket behind.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
@@ -15,6 +16,7 @@ import { MIN_BURST, Throttle, TokenBucket } from '../../src/tunnel/bandwidth.js'
 import { connect, startTcpServer } from '../helpers/tcp.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
+import { fuzzRuns } from '../helpers/fuzz.js';
 
 const KiB = 1024;
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -35,6 +37,35 @@ describe('TokenBucket', () => {
     assert.equal(new TokenBucket({ rate: 1000 }).burst, MIN_BURST);
     assert.equal(new TokenBucket({ rate: 1000, burst: 10 }).burst, MIN_BURST);
     assert.equal(new TokenBucket({ rate: 1000, burst: 200 * KiB }).burst, 200 * KiB);
+  });
+
+  test('property: whatever is asked when, at most burst + rate·t tokens are granted by time t; after delayFor(n), n are available', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.option(fc.integer({ min: 1, max: 10_000_000 }), { nil: undefined }),
+        fc.array(fc.tuple(fc.double({ min: 0, max: 2000, noNaN: true }), fc.integer({ min: 0, max: 20_000_000 }), fc.boolean()), { maxLength: 40 }),
+        (rate, burst, steps) => {
+          let now = 1000;
+          const bucket = new TokenBucket({ rate, burst, now: () => now });
+          let granted = 0;
+          for (const [dt, n, wait] of steps) {
+            now += dt;
+            if (wait) {
+              const want = Math.min(n, bucket.burst);
+              now += bucket.delayFor(want);
+              assert.ok(bucket.available() >= want, `${bucket.available()} available after waiting for ${want}`);
+            }
+            const take = Math.min(n, bucket.available());
+            bucket.take(take);
+            granted += take;
+            assert.ok(granted <= bucket.burst + (rate * (now - 1000)) / 1000 + 1, `${granted} granted by ${now - 1000} ms`);
+            assert.ok(bucket.available() >= 0);
+          }
+        },
+      ),
+      fuzzRuns(2000),
+    );
   });
 
   test('invalid rates and bursts are refused with a RangeError', () => {
