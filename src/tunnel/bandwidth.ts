@@ -52,7 +52,8 @@ export class TokenBucket {
       this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.rate) / 1000);
       this.#at = now;
     }
-    return Math.floor(this.#tokens);
+    // The epsilon absorbs float error: after waiting delayFor(n), n tokens are available, not n − 1.
+    return Math.floor(this.#tokens + 1e-6);
   }
 
   /** Spends `n` tokens; the caller checked available() ≥ n. */

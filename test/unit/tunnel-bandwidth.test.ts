@@ -7,6 +7,7 @@
 // socket behind.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
@@ -15,6 +16,7 @@ import { MIN_BURST, Throttle, TokenBucket } from '../../src/tunnel/bandwidth.js'
 import { connect, startTcpServer } from '../helpers/tcp.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
+import { fuzzRuns } from '../helpers/fuzz.js';
 
 const KiB = 1024;
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -35,6 +37,35 @@ describe('TokenBucket', () => {
     assert.equal(new TokenBucket({ rate: 1000 }).burst, MIN_BURST);
     assert.equal(new TokenBucket({ rate: 1000, burst: 10 }).burst, MIN_BURST);
     assert.equal(new TokenBucket({ rate: 1000, burst: 200 * KiB }).burst, 200 * KiB);
+  });
+
+  test('property: whatever is asked when, at most burst + rate·t tokens are granted by time t; after delayFor(n), n are available', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.option(fc.integer({ min: 1, max: 10_000_000 }), { nil: undefined }),
+        fc.array(fc.tuple(fc.double({ min: 0, max: 2000, noNaN: true }), fc.integer({ min: 0, max: 20_000_000 }), fc.boolean()), { maxLength: 40 }),
+        (rate, burst, steps) => {
+          let now = 1000;
+          const bucket = new TokenBucket({ rate, burst, now: () => now });
+          let granted = 0;
+          for (const [dt, n, wait] of steps) {
+            now += dt;
+            if (wait) {
+              const want = Math.min(n, bucket.burst);
+              now += bucket.delayFor(want);
+              assert.ok(bucket.available() >= want, `${bucket.available()} available after waiting for ${want}`);
+            }
+            const take = Math.min(n, bucket.available());
+            bucket.take(take);
+            granted += take;
+            assert.ok(granted <= bucket.burst + (rate * (now - 1000)) / 1000 + 1, `${granted} granted by ${now - 1000} ms`);
+            assert.ok(bucket.available() >= 0);
+          }
+        },
+      ),
+      fuzzRuns(2000),
+    );
   });
 
   test('invalid rates and bursts are refused with a RangeError', () => {
@@ -63,7 +94,7 @@ describe('Throttle', () => {
     assert.equal(timers(), base, 'no timer after end');
   });
 
-  test('1 MiB over a real TCP pair at 256 KiB/s: intact, and never more than burst + rate·t bytes by time t (≥ 3 s in all)', async () => {
+  test('1 MiB over a real TCP pair at 256 KiB/s: intact, and never more than burst + rate·t bytes by time t (≥ 3 s in all)', async (t) => {
     const fds = openFds();
     const base = timers();
     const rate = 256 * KiB;
@@ -85,6 +116,7 @@ describe('Throttle', () => {
         resolveDone();
       });
     });
+    t.after(() => server.close());
     const socket = await connect(server.port);
     const started = performance.now();
     const throttle = new Throttle({ rate });
@@ -100,12 +132,13 @@ describe('Throttle', () => {
     }
     assert.ok(elapsed >= ((total - rate) / rate) * 1000 - 1, `took ${elapsed.toFixed(0)} ms`);
     console.log(`# 1 MiB at 256 KiB/s (burst 256 KiB) took ${elapsed.toFixed(0)} ms (lower bound 3000 ms)`);
+    socket.destroy();
     await server.close();
     await fdsSettle(fds);
     assert.equal(timers(), base);
   });
 
-  test('backpressure: a slow consumer holds the source back (the source is read only as fast as the throttle drains)', async () => {
+  test('backpressure: a slow consumer holds the source back (the source is read only as fast as the throttle drains)', async (t) => {
     const base = timers();
     let produced = 0;
     const limit = 64 * 1024 * KiB;
@@ -126,6 +159,7 @@ describe('Throttle', () => {
       },
     });
     const throttle = new Throttle({ rate: 128 * KiB, burst: 64 * KiB });
+    t.after(() => throttle.destroy());
     const run = pipeline(source, throttle, sink).catch((err: Error) => err);
     await waitFor(() => consumed >= 192 * KiB, '192 KiB through the throttle');
     const ahead = produced - consumed;
@@ -138,10 +172,11 @@ describe('Throttle', () => {
     assert.equal(timers(), base, 'destroy cleared the waiting timer');
   });
 
-  test('destroy while a chunk waits for tokens: no timer, no handle remains', async () => {
+  test('destroy while a chunk waits for tokens: no timer, no handle remains', async (ctx) => {
     const before = process.getActiveResourcesInfo().length;
     const base = timers();
     const t = new Throttle({ rate: 1024, burst: 1 });
+    ctx.after(() => t.destroy());
     t.on('data', () => undefined);
     t.write(Buffer.alloc(200 * KiB));
     await waitFor(() => timers() > base, 'the throttle waits for tokens');

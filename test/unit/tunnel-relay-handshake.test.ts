@@ -103,7 +103,9 @@ describe('relay request line', () => {
     assert.deepEqual(request(Buffer.from([0x16, 0x03, 0x01])), { done: true, error: 'bad request' }, 'a TLS ClientHello');
     assert.deepEqual(request(b('PORTICO-RELAY/1 crm tok\x00')), { done: true, error: 'bad request' });
     assert.deepEqual(request(b('PORTICO-RELAY/1 cr\xe9')), { done: true, error: 'bad request' });
+    assert.deepEqual(request(b('PORTICO-RELAY/1 crm t\rok')), { done: true, error: 'bad request' }, 'a CR not followed by LF');
     assert.deepEqual(request(b('PORTICO-RELAY/1 crm tok')), { done: false });
+    assert.deepEqual(request(b('PORTICO-RELAY/1 crm tok\r')), { done: false }, 'a CR may be the first half of CRLF');
   });
 
   test('the 1024-byte cap: a 1024-byte line is read; the 1024th byte without an end of line is refused', () => {
