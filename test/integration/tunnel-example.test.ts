@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -186,6 +186,32 @@ services:
       s.unref();
     });
     assert.equal(refused, true);
+  });
+
+  it('serves dns over UDP once a reload lets the agent register it (the agent reconnects under its new entry)', async () => {
+    const file = join(pki.dir, 'gateway.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('codes: [crm, ssh, "device-*"]', 'codes: [crm, ssh, dns, "device-*"]'));
+    const registered = agentLogs.length;
+    gateway.child.kill('SIGHUP');
+    await waitFor(() => agentLogs.slice(registered).find((l) => l.msg === 'agent: services registered' && Array.isArray(l.accepted) && (l.accepted as string[]).includes('dns')), 'dns to be registered');
+    const client = dgram.createSocket('udp4');
+    try {
+      const answer = await waitFor(
+        () =>
+          new Promise<string | undefined>((resolve) => {
+            const timer = setTimeout(() => resolve(undefined), 300);
+            client.once('message', (m) => {
+              clearTimeout(timer);
+              resolve(m.toString());
+            });
+            client.send('query-1', ports.dnsRemote!, '127.0.0.1');
+          }),
+        'a UDP answer through the remote port',
+      );
+      assert.equal(answer, 'dns:query-1');
+    } finally {
+      client.close();
+    }
   });
 
   it('reaches device-42 by service code through the relay (gRPC health, via portico connect)', async () => {
