@@ -37,11 +37,14 @@ export class LocalService {
     onHealth: (s: LocalService, up: boolean, reason: string) => void = () => undefined,
   ) {
     const h = config.healthCheck;
+    // A service that expects a PROXY header refuses a plain HTTP or gRPC request (the header must come
+    // first): such a service is checked by a TCP connect, which needs no byte from either side.
+    const checkType = config.proxyProtocol !== 'none' ? 'tcp' : config.type;
     this.health =
       h === undefined || config.type === 'udp'
         ? null
         : new LocalHealth(
-            { type: config.type, address: config.local, interval: h.interval, timeout: h.timeout, path: h.path, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold },
+            { type: checkType, address: config.local, interval: h.interval, timeout: h.timeout, path: h.path, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold },
             (up, reason) => onHealth(this, up, reason),
           );
     const rate = config.bandwidth;
