@@ -107,9 +107,11 @@ describe('portico agent: started before the gateway, reloaded in place', () => {
   let c: net.Server;
   let agent: AgentProcess;
 
-  const agentFile = (services: unknown[]) =>
+  let adminAddress: string;
+  const agentFile = (services: unknown[], host = '127.0.0.1') =>
     JSON.stringify({
-      servers: [`127.0.0.1:${tunnelPort}`],
+      servers: [`${host}:${tunnelPort}`],
+      admin: '127.0.0.1:0',
       id: 'office-1',
       token: TEST_TOKEN,
       tls: { ca: pki.caCert },
@@ -146,6 +148,14 @@ describe('portico agent: started before the gateway, reloaded in place', () => {
     assert.ok(agent.running(), 'still running with the server unreachable');
     const retry = agent.logs.find((l) => l.msg === 'agent: not connected, retrying')!;
     assert.match(String(retry.reason), /ECONNREFUSED/);
+    adminAddress = String(agent.logs.find((l) => l.msg === 'portico agent started')!.admin);
+    const waiting = (await (await fetch(`http://${adminAddress}/status`)).json()) as { connection: { state: string; lastError: string; attempts: number } };
+    assert.notEqual(waiting.connection.state, 'connected');
+    assert.match(waiting.connection.lastError, /ECONNREFUSED/);
+    const metricsDown = await (await fetch(`http://${adminAddress}/metrics`)).text();
+    assert.match(metricsDown, /^portico_agent_connected 0$/m);
+    assert.match(metricsDown, /^portico_agent_reconnects_total [1-9]\d*$/m);
+    assert.match(metricsDown, /^portico_agent_service_up\{code="a"\} 1$/m);
     gateway = await startGateway({
       listeners: [
         { name: 'a', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'a', accessLog: false },
@@ -159,6 +169,7 @@ describe('portico agent: started before the gateway, reloaded in place', () => {
     await waitFor(() => registered('a') === 1 && registered('b') === 1, 'a and b registered');
     assert.equal(await echoVia(tcpPort('a'), 'via a'), 'via a');
     assert.equal(await echoVia(tcpPort('b'), 'via b'), 'via b');
+    assert.match(await (await fetch(`http://${adminAddress}/metrics`)).text(), /^portico_agent_connected 1$/m);
   });
 
   it('SIGHUP adds c and removes b on the same connection, while a long transfer on a keeps flowing', async () => {
@@ -208,11 +219,38 @@ describe('portico agent: started before the gateway, reloaded in place', () => {
     assert.equal(count(agent, 'agent connected'), 1);
   });
 
+  it('a change of servers reconnects, and the services register again', async () => {
+    fs.writeFileSync(file, agentFile([svc('a', a), svc('c', c)], 'localhost'));
+    agent.child.kill('SIGHUP');
+    await waitFor(() => count(agent, 'agent connected') === 2, 'the agent reconnected');
+    await waitFor(() => registered('a') === 1 && registered('c') === 1, 'a and c registered again');
+    assert.equal(await echoVia(tcpPort('c'), 'c again'), 'c again');
+  });
+
   it('exits 0 on SIGTERM', async () => {
     agent.child.kill('SIGTERM');
     assert.equal(await agent.exited, 0);
     await waitFor(() => registered('a') === 0, 'a unregistered');
   });
+});
+
+it('watch: true reloads when the file is replaced (written elsewhere, renamed over), with no gateway reachable', async (t) => {
+  const dir = tempDir(t, 'agent-watch');
+  const file = join(dir, 'agent.yaml');
+  const doc = (codes: string[]) =>
+    JSON.stringify({ servers: ['127.0.0.1:1'], id: 'office-1', token: TEST_TOKEN, watch: true, reconnect: { initial: '50ms', max: '500ms' }, services: codes.map((code, i) => ({ code, local: `127.0.0.1:${1000 + i}` })) });
+  fs.writeFileSync(file, doc(['one']));
+  const agent = spawnAgent(t, file);
+  await waitFor(() => count(agent, 'portico agent started') === 1, 'the agent started');
+  for (const [i, codes] of [['two'], ['two', 'three']].entries()) {
+    fs.writeFileSync(join(dir, 'next.tmp'), doc(codes));
+    fs.renameSync(join(dir, 'next.tmp'), file);
+    await waitFor(() => agent.logs.filter((l) => l.msg === 'agent reloaded').length === i + 1, `reload ${i + 1}`);
+    const last = agent.logs.filter((l) => l.msg === 'agent reloaded').at(-1)!;
+    assert.equal(last.why, 'file changed');
+    assert.deepEqual(last.services, codes);
+  }
+  assert.ok(agent.running());
 });
 
 it('a wrong token is refused, and no token appears in the agent\'s or the gateway\'s output', async (t) => {
