@@ -160,7 +160,7 @@ describe('tunnel agent: PROXY protocol, bandwidth, health, admin', () => {
         { name: 'p2', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'p2', accessLog: false },
         { name: 'sink', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'sink', accessLog: false },
         { name: 'source', protocol: 'tcp', listen: '127.0.0.1:0', upstream: 'source', accessLog: false },
-        tunnelListener(made.gw, { agents: [{ id: 'office-1', token: TEST_TOKEN, codes: ['*'] }] }),
+        tunnelListener(made.gw, { agents: [{ id: 'office-1', token: TEST_TOKEN, codes: ['p1', 'p2', 'sink', 'source', 'crm'] }] }),
       ],
       upstreams: [
         { name: 'p1', targets: [{ tunnel: 'p1' }] },
@@ -177,6 +177,7 @@ describe('tunnel agent: PROXY protocol, bandwidth, health, admin', () => {
       { code: 'sink', local: `127.0.0.1:${(sink.address() as net.AddressInfo).port}`, bandwidth: 64 * KiB },
       { code: 'source', local: `127.0.0.1:${(source.address() as net.AddressInfo).port}`, bandwidth: '64KiB' },
       { code: 'crm', local: `127.0.0.1:${web.port}`, type: 'http', proxyProtocol: 'v2', healthCheck: { interval: '100ms', timeout: '500ms', unhealthyThreshold: 1 } },
+      { code: 'nope', local: `127.0.0.1:${web.port}` },
     ]);
     await waitFor(() => ['p1', 'p2', 'sink', 'source', 'crm'].every((c) => gateway.gateway.tunnels.registrations(c).length === 1), 'every service registered');
   });
@@ -252,7 +253,8 @@ describe('tunnel agent: PROXY protocol, bandwidth, health, admin', () => {
       assert.ok(status.connection.streamsTotal >= 5);
       await waitFor(async () => ((await (await fetch(`http://${admin.address}/status`)).json()) as { connection: { lastPingAt: string | null } }).connection.lastPingAt, 'a heartbeat answered');
       const byCode = new Map(status.services.map((s) => [s.code, s]));
-      assert.deepEqual([...byCode.keys()].sort(), ['crm', 'p1', 'p2', 'sink', 'source']);
+      assert.deepEqual([...byCode.keys()].sort(), ['crm', 'nope', 'p1', 'p2', 'sink', 'source']);
+      assert.match(byCode.get('nope')!.refused ?? '', /not allowed/);
       assert.equal(byCode.get('p1')!.proxyProtocol, 'v1');
       assert.equal(byCode.get('sink')!.bandwidth, 64 * KiB);
       assert.equal(byCode.get('sink')!.bytes.in, 192 * KiB);
@@ -260,7 +262,7 @@ describe('tunnel agent: PROXY protocol, bandwidth, health, admin', () => {
       assert.equal(byCode.get('p1')!.health, null);
       assert.equal(byCode.get('crm')!.health!.up, true);
       assert.ok(byCode.get('crm')!.health!.checks >= 1);
-      assert.ok(status.services.every((s) => s.refused === null && s.up));
+      assert.ok(status.services.every((s) => (s.refused === null) === (s.code !== 'nope') && s.up));
 
       const res = await fetch(`http://${admin.address}/metrics`);
       assert.equal(res.status, 200);
