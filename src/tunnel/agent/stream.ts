@@ -55,8 +55,13 @@ export function serveStream(stream: http2.ServerHttp2Stream, headers: http2.Inco
       headerBytes = header.length;
       socket.write(header);
     }
+    try {
+      stream.respond({ ':status': STREAM_STATUS.ok });
+    } catch {
+      // The stream or its session closed meanwhile (ERR_HTTP2_INVALID_STREAM): nothing to serve.
+      return void socket.destroy();
+    }
     service.track(socket, headerBytes);
-    stream.respond({ ':status': STREAM_STATUS.ok });
     const tunnel = new TunnelSocket(stream, {}, { allowHalfOpen: true });
     if (service.bucketIn === null || service.bucketOut === null) splice(tunnel.asSocket(), socket, { idleMs: 0 }, () => undefined);
     else throttledSplice(tunnel, socket, service.bucketIn, service.bucketOut);
