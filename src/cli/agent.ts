@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { agentConfigSchema, type AgentConfig } from '../config/schemas/agent.js';
 import type { ConfigError } from '../config/errors.js';
 import { loadDocument, readConfigText } from '../config/load.js';
@@ -36,6 +37,7 @@ export async function runAgent(file: string, printErrors: (errors: ConfigError[]
       admin = await startAgentAdmin(agent, config.admin);
     } catch (err) {
       process.stderr.write(`portico agent: cannot serve admin on ${config.admin.host}:${config.admin.port}: ${(err as Error).message}\n`);
+      await agent.stop();
       return 1;
     }
   }
@@ -48,30 +50,48 @@ export async function runAgent(file: string, printErrors: (errors: ConfigError[]
       logger.error({ file, why, errors: next.errors.map((e) => `${e.path}: ${e.message}`) }, 'agent reload refused: the file is invalid (the running services are kept)');
       return;
     }
+    const before = config;
     config = next.config;
     logger.level = config.log.level;
+    if (JSON.stringify(before.admin) !== JSON.stringify(config.admin)) logger.warn({ file }, 'agent: admin address changes apply at the next start (the current one keeps serving)');
+    if (before.watch !== config.watch) logger.warn({ file }, 'agent: watch changes apply at the next start');
     agent.reload(config);
+    logger.info({ file, why, services: config.services.map((s) => s.code) }, 'agent reloaded');
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
   let watcher: FSWatcher | null = null;
+  let debounce: NodeJS.Timeout | null = null;
   if (config.watch) {
-    let timer: NodeJS.Timeout | null = null;
+    // The directory is watched, not the file: an editor or a config tool that
+    // replaces the file (write a temp file, rename it over) would leave a
+    // watch on the old file's inode deaf to every later change.
+    const name = basename(file);
     try {
-      watcher = watch(file, () => {
-        if (timer !== null) clearTimeout(timer);
-        timer = setTimeout(() => reload('file changed'), 200);
+      watcher = watch(dirname(resolve(file)), (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        if (debounce !== null) clearTimeout(debounce);
+        debounce = setTimeout(() => {
+          debounce = null;
+          reload('file changed');
+        }, 200);
       });
-      watcher.on('error', () => undefined);
+      watcher.on('error', (err) => logger.warn({ file, error: err.message }, 'agent: the file watch failed; SIGHUP still reloads'));
     } catch (err) {
       logger.warn({ file, error: (err as Error).message }, 'agent: cannot watch the file; SIGHUP still reloads');
     }
   }
 
   return new Promise<number>((resolve) => {
-    agent.onGiveUp = () => resolve(1);
+    // Giving up stops the health checks and the admin too, so the process can exit.
+    agent.onGiveUp = () => {
+      watcher?.close();
+      if (debounce !== null) clearTimeout(debounce);
+      void Promise.all([agent.stop(), admin?.close()]).finally(() => resolve(1));
+    };
     const stop = (signal: string) => {
       logger.info({ signal }, 'agent stopping');
       watcher?.close();
+      if (debounce !== null) clearTimeout(debounce);
       void Promise.all([agent.stop(), admin?.close()]).finally(() => resolve(0));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));

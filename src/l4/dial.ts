@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
+import { ConnectTimeoutError, type Connector, type StreamOrigin } from '../runtime/connector.js';
+import { formatHostPort } from '../net/address.js';
 import { TcpConnector } from '../runtime/tcp-connector.js';
 import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -41,8 +42,8 @@ export function openTcp(host: string, port: number, o: Omit<ConnectOptions, 'sig
  * DIAL_FAILED on a refusal, DNS error or tunnel failure. Returns a cancel
  * function (the stream is destroyed and `done` is not called).
  */
-export function connectVia(connector: Connector, o: Omit<ConnectOptions, 'signal'>, done: (err: DialError | null, socket: net.Socket | null) => void): () => void {
-  return connector.connect({ timeout: o.timeoutMs, keepAlive: o.keepAliveMs, highWaterMark: o.highWaterMark, allowHalfOpen: true }, (err, socket) => {
+export function connectVia(connector: Connector, o: Omit<ConnectOptions, 'signal'>, done: (err: DialError | null, socket: net.Socket | null) => void, origin?: StreamOrigin): () => void {
+  return connector.connect({ timeout: o.timeoutMs, keepAlive: o.keepAliveMs, highWaterMark: o.highWaterMark, allowHalfOpen: true, origin }, (err, socket) => {
     if (err === null) return done(null, socket);
     done(
       err instanceof ConnectTimeoutError
@@ -131,6 +132,11 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
   let cancelled = false;
   let cancelAttempt: (() => void) | null = null;
   let target: Target | undefined;
+  // What a tunnel connector passes on to its agent (the agent's PROXY header); a TCP dial ignores it.
+  const origin: StreamOrigin = {
+    client: formatHostPort({ host: o.client.sourceAddress, port: o.client.sourcePort }),
+    server: formatHostPort({ host: o.client.destinationAddress, port: o.client.destinationPort }),
+  };
 
   const failed = (cause: unknown) => {
     const err = fromDialError(cause);
@@ -170,7 +176,7 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
     cancelAttempt = connectVia(target.connector, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark }, (err, socket) => {
       if (err !== null) failed(err);
       else connected(socket!);
-    });
+    }, origin);
   };
   next();
   return () => {

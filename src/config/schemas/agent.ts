@@ -21,8 +21,7 @@ const localHealth = z
     path: z.string().startsWith('/', 'must start with "/"').default('/'),
     healthyThreshold: int(1, 100).default(1),
     unhealthyThreshold: int(1, 100).default(2),
-  })
-  .prefault({});
+  });
 
 export const AGENT_SERVICE_TYPES = ['tcp', 'http', 'grpc', 'udp'] as const;
 
@@ -40,7 +39,7 @@ const service = z
     proxyProtocol: z.enum(['none', 'v1', 'v2'], 'must be none, v1 or v2').default('none'),
     /** Bytes per second, each direction, for this service's streams together. */
     bandwidth: byteSize(1_024, 2 ** 40).optional(),
-    /** Check the local service; an unhealthy one is withdrawn until it recovers. */
+    /** Check the local service; an unhealthy one is withdrawn until it recovers. Absent: never checked (`healthCheck: {}` checks with the defaults). */
     healthCheck: localHealth.optional(),
     /** Time to connect to the local service. */
     connectTimeout: duration(1, 600_000, '1ms to 10m, e.g. 5s').default(5_000),

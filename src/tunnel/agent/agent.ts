@@ -83,6 +83,7 @@ export class Agent {
   start(): void {
     this.stopped = false;
     this.conn.state = 'connecting';
+    this.services.start();
     this.dial();
   }
 
