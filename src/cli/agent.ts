@@ -31,6 +31,14 @@ export async function runAgent(file: string, printErrors: (errors: ConfigError[]
   const logger = createLogger(config.log.level);
   if (config.tls.insecureSkipVerify) logger.warn({}, 'agent: tls.insecureSkipVerify is on: the gateway\'s certificate is NOT verified');
   const agent = new Agent(config, logger);
+  // Signals are taken from the start: a SIGTERM or SIGHUP during the admin's bind must not kill the process.
+  let stopWith: ((signal: string) => void) | null = null;
+  let stopSignal: string | null = null;
+  const onStop = (signal: string) => (stopWith !== null ? stopWith(signal) : (stopSignal ??= signal));
+  process.once('SIGTERM', () => onStop('SIGTERM'));
+  process.once('SIGINT', () => onStop('SIGINT'));
+  let reloadNow: (why: string) => void = () => logger.warn({}, 'agent: SIGHUP before the agent started is ignored');
+  process.on('SIGHUP', () => reloadNow('SIGHUP'));
   let admin: { close(): Promise<void>; address: string } | null = null;
   if (config.admin !== undefined) {
     try {
@@ -58,7 +66,7 @@ export async function runAgent(file: string, printErrors: (errors: ConfigError[]
     agent.reload(config);
     logger.info({ file, why, services: config.services.map((s) => s.code) }, 'agent reloaded');
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  reloadNow = reload;
   let watcher: FSWatcher | null = null;
   let debounce: NodeJS.Timeout | null = null;
   if (config.watch) {
@@ -94,7 +102,7 @@ export async function runAgent(file: string, printErrors: (errors: ConfigError[]
       if (debounce !== null) clearTimeout(debounce);
       void Promise.all([agent.stop(), admin?.close()]).finally(() => resolve(0));
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    stopWith = stop;
+    if (stopSignal !== null) stop(stopSignal);
   });
 }

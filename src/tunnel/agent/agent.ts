@@ -54,7 +54,7 @@ export class Agent {
   readonly services: ServiceTable;
   private settings: DialSettings;
   private readonly logger: Logger;
-  private readonly backoff: Backoff;
+  private backoff: Backoff;
   private serverIndex = 0;
   private socket: tls.TLSSocket | null = null;
   private session: http2.ServerHttp2Session | null = null;
@@ -91,6 +91,7 @@ export class Agent {
   reload(config: AgentConfig): void {
     const next = dialSettings(config);
     const redial = JSON.stringify({ ...next, heartbeat: undefined }) !== JSON.stringify({ ...this.settings, heartbeat: undefined });
+    if (JSON.stringify(next.reconnect) !== JSON.stringify(this.settings.reconnect)) this.backoff = new Backoff({ initialMs: config.reconnect.initial, maxMs: config.reconnect.max });
     this.settings = next;
     this.services.update(config.services);
     if (redial) {
