@@ -63,8 +63,10 @@ function delayed(from: net.Socket, to: net.Socket): void {
     ended = true;
     if (queue.length === 0 && timer === undefined) to.end();
   });
-  from.on('close', () => {
+  // `from` closing leaves its queued bytes to deliver; only `to` closing makes them undeliverable.
+  to.on('close', () => {
     if (timer !== undefined) clearTimeout(timer);
+    queue.length = 0;
   });
 }
 

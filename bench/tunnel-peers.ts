@@ -130,7 +130,17 @@ LogLevel ERROR
   const server = new Managed('sshd', dCmd, dArgs, { cwd: dir });
   const ends: { name: string; proc: Managed }[] = [{ name: 'sshd', proc: server }];
   const stop = async (): Promise<string[]> => {
-    for (const e of [...ends].reverse()) await e.proc.stop(5_000);
+    const client = ends[1]?.proc;
+    if (client !== undefined) {
+      await client.stop(5_000);
+      // The session process ends once it sees the client go; the listener must outlive it to reap
+      // it (a session orphaned to a pid 1 that does not reap stays a zombie).
+      const listener = server.pid;
+      if (listener !== undefined) {
+        await waitUntil('sshd sessions ending', async () => childPids(listener).length === 0, { intervalMs: 50, timeoutMs: 5_000 }).catch(() => undefined);
+      }
+    }
+    await server.stop(5_000);
     return [];
   };
   try {
@@ -399,8 +409,8 @@ export async function openIdle(port: number, count: number): Promise<net.Socket[
   return open;
 }
 
-/** VmRSS of `pid` and every process below it, in bytes (0 when gone). */
-export function treeRss(pid: number): number {
+/** Parent pid → child pids, from /proc. */
+function processChildren(): Map<number, number[]> {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -414,6 +424,17 @@ export function treeRss(pid: number): number {
       /* exited meanwhile */
     }
   }
+  return children;
+}
+
+/** The children of `pid`, zombies included (the listener has not reaped them yet). */
+function childPids(pid: number): number[] {
+  return processChildren().get(pid) ?? [];
+}
+
+/** VmRSS of `pid` and every process below it, in bytes (0 when gone). */
+export function treeRss(pid: number): number {
+  const children = processChildren();
   let total = 0;
   const stack = [pid];
   while (stack.length > 0) {

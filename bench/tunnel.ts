@@ -113,40 +113,42 @@ async function rssOf(pids: number[]): Promise<number[]> {
   return pids.map((_, j) => samples.map((s) => s[j]!).sort((a, b) => a - b)[1]!);
 }
 
+/** Opens `count` idle streams through `port`, waits until the origin has them all, runs `whileOpen`, closes them. */
+async function withIdleStreams<T>(tunnel: Tunnel, port: number, origin: { live(): number }, count: number, whileOpen: () => Promise<T>): Promise<T> {
+  const abort = (): string | undefined => tunnel.exitReason();
+  let socks: net.Socket[] = [];
+  try {
+    socks = await openIdle(port, count);
+    await waitUntil(`${count} idle streams through ${tunnel.name} reaching the origin`, async () => origin.live() >= count, { timeoutMs: 30_000, abort });
+    return await whileOpen();
+  } finally {
+    for (const s of socks) s.destroy();
+    await waitUntil(`idle streams through ${tunnel.name} closed at the origin`, async () => origin.live() === 0, { timeoutMs: 15_000, abort }).catch(() => undefined);
+  }
+}
+
 /**
- * Holds IDLE_STREAMS connections through `port` until the origin has them
- * all, reads each end's RSS, closes them and waits for the origin to see
- * them go. A first round (not counted) brings each end to its working
- * state (buffers, JIT, pools), so the baseline of the counted round is the
- * idle tunnel, not a cold process.
+ * RSS of each end of `tunnel` while IDLE_STREAMS connections through `port`
+ * are open and silent, above its idle baseline: the tunnel just started,
+ * having carried only the sanity request. No warm-up round: freed memory
+ * stays in a process's RSS (malloc arenas, V8 pages), so any earlier round
+ * of streams hides part of the next one's cost (sshd shows 0 bytes per
+ * stream after one). The figure is thus an upper bound for Node: it
+ * includes the first-use cost (JIT code, pools) of the stream path.
  */
 async function measureMemory(target: TunnelTarget, tunnel: Tunnel, port: number, origin: { live(): number }): Promise<MemoryRow> {
   const pids = tunnel.ends.map((e) => e.proc.pid ?? 0);
-  const abort = (): string | undefined => tunnel.exitReason();
-  let row: MemoryRow | undefined;
-  for (let round = 0; round < 2; round++) {
-    await delay(500);
-    const base = await rssOf(pids);
-    let socks: net.Socket[] = [];
-    try {
-      socks = await openIdle(port, IDLE_STREAMS);
-      await waitUntil(`${IDLE_STREAMS} idle streams through ${tunnel.name} reaching the origin`, async () => origin.live() >= IDLE_STREAMS, {
-        timeoutMs: 30_000,
-        abort,
-      });
-      await delay(1000);
-      const loaded = await rssOf(pids);
-      row = {
-        target,
-        streams: IDLE_STREAMS,
-        ends: tunnel.ends.map((e, j) => ({ name: e.name, baselineBytes: base[j]!, loadedBytes: loaded[j]!, perStreamBytes: (loaded[j]! - base[j]!) / IDLE_STREAMS })),
-      };
-    } finally {
-      for (const s of socks) s.destroy();
-      await waitUntil(`idle streams through ${tunnel.name} closed at the origin`, async () => origin.live() === 0, { timeoutMs: 15_000, abort }).catch(() => undefined);
-    }
-  }
-  return row!;
+  await delay(500);
+  const base = await rssOf(pids);
+  const loaded = await withIdleStreams(tunnel, port, origin, IDLE_STREAMS, async () => {
+    await delay(1000);
+    return rssOf(pids);
+  });
+  return {
+    target,
+    streams: IDLE_STREAMS,
+    ends: tunnel.ends.map((e, j) => ({ name: e.name, baselineBytes: base[j]!, loadedBytes: loaded[j]!, perStreamBytes: (loaded[j]! - base[j]!) / IDLE_STREAMS })),
+  };
 }
 
 /**
