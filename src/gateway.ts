@@ -14,6 +14,8 @@ import { createDatagramListener, createStreamListener } from './listeners/create
 import { AccessLogRegistry } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { TargetRegistry } from './runtime/target-registry.js';
+import { tcpConnectorFor } from './runtime/target-state.js';
+import { TunnelHub } from './tunnel/hub.js';
 import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
@@ -57,6 +59,8 @@ export class Gateway {
   readonly stats = new Stats(() => this.state?.store);
   /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
   readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
+  /** Service codes registered by tunnel agents and relay services: `{ tunnel: CODE }` targets and relay clients find them here. */
+  readonly tunnels = new TunnelHub();
   private version = 0;
   private stopping = false;
   /** A graceful stop began: /ready answers 503 from then on (the listeners may still accept while draining). */
@@ -68,6 +72,9 @@ export class Gateway {
 
   constructor(logger: Logger) {
     this.logger = logger;
+    // Tunnel registrations are targets: their identities dial through the agent's connection.
+    this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
+    this.targets.tunnelSource = (code) => this.tunnels.source(code);
   }
 
   get current(): Snapshot {
@@ -185,6 +192,7 @@ export class Gateway {
       current: () => this.current,
       draining: () => this.stopping,
       registry: this.connectionRegistry,
+      tunnels: this.tunnels,
     };
     if (runtime.config.protocol === 'udp') {
       const server = dgram.createSocket({ type: runtime.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });

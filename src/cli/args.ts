@@ -58,6 +58,17 @@ directory, for stop as for start.
 `,
     options: { 'pid-file': { type: 'string' }, timeout: { type: 'string' } },
   },
+  agent: {
+    usage: `Usage: portico agent FILE | -c FILE
+
+Runs a tunnel agent: dials the gateways listed in FILE (servers:), proves its
+id, and exposes the local services of FILE through the gateway. It retries
+unreachable gateways forever (unless reconnect.maxAttempts is set) and exits 1
+only on a bad FILE. SIGHUP reloads the services of FILE without dropping the
+connection; SIGTERM/SIGINT stop it. See docs/tunnel.md.
+`,
+    options: {},
+  },
 } satisfies Record<string, CommandSpec>;
 
 export type CommandName = keyof typeof COMMANDS;

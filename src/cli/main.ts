@@ -19,6 +19,7 @@ import { supervise } from '../process/supervisor.js';
 import { reportReady, workerIdentity, type ListenerUrl } from '../process/worker.js';
 import { parseDuration } from '../config/duration.js';
 import { COMMANDS, isCommand, parseCommand, PID_SIGNALS, UsageError, type CommandName, type ParsedCommand } from './args.js';
+import { runAgent } from './agent.js';
 import { runSeal, runUnseal, SEAL_USAGE, UNSEAL_USAGE } from './seal.js';
 import { stopByPidFile } from './stop.js';
 
@@ -33,6 +34,7 @@ Usage:
   portico validate  FILE             check a config; prints "ok" or every error as "path: message"
   portico stop     [FILE | --pid-file PATH]
                                      SIGTERM the gateway named by the pid file, wait until it exits
+  portico agent     FILE             run a tunnel agent: expose local services through a gateway
   portico seal     [--secret S] [--kdf md5|sha256|pbkdf2 | --v2 --ttl 1h] HOST:PORT
                                      print a sealed-address line (secret: or $PORTICO_SEALED_SECRET)
   portico unseal   [--secret S] [--kdf auto|md5|sha256|pbkdf2] LINE|-
@@ -126,6 +128,9 @@ function run(command: CommandName, p: ParsedCommand): Promise<number> | number {
       return start(p.file ?? DEFAULT_CONFIG);
     case 'stop':
       return stop(p);
+    case 'agent':
+      if (p.file === undefined) return usageError('agent needs a config FILE', COMMANDS.agent.usage);
+      return runAgent(p.file, (errors) => printConfigErrors(p.file!, errors));
   }
 }
 

@@ -51,6 +51,24 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
   return { ok: true, config: parsed.data };
 }
 
+/**
+ * Reads and validates another document kind (the agent's) the way the
+ * gateway's is: YAML with alias limits, `${ENV}` interpolation, the
+ * schema, and every error with its path.
+ */
+export function loadDocument<S extends z.ZodType>(text: string, schema: S, env: NodeJS.ProcessEnv = process.env): { ok: true; value: z.output<S> } | { ok: false; errors: ConfigError[] } {
+  const read = readYaml(text);
+  if (!read.ok) return { ok: false, errors: [{ path: '(document)', ...read.problem }] };
+  const raw = read.data ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, errors: [{ path: '(root)', message: 'must be a mapping' }] };
+  const envErrors: InterpolationError[] = [];
+  const interpolated = interpolate(raw, env, envErrors);
+  if (envErrors.length > 0) return { ok: false, errors: envErrors };
+  const parsed = schema.safeParse(interpolated);
+  if (!parsed.success) return { ok: false, errors: formatIssues(parsed.error.issues, interpolated) };
+  return { ok: true, value: parsed.data };
+}
+
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {

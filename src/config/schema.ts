@@ -11,6 +11,7 @@ import { listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
 import { websocketSchema } from './schemas/websocket.js';
 import { grpcMetadataSchema } from './schemas/grpc.js';
 import { httpAccessLogSchema } from './schemas/access-log.js';
+import { relayListenerSchema, serviceCode, tunnelListenerSchema } from './schemas/tunnel.js';
 import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from './schemas/l4.js';
 
 /**
@@ -140,12 +141,12 @@ const httpListener = z.strictObject({
   if (l.protocol === 'http' && l.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'needs protocol: https' });
 });
 
-export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'udp', 'sealed', 'forward-proxy'] as const;
+export const LISTENER_PROTOCOLS = ['http', 'https', 'tcp', 'tls', 'udp', 'sealed', 'forward-proxy', 'tunnel', 'relay'] as const;
 
 /** A listener: HTTP (`http`, `https`: routes pick upstreams) or connection-level (schemas/l4.ts), by `protocol`. */
 const listener = z.discriminatedUnion(
   'protocol',
-  [httpListener, tcpListenerSchema, tlsListenerSchema, udpListenerSchema, sealedListenerSchema, forwardProxyListenerSchema],
+  [httpListener, tcpListenerSchema, tlsListenerSchema, udpListenerSchema, sealedListenerSchema, forwardProxyListenerSchema, tunnelListenerSchema, relayListenerSchema],
   { error: (iss) => (iss.code === 'invalid_union' ? `must be one of ${LISTENER_PROTOCOLS.join(', ')}` : undefined) },
 );
 
@@ -160,7 +161,21 @@ const upstream = z.strictObject({
     .regex(/^(ip|uri|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|cookie:[^\s;=]+)$/, 'must be ip, uri, header:NAME or cookie:NAME')
     .default('ip'),
   /** `weight: 0` drains a target: it stays configured but is never picked. */
-  targets: z.array(z.strictObject({ address: targetAddress, weight: int(0, 10_000).default(1) })).min(1, 'needs at least one target'),
+  /**
+   * `{ address: host:port }`, or `{ tunnel: CODE }`: every live registration of that service
+   * code (agents, relay services) is a target, joining and leaving as they connect.
+   */
+  targets: z
+    .array(
+      z.union(
+        [
+          z.strictObject({ address: targetAddress, weight: int(0, 10_000).default(1) }),
+          z.strictObject({ tunnel: serviceCode, weight: int(0, 10_000).default(1) }),
+        ],
+        { error: (iss) => (iss.code === 'invalid_union' ? 'must be { address: host:port } or { tunnel: CODE }' : undefined) },
+      ),
+    )
+    .min(1, 'needs at least one target'),
   timeouts: z
     .strictObject({
       connect: duration.refine((v) => v > 0, 'must be more than 0').default(5_000),

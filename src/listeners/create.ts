@@ -8,6 +8,7 @@ import { UdpListener } from './udp.js';
 import type { Logger } from '../observability/logger.js';
 import type { Binding, Listener, StreamListener } from './listener.js';
 import { HttpListener } from './http.js';
+import { TunnelListener } from './tunnel.js';
 import type { L4ListenerRuntime, AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** The listener for a TCP-based listener, by protocol. */
@@ -20,6 +21,8 @@ export function createStreamListener(binding: Binding, runtime: AnyListenerRunti
       return new SealedListener(binding, runtime as L4ListenerRuntime<SealedListenerConfig>, logger);
     case 'tls':
       return new TlsListener(binding, runtime as L4ListenerRuntime<TlsListenerConfig>, logger);
+    case 'tunnel':
+      return new TunnelListener(binding, runtime, logger);
     case 'forward-proxy':
       return new ForwardProxyListener(binding, runtime as L4ListenerRuntime<ForwardProxyListenerConfig>, logger);
     default:

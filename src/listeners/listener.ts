@@ -19,6 +19,7 @@
 import type net from 'node:net';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ConnectionRegistry } from '../runtime/connection-registry.js';
+import type { TunnelHub } from '../tunnel/hub.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { AnyListenerRuntime } from '../snapshot/snapshot.js';
 
@@ -30,6 +31,8 @@ export interface Binding {
   readonly draining: () => boolean;
   /** The process's connection registry: the listener lists there every connection, stream and session it carries. */
   readonly registry: ConnectionRegistry;
+  /** The gateway's tunnel hub: service codes registered by agents and relay services (tunnel and relay listeners). */
+  readonly tunnels: TunnelHub;
 }
 
 /**

@@ -180,6 +180,6 @@ export class TlsListener extends L4StreamListener<TlsListenerConfig> {
  * `_parent` (lib/_tls_wrap.js); nothing public links a template server's
  * events back to the connection that was handed over.
  */
-function wrapped(secure: tls.TLSSocket): net.Socket | undefined {
+export function wrapped(secure: tls.TLSSocket): net.Socket | undefined {
   return (secure as unknown as { _parent?: net.Socket | null })._parent ?? undefined;
 }

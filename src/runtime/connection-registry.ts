@@ -20,7 +20,7 @@
  * - `tcp`, `tls`, `sealed`, `forward-proxy`: a downstream connection of such an L4 listener
  * - `udp`: a UDP session (one client address and its upstream socket)
  */
-export const CONNECTION_KINDS = ['http1', 'h2-session', 'h2-stream', 'websocket', 'tcp', 'tls', 'sealed', 'forward-proxy', 'udp'] as const;
+export const CONNECTION_KINDS = ['http1', 'h2-session', 'h2-stream', 'websocket', 'tcp', 'tls', 'sealed', 'forward-proxy', 'udp', 'tunnel-agent', 'tunnel-service', 'tunnel-port', 'tunnel-stream', 'relay-pair'] as const;
 export type ConnectionKind = (typeof CONNECTION_KINDS)[number];
 
 export function isConnectionKind(s: string): s is ConnectionKind {

@@ -19,6 +19,17 @@ export interface ConnectOptions {
    * must see the peer's end as the connection ending.
    */
   allowHalfOpen?: boolean;
+  /**
+   * Where the stream's traffic comes from, for connectors that pass it on
+   * (a tunnel agent's PROXY header to its local service); a TCP dial ignores it.
+   */
+  origin?: StreamOrigin;
+}
+
+/** The downstream connection a stream carries: client and server `ip:port`. */
+export interface StreamOrigin {
+  client?: string;
+  server?: string;
 }
 
 /**

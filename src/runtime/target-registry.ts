@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger.js';
 import type { Connector } from './connector.js';
+import type { TargetSource } from './target-source.js';
 import { targetStateFor, tcpConnectorFor, type TargetState, type TargetStates } from './target-state.js';
 import { UpstreamState, type UpstreamPlan } from './upstream-state.js';
 
@@ -19,6 +20,8 @@ export class TargetRegistry implements TargetStates {
    * own in front for the identities it serves.
    */
   connectorFor: (identity: string) => Connector = tcpConnectorFor;
+  /** The target source of a tunnel service code's registrations; set by the gateway (the tunnel hub). */
+  tunnelSource: ((code: string) => TargetSource) | undefined = undefined;
   private readonly targets = new Map<string, { state: TargetState; holders: number }>();
   private readonly upstreams = new Map<string, UpstreamState>();
 

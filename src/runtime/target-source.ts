@@ -59,3 +59,22 @@ export class StaticTargetSource implements TargetSource {
 function sameTargets(a: readonly TargetSpec[], b: readonly TargetSpec[]): boolean {
   return a.length === b.length && a.every((t, i) => t.address === b[i]!.address && t.weight === b[i]!.weight);
 }
+
+/** Another source's targets with one weight (a `{ tunnel: CODE, weight: N }` target: every registration weighs N). */
+export class WeightedSource implements TargetSource {
+  readonly name: string;
+  constructor(
+    private readonly inner: TargetSource,
+    private readonly weight: number,
+  ) {
+    this.name = inner.name;
+  }
+
+  current(): readonly TargetSpec[] {
+    return this.inner.current().map((t) => ({ address: t.address, weight: this.weight }));
+  }
+
+  subscribe(listener: (targets: readonly TargetSpec[]) => void): () => void {
+    return this.inner.subscribe(() => listener(this.current()));
+  }
+}

@@ -1,5 +1,6 @@
 import { parseHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
+import type { TargetSource } from './target-source.js';
 import { TcpConnector } from './tcp-connector.js';
 import { createPool, poolKey, type PoolOptions, type TargetPool } from '../upstream/pool.js';
 
@@ -85,6 +86,8 @@ export interface TargetStates {
   /** The live state of `identity`, made on first hold; each hold is paired with a `letGo`. */
   hold(identity: string): TargetState;
   letGo(identity: string): void;
+  /** The registrations of a tunnel service code as a target source; absent when the gateway has no tunnel or relay listener. */
+  tunnelSource?(code: string): TargetSource;
 }
 
 /** The default connector of an identity: a TCP dial to its `host:port`. */

@@ -8,7 +8,7 @@ import { poolKey, type PoolOptions } from '../upstream/pool.js';
 import { RetryBudget } from '../upstream/retry.js';
 import { Target } from '../upstream/target.js';
 import type { TargetStates } from './target-state.js';
-import { StaticTargetSource, type TargetSource, type TargetSpec } from './target-source.js';
+import { StaticTargetSource, WeightedSource, type TargetSource, type TargetSpec } from './target-source.js';
 
 /**
  * What a snapshot's upstream asks of its live state: everything compiled
@@ -60,6 +60,8 @@ export class UpstreamState {
   private plan: UpstreamPlan | null = null;
   private readonly sources: { source: TargetSource; unsubscribe: () => void }[] = [];
   private readonly budgets = new Map<string, RetryBudget>();
+  /** The `{ tunnel: CODE }` targets' sources, by code, with the weight they were added with. */
+  private readonly tunnels = new Map<string, { weight: number; remove: () => void }>();
   private readonly states: TargetStates;
   private logger: Logger | null = null;
   private released = false;
@@ -97,8 +99,34 @@ export class UpstreamState {
     }
     this.passive = hc?.passive === undefined ? null : this.health;
     // A changed target list rebuilds through its source's subscription; otherwise rebuild here (pool settings may have changed).
-    if (!this.configTargets.set(plan.config.targets.map((t) => ({ address: t.address, weight: t.weight })))) this.rebuild();
+    this.configureTunnels(plan.config.targets);
+    const addresses: TargetSpec[] = [];
+    for (const t of plan.config.targets) if ('address' in t) addresses.push({ address: t.address, weight: t.weight });
+    if (!this.configTargets.set(addresses)) this.rebuild();
     this.health?.start(logger);
+  }
+
+  /**
+   * Subscribes to the registrations of each `{ tunnel: CODE }` target (kept
+   * while the code and weight stay; a dropped code's targets leave).
+   */
+  private configureTunnels(targets: UpstreamConfig['targets']): void {
+    const wanted = new Map<string, number>();
+    for (const t of targets) if ('tunnel' in t) wanted.set(t.tunnel, t.weight);
+    for (const [code, entry] of this.tunnels) {
+      if (wanted.get(code) === entry.weight) continue;
+      this.tunnels.delete(code);
+      entry.remove();
+    }
+    for (const [code, weight] of wanted) {
+      if (this.tunnels.has(code)) continue;
+      const source = this.states.tunnelSource?.(code);
+      if (source === undefined) {
+        this.logger?.warn({ upstream: this.name, code }, 'a { tunnel } target needs a tunnel or relay listener: it has no targets');
+        continue;
+      }
+      this.tunnels.set(code, { weight, remove: this.addSource(weight === 1 ? source : new WeightedSource(source, weight)) });
+    }
   }
 
   /**
@@ -147,6 +175,9 @@ export class UpstreamState {
     this.released = true;
     this.health?.stop();
     this.passive = null;
+    // Registrations no longer feed it (rebuild does nothing once released).
+    for (const t of this.tunnels.values()) t.remove();
+    this.tunnels.clear();
     // The targets and the picker stay: a connection or request of an older snapshot that still names this
     // upstream picks and dials as before (L4 dials through the target's connector; pools close once idle).
     for (const t of this.targets) this.letGo(t);

@@ -83,7 +83,11 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
   config.listeners.forEach((l, i) => {
     const accessLog = deps.accessLogs.forListener(l.accessLog);
     if (accessLog !== null) accessLogs.add(accessLog.dest);
-    const tls = 'tls' in l ? l.tls : undefined;
+    let tls = 'tls' in l ? l.tls : undefined;
+    // Agents and relay peers often dial an IP (no SNI, RFC 6066 §3): their listeners serve the first certificate then, unless one is the default.
+    if (tls !== undefined && (l.protocol === 'tunnel' || l.protocol === 'relay') && !tls.certificates.some((c) => c.default)) {
+      tls = { ...tls, certificates: tls.certificates.map((c, j) => (j === 0 ? { ...c, default: true } : c)) };
+    }
     // Read from their files on every compile, so a reload picks up renewed certificates.
     const certificates = tls === undefined ? null : new ServerCertificates(tls, `listeners[${i}].tls`);
     if (isHttpListener(l)) {
@@ -107,7 +111,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
       config: l,
       accessLog,
       trustedProxies: trusted,
-      admission: compileAdmission(l.name, l.middlewares, deps.state),
+      admission: compileAdmission(l.name, 'middlewares' in l ? l.middlewares : [], deps.state),
       certificates,
       state: deps.state,
       upstreams,

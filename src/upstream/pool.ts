@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { Pool, errors, type Dispatcher, type buildConnector } from 'undici';
 import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
 import { H1Connection } from './h1-connection.js';
+import { parseHostPort } from '../net/address.js';
 import { H2Pool } from './h2-pool.js';
 
 export interface PoolOptions {
@@ -150,6 +151,5 @@ function h2Pool(connector: Connector, host: string, o: PoolOptions): TargetPool 
  * origin, decides where connections go.
  */
 function originOf(scheme: 'http' | 'https', identity: string): string {
-  const origin = `${scheme}://${identity}`;
-  return URL.canParse(origin) ? origin : `${scheme}://target.invalid`;
+  return parseHostPort(identity) !== undefined ? `${scheme}://${identity}` : `${scheme}://target.invalid`;
 }
