@@ -32,10 +32,13 @@ import {
   openIdle,
   startDelayRelay,
   startIdleOrigin,
+  RemotePortsRefused,
   startPorticoTunnel,
   startSshTunnel,
   treeRss,
   type Forward,
+  type PorticoTunnel,
+  type PorticoTunnelOptions,
   type Tunnel,
 } from './tunnel-peers.js';
 import { Managed, freePort, httpGet, waitUntil } from './util.js';
@@ -170,6 +173,28 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
     (d) =>
       runLoad(ctx.tool, { url: `http://127.0.0.1:${port}/small`, connections: ctx.connections, durationS: d, headers, cpu: ctx.cpuLoad });
   const closeHeaders = { Connection: 'close' };
+  // Portico exposes the tcp forwards as the agent's remote ports; a gateway that refuses them gets
+  // one tcp listener per forward with a `{ tunnel: CODE }` upstream instead (same data path).
+  let expose: PorticoTunnelOptions['expose'] = 'remotePort';
+  const startPortico = async (o: Omit<PorticoTunnelOptions, 'expose' | 'cpu' | 'cpuProf' | 'main'>): Promise<PorticoTunnel> => {
+    const full = (e: PorticoTunnelOptions['expose']): PorticoTunnelOptions => ({
+      ...o,
+      expose: e,
+      cpu: ctx.cpuProxy,
+      cpuProf: ctx.cpuProf,
+      ...(ctx.porticoMain !== undefined ? { main: ctx.porticoMain } : {}),
+    });
+    try {
+      return await startPorticoTunnel(full(expose), freePort);
+    } catch (err) {
+      if (!(err instanceof RemotePortsRefused)) throw err;
+      expose = 'tcpListener';
+      ctx.notes.push(
+        'tunnel: this gateway refuses agents\' remote ports: Portico\'s tcp forwards are tcp listeners with a { tunnel: CODE } upstream instead (the same gateway → tunnel → agent path, set up by the gateway config)',
+      );
+      return startPorticoTunnel(full(expose), freePort);
+    }
+  };
 
   let bulkServer: TcpProcess | undefined;
   let origin: Awaited<ReturnType<typeof startIdleOrigin>> | undefined;
@@ -208,17 +233,7 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
       [
         'portico',
         ctx.portico
-          ? async () =>
-              startPorticoTunnel(
-                {
-                  forwards: [...(await forwards()), { name: 'web', localPort: httpPort, remotePort: 0, http: true }],
-                  cpu: ctx.cpuProxy,
-                  cpuProf: ctx.cpuProf,
-                  ...(ctx.porticoMain !== undefined ? { main: ctx.porticoMain } : {}),
-                  plainHttpPort: httpPort,
-                },
-                freePort,
-              )
+          ? async () => startPortico({ forwards: [...(await forwards()), { name: 'web', localPort: httpPort, remotePort: 0, http: true }], plainHttpPort: httpPort })
           : undefined,
       ],
     ];
@@ -286,11 +301,7 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
       [
         'portico',
         ctx.portico
-          ? async (relay) =>
-              startPorticoTunnel(
-                { forwards: await linkForward(), cpu: ctx.cpuProxy, cpuProf: ctx.cpuProf, ...(ctx.porticoMain !== undefined ? { main: ctx.porticoMain } : {}), via: relay },
-                freePort,
-              )
+          ? async (relay) => startPortico({ forwards: await linkForward(), via: relay })
           : undefined,
       ],
     ];
@@ -300,6 +311,7 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
       let relayProc: Managed | undefined;
       const relay = async (to: number): Promise<number> => {
         const port = await freePort();
+        await relayProc?.stop(5_000); // a start that was retried
         relayProc = await startDelayRelay(port, to, LINK_DELAY_MS, ctx.cpuLoad);
         return port;
       };
