@@ -338,6 +338,11 @@ export async function startPorticoTunnel(o: PorticoTunnelOptions, freePort: () =
     const agent = new Managed('portico agent', aCmd, aArgs, { cwd: REPO_ROOT, stopSignal: 'SIGTERM' });
     ends.push({ name: 'portico agent', proc: agent });
     const abort = (): string | undefined => gateway.exitReason() ?? agent.exitReason();
+    if (o.expose === 'tcpListener') {
+      // The tcp listeners listen from the start; they lead somewhere once the agent's codes are registered.
+      const names = o.forwards.filter((f) => f.http !== true).map((f) => `tun-${f.name}`);
+      await waitUntil('the agent\'s services registered at the gateway', async () => registered(adminPort, names), { intervalMs: 50, timeoutMs: 15_000, abort });
+    }
     for (const f of o.forwards) {
       if (f.http === true) continue;
       await waitUntil(
@@ -374,6 +379,14 @@ export async function startPorticoTunnel(o: PorticoTunnelOptions, freePort: () =
     exitReason: () => ends.map((e) => e.proc.exitReason()).find((r) => r !== undefined),
     stop,
   };
+}
+
+/** Whether every upstream named has at least one target in the gateway's GET /status. */
+async function registered(adminPort: number, upstreams: string[]): Promise<boolean> {
+  const r = await httpGet(adminPort, '/status', {}, 1000);
+  if (r.status !== 200) return false;
+  const status = JSON.parse(r.body.toString('utf8')) as { upstreams?: { name: string; targets?: unknown[] }[] };
+  return upstreams.every((name) => (status.upstreams?.find((u) => u.name === name)?.targets?.length ?? 0) > 0);
 }
 
 /** A LISTEN socket on the port, per /proc/net/tcp (no probe connection: iperf3 -s takes any connection as a test). */
