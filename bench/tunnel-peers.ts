@@ -204,6 +204,8 @@ export interface PorticoTunnelOptions {
    * whose upstream is `{ tunnel: CODE }`: the same path, through the config instead of the agent).
    */
   expose: 'remotePort' | 'tcpListener';
+  /** Extra node flags for both ends (diagnostics, e.g. --heapsnapshot-signal=SIGUSR2). */
+  nodeArgs?: string[];
 }
 
 /** The gateway refused the agent's remote ports (a build that does not open them): retry with `expose: tcpListener`. */
@@ -313,7 +315,7 @@ export async function startPorticoTunnel(o: PorticoTunnelOptions, freePort: () =
       ...(o.expose === 'tcpListener' ? { tcpForwards: o.forwards.filter((f) => f.http !== true) } : {}),
     }),
   );
-  const nodeArgs = [...NODE_FLAGS];
+  const nodeArgs = [...NODE_FLAGS, ...(o.nodeArgs ?? [])];
   let before: Set<string> | null = null;
   if (o.cpuProf) {
     await mkdir(PROFILE_DIR, { recursive: true });
@@ -324,7 +326,11 @@ export async function startPorticoTunnel(o: PorticoTunnelOptions, freePort: () =
   const stop = async (): Promise<string[]> => {
     const notes: string[] = [];
     // The agent first: the gateway then sees its session end, as in a real shutdown.
-    for (const e of [...ends].reverse()) notes.push(...(await stopPortico(e.name, e.proc, before)));
+    for (const e of [...ends].reverse()) {
+      // Each end's note lists only its own profile: what the previous end wrote counts as "before".
+      const seen = before !== null ? new Set(await readdir(PROFILE_DIR).catch(() => [] as string[])) : null;
+      notes.push(...(await stopPortico(e.name, e.proc, seen)));
+    }
     return notes;
   };
   try {
