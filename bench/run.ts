@@ -279,7 +279,8 @@ function report(rep: ScenarioReport): ScenarioReport {
     if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
     if (row.target === 'portico' && haproxy !== undefined) row.vsHaproxy = row.result.rps / haproxy;
     if (row.target === 'portico' && pipe !== undefined) row.vsPipe = row.result.rps / pipe;
-    if ((rep.peer === 'ssh-r' && row.target === 'portico') || (rep.peer === 'portico' && row.target === 'portico-tunnel')) {
+    // A ratio set by the scenario itself (tunnel-http: median of alternating rounds) is kept.
+    if (row.vsPeer === undefined && ((rep.peer === 'ssh-r' && row.target === 'portico') || (rep.peer === 'portico' && row.target === 'portico-tunnel'))) {
       const peerRps = rpsOf(rep, rep.peer);
       if (peerRps !== undefined) row.vsPeer = row.result.rps / peerRps;
     }
@@ -837,9 +838,14 @@ async function main(): Promise<number> {
           fatal = true;
           return { target, url: '', failure, ...(labels[target] !== undefined ? { label: labels[target] } : {}) };
         },
+        rateOf: (row) => (row.result === undefined || onlyErrors(row.result) ? undefined : row.result.rps),
         checkInterrupted,
       });
       for (const { part, rows } of res.parts) {
+        if (part === 'tunnel-http') {
+          const tunnelled = rows.find((r) => r.target === 'portico-tunnel');
+          if (tunnelled !== undefined && res.httpVsPlain !== undefined) tunnelled.vsPeer = res.httpVsPlain;
+        }
         if (part === 'tunnel-long-link') {
           const plain = rows.find((r) => r.target === 'direct');
           if (plain !== undefined) plain.label = 'plain (relay)';

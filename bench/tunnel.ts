@@ -88,6 +88,8 @@ export interface TunnelContext<R> {
   /** The runner's measuring routine (warm-up, noise probe on `pids`, retries). */
   measure(target: TunnelTarget, url: string, run: TcpRunFn, alive: () => string | undefined, pids: number[], warmupInside: boolean): Promise<R>;
   failed(target: TunnelTarget, failure: string): R;
+  /** A row's rate, unless it failed or produced only errors. */
+  rateOf(row: R): number | undefined;
   checkInterrupted(): void;
 }
 
@@ -102,6 +104,22 @@ export interface MemoryRow {
 export interface TunnelResults<R> {
   parts: { part: TunnelPart; rows: R[] }[];
   memory: MemoryRow[];
+  /** tunnel-http: median of the per-round ratios tunnelled route / plain route. */
+  httpVsPlain: number | undefined;
+}
+
+/** tunnel-http: alternating rounds of the plain and the tunnelled route. */
+const HTTP_ROUNDS = 3;
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The run whose rate is the median (failed runs sort first). */
+function medianBy<R>(runs: R[], rate: (r: R) => number | undefined): R {
+  return [...runs].sort((a, b) => (rate(a) ?? -1) - (rate(b) ?? -1))[Math.floor(runs.length / 2)]!;
 }
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -162,6 +180,7 @@ async function measureMemory(target: TunnelTarget, tunnel: Tunnel, port: number,
 export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<TunnelResults<R>> {
   const rows: Record<TunnelPart, R[]> = { 'tunnel-bulk': [], 'tunnel-rr': [], 'tunnel-http': [], 'tunnel-connect': [], 'tunnel-long-link': [] };
   const memory: MemoryRow[] = [];
+  let httpVsPlain: number | undefined;
   const iperf3 = iperf3Binary();
   const bulkRun =
     (port: number): TcpRunFn =>
@@ -270,8 +289,22 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
           const hp = t.httpPort;
           await sanity('the tunnelled route', hp, { host: TUNNEL_HOST });
           // The gateway alone is the plain proxy; with the tunnelled route, the agent joins it.
-          rows['tunnel-http'].push(await ctx.measure('portico', `http://127.0.0.1:${hp}/small (Host: ${PLAIN_HOST})`, httpRun(hp, { Host: PLAIN_HOST }), alive, [pids[0]!], false));
-          rows['tunnel-http'].push(await ctx.measure('portico-tunnel', `http://127.0.0.1:${hp}/small (Host: ${TUNNEL_HOST})`, httpRun(hp, { Host: TUNNEL_HOST }), alive, pids, false));
+          // Alternating rounds on the same gateway; the ratio is the median of the per-round ratios
+          // (consecutive runs on a shared VM differ more than the cost measured; cf. `policies`).
+          const plain: R[] = [];
+          const tunnelled: R[] = [];
+          for (let round = 0; round < HTTP_ROUNDS; round++) {
+            plain.push(await ctx.measure('portico', `http://127.0.0.1:${hp}/small (Host: ${PLAIN_HOST})`, httpRun(hp, { Host: PLAIN_HOST }), alive, [pids[0]!], false));
+            tunnelled.push(await ctx.measure('portico-tunnel', `http://127.0.0.1:${hp}/small (Host: ${TUNNEL_HOST})`, httpRun(hp, { Host: TUNNEL_HOST }), alive, pids, false));
+          }
+          const ratios = plain.flatMap((p, i) => {
+            const a = ctx.rateOf(p);
+            const b = ctx.rateOf(tunnelled[i]!);
+            return a !== undefined && b !== undefined && a > 0 ? [b / a] : [];
+          });
+          rows['tunnel-http'].push(medianBy(plain, ctx.rateOf), medianBy(tunnelled, ctx.rateOf));
+          if (ratios.length > 0) httpVsPlain = median(ratios);
+          ctx.notes.push(`tunnel-http: ${HTTP_ROUNDS} alternating rounds per route; the rows are each route's median round, vs plain is the median of the per-round ratios`);
         }
       } finally {
         ctx.notes.push(...(await tunnel.stop()));
@@ -338,7 +371,7 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
     await origin?.close();
     if (bulkServer !== undefined) await bulkServer.stop();
   }
-  return { parts: TUNNEL_PARTS.map((part) => ({ part, rows: rows[part] })), memory };
+  return { parts: TUNNEL_PARTS.map((part) => ({ part, rows: rows[part] })), memory, httpVsPlain };
 }
 
 const kib = (n: number): string => (n / 1024).toFixed(1);
