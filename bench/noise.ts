@@ -104,10 +104,12 @@ export interface NoiseProbe {
 
 /**
  * Start measuring; call stop() when the run ends. `targetPid` is the process
- * whose tree's CPU use is reported as targetPct. Returns undefined results
+ * (or the processes, e.g. both ends of a tunnel) whose trees' CPU use is
+ * reported as targetPct. Returns undefined results
  * where /proc is missing.
  */
-export function startNoiseProbe(targetPid?: number): NoiseProbe {
+export function startNoiseProbe(targetPid?: number | readonly number[]): NoiseProbe {
+  const targets = targetPid === undefined ? [] : typeof targetPid === 'number' ? [targetPid] : targetPid;
   if (process.platform !== 'linux') return { stop: () => undefined };
   const before = readProcs();
   const cpus0 = readCpus();
@@ -141,9 +143,11 @@ export function startNoiseProbe(targetPid?: number): NoiseProbe {
       }
       foreign.sort((a, b) => b.pct - a.pct);
       let targetPct: number | undefined;
-      if (targetPid !== undefined && after.has(targetPid)) {
+      const alive = targets.filter((t) => after.has(t));
+      if (alive.length > 0) {
         let ticks = 0;
-        for (const pid of descendants(after, targetPid)) {
+        const tree = new Set(alive.flatMap((t) => [...descendants(after, t)]));
+        for (const pid of tree) {
           const p = after.get(pid);
           const prev = before.get(pid);
           if (p !== undefined) ticks += prev !== undefined && prev.comm === p.comm ? p.ticks - prev.ticks : p.ticks;

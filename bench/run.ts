@@ -17,6 +17,10 @@
  * listener with a direct connection, HAProxy, nginx stream and a bare Node
  * pipe (see tcp.ts).
  *
+ * The tunnel scenario (`--only tunnel`) compares Portico's tunnel (gateway
+ * `protocol: tunnel` listener + `portico agent`) with a direct connection
+ * and OpenSSH's `ssh -R` in six measures (see tunnel.ts).
+ *
  * See bench/README.md for what each scenario measures and how to read it.
  */
 import { spawnSync } from 'node:child_process';
@@ -31,18 +35,31 @@ import { POLICIES_TOKEN, startPortico, type ProtocolPorts, type RunningPortico }
 import { defaultH2Tool, runGrpc, runH2, runWs, startGrpcServer, startH2Direct, startWsEcho, type H2Tool, type ProtoLoadOptions } from './protocols.js';
 import { TCP_DESCRIPTIONS, TCP_SCENARIOS, TCP_TARGETS, TCP_UNITS, runTcpScenario, tcpPeers, type BenchResult, type TcpScenario } from './tcp.js';
 import { makeCert, type CertFiles } from './tls-cert.js';
+import { IDLE_STREAMS, TUNNEL_DESCRIPTIONS, TUNNEL_TARGETS, TUNNEL_UNITS, renderMemory, runTunnelScenario, type MemoryRow, type TunnelPart } from './tunnel.js';
+import { ensureTunnelDeps } from './tunnel-peers.js';
 import { startUpstream } from './upstream.js';
 import { Managed, REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
-const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS] as const;
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS, 'tunnel'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** Issue 4's scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
 const PROTO_SCENARIOS = ['h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
 type ProtoScenario = (typeof PROTO_SCENARIOS)[number];
 const isProto = (s: Scenario): s is ProtoScenario => (PROTO_SCENARIOS as readonly string[]).includes(s);
-const isTcp = (s: Scenario): s is TcpScenario => (TCP_SCENARIOS as readonly string[]).includes(s);
-type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario | TcpScenario>;
-type TargetName = 'direct' | 'portico' | 'nginx' | 'portico+accesslog' | 'portico+policies' | 'portico+ratelimit' | 'haproxy' | 'nginx-stream' | 'node-pipe';
+const isTcp = (s: Scenario | TunnelPart): s is TcpScenario => (TCP_SCENARIOS as readonly string[]).includes(s);
+type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario | TcpScenario | 'tunnel'>;
+type TargetName =
+  | 'direct'
+  | 'portico'
+  | 'nginx'
+  | 'portico+accesslog'
+  | 'portico+policies'
+  | 'portico+ratelimit'
+  | 'haproxy'
+  | 'nginx-stream'
+  | 'node-pipe'
+  | 'ssh-r'
+  | 'portico-tunnel';
 
 /** CPU layout: the load generator and the upstream share CPU 0, the proxy under test has CPU 1 to itself. */
 const CPU_LOAD = 0;
@@ -67,12 +84,15 @@ const USAGE = `usage: node build/bench/run.js [options]
   --inflight <n>        in flight per connection: h2 streams, WebSocket messages,
                         gRPC calls or bidi messages (default 10)
   --no-h2load           h2 load from bench/h2-load.ts (node:http2) even if h2load is installed
-  --no-install          do not install the TCP scenarios' peers (haproxy, iperf3) with apt-get
+  --no-install          do not install the TCP scenarios' peers (haproxy, iperf3), nor the tunnel
+                        scenario's (openssh-server, nginx, wrk, iperf3), with apt-get
   -h, --help            this text
 `;
 
 interface Options {
   durationS: number;
+  /** The tunnel scenario's runs: 5 s unless --duration (or --quick) says otherwise. */
+  tunnelDurationS: number;
   warmupS: number;
   connections: number;
   scenarios: Scenario[];
@@ -80,6 +100,8 @@ interface Options {
   portico: boolean;
   nginx: boolean;
   tool: LoadTool;
+  /** --load was given (otherwise the tool is chosen again after the tunnel scenario installs wrk). */
+  toolExplicit: boolean;
   retries: number;
   porticoMain: string | undefined;
   protoConnections: number;
@@ -147,6 +169,7 @@ function parseOptions(argv: string[]): Options {
   }
   return {
     durationS,
+    tunnelDurationS: values.duration !== undefined || values.quick ? durationS : 5,
     warmupS,
     connections,
     scenarios,
@@ -154,6 +177,7 @@ function parseOptions(argv: string[]): Options {
     portico: !values['no-portico'],
     nginx: !values['no-nginx'],
     tool,
+    toolExplicit: values.load !== undefined,
     retries,
     porticoMain: values.portico !== undefined ? path.resolve(values.portico) : undefined,
     protoConnections,
@@ -167,6 +191,8 @@ class UsageError extends Error {}
 
 interface Row {
   target: TargetName;
+  /** Shown instead of `target` in the table (e.g. `ssh -R`). */
+  label?: string;
   url: string;
   result?: BenchResult;
   /** Why there is no result (process failed to start, load generator failed, ...). */
@@ -183,6 +209,8 @@ interface Row {
    */
   perCore?: number;
   perCoreVsHaproxy?: number;
+  /** Tunnel scenario: ratio to the report's `peer` row (ssh -R; in tunnel-http, Portico's plain proxy). */
+  vsPeer?: number;
   /** For portico+accesslog: ratio to portico small without the log. */
   vsNoLog?: number;
   /** For portico+policies and portico+ratelimit: ratio to the bare route measured just before. */
@@ -192,12 +220,17 @@ interface Row {
 }
 
 interface ScenarioReport {
-  scenario: Scenario;
+  scenario: Scenario | TunnelPart;
   description: string;
   /** What the rate counts: rps for HTTP, msg/s for WebSocket and gRPC bidi messages, calls/s for gRPC unary. */
   unit?: string;
-  /** The peer the Portico row is compared with in the last ratio column: nginx (HTTP), haproxy (TCP). */
-  peer?: 'nginx' | 'haproxy';
+  /**
+   * The peer the Portico row is compared with in the last ratio column: nginx (HTTP), haproxy (TCP),
+   * ssh -R (tunnel), Portico's plain proxy (tunnel-http, compared with the portico-tunnel row).
+   */
+  peer?: 'nginx' | 'haproxy' | 'ssh-r' | 'portico';
+  /** Add the `per core` column (rate / CPU share of the proxy rows). */
+  perCore?: boolean;
   rows: Row[];
 }
 
@@ -212,6 +245,7 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   'grpc-unary': 'gRPC UnaryEcho calls/s (grpc-js client and server, h2c); Portico: http listener (h2c), h2c upstream',
   'grpc-bidi': 'gRPC BidirectionalStreamingEcho messages/s on a few long-lived streams (grpc-js, h2c)',
   ...TCP_DESCRIPTIONS,
+  tunnel: 'Portico tunnel vs direct and ssh -R: bulk, request/response, HTTP via tunnel, connect rate, memory per stream, long link',
 };
 
 /** Runs the load for a target: measured seconds, warm-up seconds inside the same run (0 = none), measured-window callback. */
@@ -245,8 +279,13 @@ function report(rep: ScenarioReport): ScenarioReport {
     if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
     if (row.target === 'portico' && haproxy !== undefined) row.vsHaproxy = row.result.rps / haproxy;
     if (row.target === 'portico' && pipe !== undefined) row.vsPipe = row.result.rps / pipe;
+    // A ratio set by the scenario itself (tunnel-http: median of alternating rounds) is kept.
+    if (row.vsPeer === undefined && ((rep.peer === 'ssh-r' && row.target === 'portico') || (rep.peer === 'portico' && row.target === 'portico-tunnel'))) {
+      const peerRps = rpsOf(rep, rep.peer);
+      if (peerRps !== undefined) row.vsPeer = row.result.rps / peerRps;
+    }
     const cpu = row.noise?.targetPct;
-    if (rep.peer === 'haproxy' && cpu !== undefined && cpu > 0) row.perCore = row.result.rps / (cpu / 100);
+    if ((rep.peer === 'haproxy' || rep.perCore === true) && cpu !== undefined && cpu > 0) row.perCore = row.result.rps / (cpu / 100);
   }
   const haproxyPerCore = rep.rows.find((r) => r.target === 'haproxy')?.perCore;
   const porticoRow = rep.rows.find((r) => r.target === 'portico');
@@ -272,18 +311,20 @@ const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
   const hasBare = rep.rows.some((r) => r.vsBare !== undefined);
-  const vsPeer = (row: Row): number | undefined => (rep.peer === 'haproxy' ? row.vsHaproxy : row.vsNginx);
-  const tcp = rep.peer === 'haproxy';
-  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : `vs ${rep.peer ?? 'nginx'}`, 'proc', 'cpu0', 'cpu1', 'noise'];
+  const vsPeer = (row: Row): number | undefined =>
+    rep.peer === 'haproxy' ? row.vsHaproxy : rep.peer === 'ssh-r' || rep.peer === 'portico' ? row.vsPeer : row.vsNginx;
+  const tcp = rep.peer === 'haproxy' || rep.perCore === true;
+  const peerLabel = rep.peer === 'ssh-r' ? 'ssh -R' : rep.peer === 'portico' ? 'plain' : (rep.peer ?? 'nginx');
+  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : `vs ${peerLabel}`, 'proc', 'cpu0', 'cpu1', 'noise'];
   if (tcp) header.push('per core');
   // Bulk throughput (Gbit/s) needs decimals; rates are whole numbers.
-  const fmtRate = (n: number): string => (rep.unit === 'Gbit/s' ? n.toFixed(2) : fmtRps(n));
+  const fmtRate = (n: number): string => (rep.unit === 'Gbit/s' ? (n < 1 ? n.toFixed(3) : n.toFixed(2)) : fmtRps(n));
   const lines: string[][] = [header];
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '', ...(tcp ? [''] : [])]);
-      notes.push(`  ! ${row.target}: ${row.failure ?? 'no result'}`);
+      lines.push([row.label ?? row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '', ...(tcp ? [''] : [])]);
+      notes.push(`  ! ${row.label ?? row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
     const r = row.result;
@@ -297,7 +338,7 @@ function renderTable(rep: ScenarioReport): string {
       );
     }
     lines.push([
-      row.target,
+      row.label ?? row.target,
       fmtRate(r.rps),
       fmtNum(r.p50Ms, 2),
       fmtNum(r.p99Ms, 2),
@@ -342,6 +383,44 @@ function nginxVersionString(bin: string | undefined): string {
   return text.replace(/^nginx version:\s*nginx\//, '') || 'unknown';
 }
 
+/** The tunnel scenario's summary figures: Portico ÷ direct and ÷ ssh -R per measure, and the targets' ratios. */
+function tunnelSummary(reports: ScenarioReport[], memory: MemoryRow[]) {
+  const row = (part: TunnelPart, t: TargetName): Row | undefined => reports.find((r) => r.scenario === part)?.rows.find((x) => x.target === t);
+  const portico = memory.find((m) => m.target === 'portico' && m.failure === undefined);
+  const ssh = memory.find((m) => m.target === 'ssh-r' && m.failure === undefined);
+  const per = (m: MemoryRow | undefined, i: number): number | undefined => m?.ends[i]?.perStreamBytes;
+  return {
+    tunnelBulkVsDirect: row('tunnel-bulk', 'portico')?.vsDirect,
+    tunnelBulkVsSsh: row('tunnel-bulk', 'portico')?.vsPeer,
+    tunnelRrVsDirect: row('tunnel-rr', 'portico')?.vsDirect,
+    tunnelRrVsSsh: row('tunnel-rr', 'portico')?.vsPeer,
+    tunnelConnectVsDirect: row('tunnel-connect', 'portico')?.vsDirect,
+    tunnelConnectVsSsh: row('tunnel-connect', 'portico')?.vsPeer,
+    tunnelHttpVsPlain: row('tunnel-http', 'portico-tunnel')?.vsPeer,
+    tunnelHttpVsDirect: row('tunnel-http', 'portico-tunnel')?.vsDirect,
+    tunnelLongLinkVsPlain: row('tunnel-long-link', 'portico')?.vsDirect,
+    tunnelLongLinkVsSsh: row('tunnel-long-link', 'portico')?.vsPeer,
+    tunnelLongLinkSshVsPlain: row('tunnel-long-link', 'ssh-r')?.vsDirect,
+    tunnelGatewayBytesPerStream: per(portico, 0),
+    tunnelAgentBytesPerStream: per(portico, 1),
+    tunnelMaxBytesPerStream: portico !== undefined ? Math.max(...portico.ends.map((e) => e.perStreamBytes)) : undefined,
+    tunnelSshdBytesPerStream: per(ssh, 0),
+    tunnelSshBytesPerStream: per(ssh, 1),
+  };
+}
+
+function tunnelSummaryLines(s: ReturnType<typeof tunnelSummary>): string[] {
+  const k = (n: number | undefined): string => (n === undefined ? 'n/a' : (n / 1024).toFixed(1));
+  return [
+    `portico tunnel bulk: portico/direct ${fmtNum(s.tunnelBulkVsDirect, 2)}, portico/ssh -R ${fmtNum(s.tunnelBulkVsSsh, 2)}`,
+    `portico tunnel rr: portico/direct ${fmtNum(s.tunnelRrVsDirect, 2)}, portico/ssh -R ${fmtNum(s.tunnelRrVsSsh, 2)}`,
+    `portico tunnel connect: portico/direct ${fmtNum(s.tunnelConnectVsDirect, 2)}, portico/ssh -R ${fmtNum(s.tunnelConnectVsSsh, 2)}`,
+    `portico tunnel http: tunnelled route/plain route ${fmtNum(s.tunnelHttpVsPlain, 2)} (target >= ${TUNNEL_TARGETS.httpVsPlain}; tunnelled/direct ${fmtNum(s.tunnelHttpVsDirect, 2)})`,
+    `portico tunnel long link: portico/plain ${fmtNum(s.tunnelLongLinkVsPlain, 2)} (target >= ${TUNNEL_TARGETS.longLinkVsPlain}; portico/ssh -R ${fmtNum(s.tunnelLongLinkVsSsh, 2)}, ssh -R/plain ${fmtNum(s.tunnelLongLinkSshVsPlain, 2)})`,
+    `portico tunnel memory: KiB per idle stream: gateway ${k(s.tunnelGatewayBytesPerStream)}, agent ${k(s.tunnelAgentBytesPerStream)} (target <= ${TUNNEL_TARGETS.bytesPerStream / 1024}; ssh -R: sshd ${k(s.tunnelSshdBytesPerStream)}, ssh ${k(s.tunnelSshBytesPerStream)}; ${IDLE_STREAMS} streams)`,
+  ];
+}
+
 async function main(): Promise<number> {
   let opts: Options;
   try {
@@ -351,8 +430,16 @@ async function main(): Promise<number> {
     return 2;
   }
 
+  const wantTunnel = opts.scenarios.includes('tunnel');
+  const tunnelNotes: string[] = [];
+  // The tunnel scenario's programs (sshd, ssh, iperf3, nginx as the origin, wrk): installed with apt-get
+  // as root before the upstream is chosen, so nginx and wrk serve every scenario of this run.
+  if (wantTunnel && opts.install) {
+    tunnelNotes.push(...ensureTunnelDeps());
+    if (!opts.toolExplicit) opts.tool = defaultTool();
+  }
   const nginxBin = opts.nginx ? nginxBinary() : undefined;
-  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && !isProto(s) && !isTcp(s));
+  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && s !== 'tunnel' && !isProto(s) && !isTcp(s));
   const protoScenarios = opts.scenarios.filter(isProto);
   const tcpScenarios = opts.scenarios.filter(isTcp);
   // The TCP scenarios' peers (haproxy, iperf3; nginx's stream module when nginx is there): installed
@@ -364,7 +451,7 @@ async function main(): Promise<number> {
   const peers = tcpScenarios.length > 0 ? tcpPeers(nginxBin) : undefined;
   const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
   const wantPolicies = opts.scenarios.includes('policies') && opts.portico;
-  const notes: string[] = [];
+  const notes: string[] = [...tunnelNotes];
   let fatal = false;
 
   if (opts.scenarios.includes('small-accesslog') && !opts.portico) notes.push('small-accesslog skipped: --no-portico');
@@ -387,6 +474,12 @@ async function main(): Promise<number> {
         ? [
             `  tcp: bulk load: ${peers.iperf3 !== undefined ? 'iperf3' : 'node (bench/tcp-bulk.ts)'}; connect load: ${opts.tool === 'wrk' ? 'wrk' : 'close-loop'}, Connection: close; ` +
               `peers: haproxy ${peers.haproxy !== undefined ? 'yes' : 'not installed'}, nginx stream ${peers.nginxStream !== undefined ? 'yes' : 'no'}, node pipe yes`,
+          ]
+        : []),
+      ...(wantTunnel
+        ? [
+            `  tunnel: direct, ssh -R (OpenSSH, aes128-gcm) and Portico (gateway + agent), both tunnel ends on CPU ${CPU_PROXY}; ` +
+              `${opts.tunnelDurationS} s per run; bulk: iperf3; rr/connect/http: ${opts.tool}; origin: ${nginxBin !== undefined ? 'nginx' : 'node:http'}`,
           ]
         : []),
       `  scenarios: ${opts.scenarios.join(', ')}${opts.portico ? '' : ' (no Portico)'}${opts.cpuProf ? ' (Portico under --cpu-prof)' : ''}`,
@@ -462,7 +555,7 @@ async function main(): Promise<number> {
     url: string,
     run: RunFn,
     alive?: () => string | undefined,
-    pid?: number,
+    pid?: number | readonly number[],
     durationS = opts.durationS,
     warmupInside = false,
   ): Promise<Row> => {
@@ -718,6 +811,57 @@ async function main(): Promise<number> {
     reports.push(report({ scenario, description: DESCRIPTIONS[scenario], unit: TCP_UNITS[scenario], peer: 'haproxy', rows }));
   }
 
+  // Tunnel scenario: direct, ssh -R and Portico's tunnel, each tunnel alone on CPU 1 (both ends),
+  // load generators and origins on CPU 0 (tunnel.ts). One table per measure, then the memory table.
+  let tunnelMemory: MemoryRow[] = [];
+  if (wantTunnel) {
+    checkInterrupted();
+    const labels: Partial<Record<TargetName, string>> = { 'ssh-r': 'ssh -R' };
+    try {
+      const res = await runTunnelScenario<Row>({
+        durationS: opts.tunnelDurationS,
+        connections: opts.connections,
+        tool: opts.tool,
+        cpuProf: opts.cpuProf,
+        porticoMain: opts.porticoMain,
+        portico: opts.portico,
+        upstream: { port: upstream.port, proc: upstream.proc },
+        cpuLoad: CPU_LOAD,
+        cpuUpstream: CPU_UPSTREAM,
+        cpuProxy: CPU_PROXY,
+        notes,
+        measure: async (target, url, run, alive, pids, warmupInside) => ({
+          ...(await measureWith(target, url, run, alive, pids, opts.tunnelDurationS, warmupInside)),
+          ...(labels[target] !== undefined ? { label: labels[target] } : {}),
+        }),
+        failed: (target, failure) => {
+          fatal = true;
+          return { target, url: '', failure, ...(labels[target] !== undefined ? { label: labels[target] } : {}) };
+        },
+        rateOf: (row) => (row.result === undefined || onlyErrors(row.result) ? undefined : row.result.rps),
+        checkInterrupted,
+      });
+      for (const { part, rows } of res.parts) {
+        if (part === 'tunnel-http') {
+          const tunnelled = rows.find((r) => r.target === 'portico-tunnel');
+          if (tunnelled !== undefined && res.httpVsPlain !== undefined) tunnelled.vsPeer = res.httpVsPlain;
+        }
+        if (part === 'tunnel-long-link') {
+          const plain = rows.find((r) => r.target === 'direct');
+          if (plain !== undefined) plain.label = 'plain (relay)';
+        }
+        reports.push(report({ scenario: part, description: TUNNEL_DESCRIPTIONS[part], unit: TUNNEL_UNITS[part], peer: part === 'tunnel-http' ? 'portico' : 'ssh-r', perCore: part !== 'tunnel-long-link', rows }));
+      }
+      tunnelMemory = res.memory;
+      if (tunnelMemory.some((m) => m.failure !== undefined)) fatal = true;
+      process.stdout.write(renderMemory(tunnelMemory) + '\n\n');
+    } catch (err) {
+      if (err instanceof Interrupted) throw err;
+      fatal = true;
+      notes.push(`tunnel: could not run: ${(err as Error).message}`);
+    }
+  }
+
   if (wantAccessLog) {
     const rows: Row[] = [];
     const smallRep = reports.find((r) => r.scenario === 'small');
@@ -804,6 +948,7 @@ async function main(): Promise<number> {
     porticoPipeTcpConnect: tcpRow('tcp-connect')?.vsPipe,
     porticoHaproxyPerCoreTcpBulk: tcpRow('tcp-bulk')?.perCoreVsHaproxy,
     porticoHaproxyPerCoreTcpConnect: tcpRow('tcp-connect')?.perCoreVsHaproxy,
+    ...tunnelSummary(reports, tunnelMemory),
   };
   const targets: [string, number | undefined, number][] = [
     ['small', summary.porticoNginxSmall, 0.25],
@@ -813,6 +958,9 @@ async function main(): Promise<number> {
     ['grpc-unary', summary.porticoDirectGrpcUnary, GRPC_UNARY_TARGET],
     ['tcp-bulk', summary.porticoHaproxyTcpBulk, TCP_TARGETS['tcp-bulk']],
     ['tcp-connect', summary.porticoHaproxyTcpConnect, TCP_TARGETS['tcp-connect']],
+    ['tunnel-http', summary.tunnelHttpVsPlain, TUNNEL_TARGETS.httpVsPlain],
+    ['tunnel-long-link', summary.tunnelLongLinkVsPlain, TUNNEL_TARGETS.longLinkVsPlain],
+    ['tunnel-memory', summary.tunnelMaxBytesPerStream, TUNNEL_TARGETS.bytesPerStream],
   ];
   const summaryLines = [
     `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
@@ -828,10 +976,16 @@ async function main(): Promise<number> {
     `portico/haproxy tcp-bulk: ${fmtNum(summary.porticoHaproxyTcpBulk, 2)} (target >= ${TCP_TARGETS['tcp-bulk']}; portico/direct: ${fmtNum(summary.porticoDirectTcpBulk, 2)}, portico/node pipe: ${fmtNum(summary.porticoPipeTcpBulk, 2)}; per core of CPU: ${fmtNum(summary.porticoHaproxyPerCoreTcpBulk, 2)})`,
     `portico/haproxy tcp-connect: ${fmtNum(summary.porticoHaproxyTcpConnect, 2)} (target >= ${TCP_TARGETS['tcp-connect']}; portico/direct: ${fmtNum(summary.porticoDirectTcpConnect, 2)}, portico/node pipe: ${fmtNum(summary.porticoPipeTcpConnect, 2)}; per core of CPU: ${fmtNum(summary.porticoHaproxyPerCoreTcpConnect, 2)})`,
   ];
+  if (wantTunnel) summaryLines.push(...tunnelSummaryLines(summary));
   const ratioNoisy = (s: string): boolean =>
     (reports.find((r) => r.scenario === s)?.rows ?? []).some(
       (r) =>
-        (r.target === 'portico' || r.target === 'nginx' || r.target === 'haproxy' || r.target === 'portico+policies' || (r.target === 'direct' && isProto(s as Scenario))) &&
+        (r.target === 'portico' ||
+          r.target === 'nginx' ||
+          r.target === 'haproxy' ||
+          r.target === 'portico+policies' ||
+          r.target === 'portico-tunnel' ||
+          (r.target === 'direct' && (isProto(s as Scenario) || s === 'tunnel-long-link'))) &&
         isNoisy(r.noise),
     );
   const verdicts = targets
@@ -841,6 +995,7 @@ async function main(): Promise<number> {
       const verdict = (x: number): string => (Number(x.toFixed(2)) >= t ? 'met' : 'MISSED');
       // TCP: also judged per core of CPU, the figure that holds when the load generator is the limit.
       const perCore = name === 'tcp-bulk' ? summary.porticoHaproxyPerCoreTcpBulk : name === 'tcp-connect' ? summary.porticoHaproxyPerCoreTcpConnect : undefined;
+      if (name === 'tunnel-memory') return `${name} ${(v ?? Infinity) <= t ? 'met' : 'MISSED'}`;
       return `${name} ${verdict(v ?? 0)}${perCore !== undefined ? ` (per core: ${verdict(perCore)})` : ''}${ratioNoisy(name) ? ' (noisy)' : ''}`;
     });
   const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
@@ -903,12 +1058,13 @@ async function main(): Promise<number> {
             ...(r.failure !== undefined ? { failure: r.failure } : {}),
             ...(r.noise !== undefined ? { noise: { ...r.noise, noisy: isNoisy(r.noise) } } : {}),
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
-            ...(r.target === 'portico' && !isTcp(rep.scenario) ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.target === 'portico' && !isTcp(rep.scenario) && !rep.scenario.startsWith('tunnel') ? { vsNginx: r.vsNginx ?? null } : {}),
             ...(r.target === 'portico' && isTcp(rep.scenario) ? { vsHaproxy: r.vsHaproxy ?? null, vsNodePipe: r.vsPipe ?? null, perCoreVsHaproxy: r.perCoreVsHaproxy ?? null } : {}),
             ...(r.perCore !== undefined ? { perCore: r.perCore } : {}),
             ...(r.result?.bytes !== undefined ? { bytes: r.result.bytes } : {}),
             ...(r.result !== undefined ? { tool: r.result.tool } : {}),
             ...(r.target === 'portico+accesslog' ? { vsNoLog: r.vsNoLog ?? null } : {}),
+            ...(r.vsPeer !== undefined ? { vsPeer: r.vsPeer } : {}),
             ...(r.target === 'portico+policies' || r.target === 'portico+ratelimit' ? { vsBare: r.vsBare ?? null } : {}),
           })),
         },
@@ -917,8 +1073,21 @@ async function main(): Promise<number> {
     summary: {
       ...summary,
       lines: summaryLines,
-      targets: { small: 0.25, smallStretch: 0.35, large: 0.5, close: 0.75, policies: 0.85, grpcUnary: GRPC_UNARY_TARGET, tcpBulk: TCP_TARGETS['tcp-bulk'], tcpConnect: TCP_TARGETS['tcp-connect'] },
+      targets: {
+        small: 0.25,
+        smallStretch: 0.35,
+        large: 0.5,
+        close: 0.75,
+        policies: 0.85,
+        grpcUnary: GRPC_UNARY_TARGET,
+        tcpBulk: TCP_TARGETS['tcp-bulk'],
+        tcpConnect: TCP_TARGETS['tcp-connect'],
+        tunnelHttp: TUNNEL_TARGETS.httpVsPlain,
+        tunnelLongLink: TUNNEL_TARGETS.longLinkVsPlain,
+        tunnelBytesPerStream: TUNNEL_TARGETS.bytesPerStream,
+      },
     },
+    ...(wantTunnel ? { tunnelMemory } : {}),
     noisyRuns: noisy,
     notes,
     ok: !fatal,

@@ -119,7 +119,7 @@ async function runToEnd(proc: Managed, limitMs: number): Promise<string> {
 }
 
 /** iperf3 client to 127.0.0.1:port for `durationS` after `warmupS` omitted seconds (-O). */
-async function runIperf3(bin: string, port: number, durationS: number, warmupS: number, cpu: number): Promise<BenchResult> {
+export async function runIperf3(bin: string, port: number, durationS: number, warmupS: number, cpu: number): Promise<BenchResult> {
   const args = ['-c', '127.0.0.1', '-p', String(port), '-t', String(Math.max(1, Math.round(durationS))), '-J', '--connect-timeout', '3000'];
   if (warmupS > 0) args.push('-O', String(Math.round(warmupS)));
   // The server takes one test at a time and may still be closing the previous one: one retry on "busy".
@@ -140,7 +140,7 @@ async function runIperf3(bin: string, port: number, durationS: number, warmupS: 
 }
 
 /** bench/tcp-bulk.ts sender to 127.0.0.1:port. */
-async function runBulkSender(port: number, durationS: number, warmupS: number, cpu: number): Promise<BenchResult> {
+export async function runBulkSender(port: number, durationS: number, warmupS: number, cpu: number): Promise<BenchResult> {
   const [cmd, argv] = pinned(cpu, process.execPath, ['--max-semi-space-size=32', path.join(HERE, 'tcp-bulk.js'), 'send', String(port), String(durationS), String(warmupS)]);
   const proc = new Managed('node bulk sender', cmd, argv);
   const out = await runToEnd(proc, (durationS + warmupS + 15) * 1000);
