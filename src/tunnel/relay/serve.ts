@@ -40,7 +40,8 @@ export interface ServedByCode {
  * and whose one service is that code. Every connection a relay client makes
  * to the code arrives as a stream handed to `onStream`: a Duplex (half-close
  * honoured: `end()` sends END_STREAM, the client's FIN ends the readable
- * side; a reset destroys it with an error). It reconnects as agents do (3
+ * side; a reset destroys it with an error, which is not thrown when the
+ * handler does not listen for 'error'). It reconnects as agents do (3
  * quick retries, then exponential backoff with jitter), forever unless
  * `reconnect.maxAttempts` is set.
  *
@@ -75,6 +76,9 @@ export function serveByCode(relay: string | HostPort, code: string, options: Ser
       const client = typeof raw === 'string' ? raw : undefined;
       stream.respond({ ':status': STREAM_STATUS.ok });
       const socket = new TunnelSocket(stream, splitPeer(client), { allowHalfOpen: true });
+      // A client that resets, or a lost relay connection, destroys the stream with an error: that must not crash a
+      // service whose handler did not listen for it ('close' follows in every case).
+      socket.on('error', ignore);
       try {
         onStream(socket, client === undefined ? {} : { client });
       } catch (err) {
@@ -90,6 +94,8 @@ export function serveByCode(relay: string | HostPort, code: string, options: Ser
     close: () => agent.stop(),
   };
 }
+
+function ignore(): void {}
 
 function splitPeer(addr: string | undefined): { address?: string; port?: number } {
   if (addr === undefined) return {};
