@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 /**
- * The command line of `portico start | validate | stop` (seal and unseal parse
+ * The command line of `portico start | validate | stop | agent | connect` (seal and unseal parse
  * their own, see seal.ts). Contract:
  * - the config file is given as the one positional argument or as
  *   `-c/--config FILE`; both at once must name the same file;
@@ -68,6 +68,23 @@ only on a bad FILE. SIGHUP reloads the services of FILE without dropping the
 connection; SIGTERM/SIGINT stop it. See docs/tunnel.md.
 `,
     options: {},
+  },
+  connect: {
+    usage: `Usage: portico connect --relay HOST:PORT --code CODE --listen HOST:PORT
+                      [--token TOKEN] [--ca FILE] [--servername NAME]
+
+Forwards every TCP connection accepted on --listen to the service registered
+under CODE at the relay (TLS, then the relay handshake; see docs/relay.md).
+The token is --token or $PORTICO_RELAY_TOKEN (a clients: token of the relay).
+--ca is the PEM file the relay's certificate must chain to (default: the
+system's CAs); --servername the name it is checked against (default: HOST).
+
+A refused code (401, 404, 503) or an unreachable relay closes that local
+connection and is logged; the forwarder keeps running. Exit 0 on
+SIGTERM/SIGINT, 1 when --listen cannot be bound or --ca cannot be read,
+2 on bad usage.
+`,
+    options: { relay: { type: 'string' }, code: { type: 'string' }, listen: { type: 'string' }, token: { type: 'string' }, ca: { type: 'string' }, servername: { type: 'string' } },
   },
 } satisfies Record<string, CommandSpec>;
 

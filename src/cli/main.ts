@@ -20,6 +20,7 @@ import { reportReady, workerIdentity, type ListenerUrl } from '../process/worker
 import { parseDuration } from '../config/duration.js';
 import { COMMANDS, isCommand, parseCommand, PID_SIGNALS, UsageError, type CommandName, type ParsedCommand } from './args.js';
 import { runAgent } from './agent.js';
+import { runConnect } from './connect.js';
 import { runSeal, runUnseal, SEAL_USAGE, UNSEAL_USAGE } from './seal.js';
 import { stopByPidFile } from './stop.js';
 
@@ -35,6 +36,8 @@ Usage:
   portico stop     [FILE | --pid-file PATH]
                                      SIGTERM the gateway named by the pid file, wait until it exits
   portico agent     FILE             run a tunnel agent: expose local services through a gateway
+  portico connect  --relay HOST:PORT --code CODE --listen HOST:PORT [--token T] [--ca FILE]
+                                     forward local connections to a service code at a relay
   portico seal     [--secret S] [--kdf md5|sha256|pbkdf2 | --v2 --ttl 1h] HOST:PORT
                                      print a sealed-address line (secret: or $PORTICO_SEALED_SECRET)
   portico unseal   [--secret S] [--kdf auto|md5|sha256|pbkdf2] LINE|-
@@ -131,6 +134,9 @@ function run(command: CommandName, p: ParsedCommand): Promise<number> | number {
     case 'agent':
       if (p.file === undefined) return usageError('agent needs a config FILE', COMMANDS.agent.usage);
       return runAgent(p.file, (errors) => printConfigErrors(p.file!, errors));
+    case 'connect':
+      if (p.file !== undefined) return usageError(`connect takes no config FILE (got "${p.file}")`, COMMANDS.connect.usage);
+      return runConnect(p.values, (reason) => usageError(reason, COMMANDS.connect.usage));
   }
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Binding, Listener, StreamListener } from './listener.js';
 import { HttpListener } from './http.js';
 import { TunnelListener } from './tunnel.js';
+import { RelayListener } from './relay.js';
 import type { L4ListenerRuntime, AnyListenerRuntime } from '../snapshot/snapshot.js';
 
 /** The listener for a TCP-based listener, by protocol. */
@@ -23,6 +24,8 @@ export function createStreamListener(binding: Binding, runtime: AnyListenerRunti
       return new TlsListener(binding, runtime as L4ListenerRuntime<TlsListenerConfig>, logger);
     case 'tunnel':
       return new TunnelListener(binding, runtime, logger);
+    case 'relay':
+      return new RelayListener(binding, runtime, logger);
     case 'forward-proxy':
       return new ForwardProxyListener(binding, runtime as L4ListenerRuntime<ForwardProxyListenerConfig>, logger);
     default:

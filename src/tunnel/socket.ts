@@ -60,9 +60,9 @@ export class TunnelSocket extends Duplex {
     if (!(this.readableEnded || this.stream.readableEnded) || !this.stream.writableFinished) {
       const code = this.stream.rstCode;
       this.destroy(new TunnelStreamError(code !== undefined && code !== 0 ? `tunnel stream reset (HTTP/2 error ${code})` : 'tunnel stream closed'));
-    } else {
-      this.destroy();
     }
+    // Else both directions ended cleanly: this socket closes by itself (autoDestroy) once its reader has read
+    // what it still buffers; destroying it here would drop up to a highWaterMark of the peer's last bytes.
   };
 
   override _read(): void {

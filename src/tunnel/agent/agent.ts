@@ -9,7 +9,7 @@ import { proofOf } from '../auth.js';
 import { Backoff } from '../backoff.js';
 import { NdjsonReader, ndjsonLine } from '../ndjson.js';
 import { CONTROL_PATH, HEADER, MAX_CONTROL_LINE, MAX_FRAME_SIZE, STREAM_STATUS, TUNNEL_ALPN } from '../protocol.js';
-import { ServiceTable } from './services.js';
+import { ServiceTable, type LocalService } from './services.js';
 import { serveStream } from './stream.js';
 import { destroySession } from '../session.js';
 
@@ -37,6 +37,15 @@ export interface DialSettings {
   heartbeat: AgentConfig['heartbeat'];
   window: AgentConfig['window'];
   reconnect: AgentConfig['reconnect'];
+}
+
+/** Serves one data stream of a service (the default dials the service's local address: serveStream). */
+export type StreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, service: LocalService, logger: Logger) => void;
+
+/** What an embedding (serveByCode) changes in an agent: how streams are served, extra TLS options (PEM contents instead of files). */
+export interface AgentHooks {
+  streamHandler?: StreamHandler;
+  tls?: tls.ConnectionOptions;
 }
 
 /**
@@ -72,7 +81,12 @@ export class Agent {
   /** Called when the agent gives up (reconnect.maxAttempts reached). */
   onGiveUp: ((reason: string) => void) | null = null;
 
-  constructor(config: AgentConfig, logger: Logger, services?: ServiceTable) {
+  constructor(
+    config: AgentConfig,
+    logger: Logger,
+    services?: ServiceTable,
+    private readonly hooks: AgentHooks = {},
+  ) {
     this.settings = dialSettings(config);
     this.logger = logger;
     this.backoff = new Backoff({ initialMs: config.reconnect.initial, maxMs: config.reconnect.max });
@@ -126,7 +140,7 @@ export class Agent {
     this.conn.attempts++;
     let options: tls.ConnectionOptions;
     try {
-      options = tlsOptions(this.settings, server);
+      options = { ...tlsOptions(this.settings, server), ...this.hooks.tls };
     } catch (err) {
       return this.retry(`cannot read TLS files: ${(err as Error).message}`);
     }
@@ -197,7 +211,7 @@ export class Agent {
         this.openStreams.delete(stream);
         this.conn.streams--;
       });
-      serveStream(stream, headers, service, this.logger);
+      (this.hooks.streamHandler ?? serveStream)(stream, headers, service, this.logger);
     });
   }
 
