@@ -16,6 +16,7 @@ import type { Logger } from './observability/logger.js';
 import { TargetRegistry } from './runtime/target-registry.js';
 import { tcpConnectorFor } from './runtime/target-state.js';
 import { TunnelHub } from './tunnel/hub.js';
+import { HostClaims } from './tunnel/host-claims.js';
 import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
@@ -75,6 +76,7 @@ export class Gateway {
     // Tunnel registrations are targets: their identities dial through the agent's connection.
     this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
+    this.tunnels.hosts = new HostClaims(this.targets, logger);
   }
 
   get current(): Snapshot {
@@ -99,7 +101,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, claims: this.tunnels.hosts ?? undefined });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();

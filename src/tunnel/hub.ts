@@ -1,6 +1,7 @@
 import type { ConnectCallback, ConnectOptions, Connector } from '../runtime/connector.js';
 import type { TargetSource, TargetSpec } from '../runtime/target-source.js';
 import type { ServiceAnnouncement } from './protocol.js';
+import type { HostClaims } from './host-claims.js';
 
 export type { StreamOrigin } from '../runtime/connector.js';
 import type { StreamOrigin } from '../runtime/connector.js';
@@ -81,6 +82,8 @@ export class TunnelHub {
   private readonly codes = new Map<string, CodeSource>();
   private readonly byIdentity = new Map<string, Registration>();
   private readonly watchers = new Set<(code: string) => void>();
+  /** HTTP hosts agents claim (set by the gateway, which owns the upstreams they need); null: no host can be claimed. */
+  hosts: HostClaims | null = null;
 
   /** The source of `code`'s targets (made on first use; kept while anything subscribes or registers). */
   source(code: string): TargetSource {
