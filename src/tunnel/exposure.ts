@@ -4,12 +4,11 @@ import { getSystemErrorMap } from 'node:util';
 import type { TunnelListenerConfig } from '../config/schemas/tunnel.js';
 import { connectVia } from '../l4/dial.js';
 import { splice } from '../l4/splice.js';
-import type { Binding } from '../listeners/listener.js';
 import type { Logger } from '../observability/logger.js';
-import { Carried, formatPeer, type Owner } from '../runtime/connection-registry.js';
+import { Carried, formatPeer, type ConnectionRegistry, type Owner } from '../runtime/connection-registry.js';
 import type { ConnectCallback, ConnectOptions, Connector, StreamOrigin } from '../runtime/connector.js';
 import { DatagramDecoder, encodeDatagram, MAX_DATAGRAM_LENGTH } from './datagram-framing.js';
-import type { Registration } from './hub.js';
+import type { Registration, TunnelHub } from './hub.js';
 import type { Exposure } from './session.js';
 
 /** Time for an agent to reach its local service for one public-port connection (or UDP session). */
@@ -22,6 +21,12 @@ export const UDP_IDLE_MS = 30_000;
 export const MAX_UDP_SESSIONS = 10_000;
 /** Datagrams a UDP session holds while its stream is being opened; more are dropped. */
 const OPENING_QUEUE = 64;
+
+/** What an exposure needs of its tunnel listener (its Binding): its name, the registry, the hub. */
+export interface Binding extends Owner {
+  readonly registry: ConnectionRegistry;
+  readonly tunnels: TunnelHub;
+}
 
 /**
  * What a tunnel listener opens for its agents' registrations (the

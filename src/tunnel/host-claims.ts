@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { TargetRegistry } from '../runtime/target-registry.js';
 import { MiddlewareChain, type ClaimedHosts, type RouteRuntime } from '../snapshot/snapshot.js';
 import { Upstream } from '../upstream/upstream.js';
-import type { Registration } from './hub.js';
+import type { HostClaimTable, Registration } from './hub.js';
 
 /** The upstream protocol a claimed host speaks to its agents: gRPC needs HTTP/2 (cleartext: the tunnel is the transport). */
 const PROTOCOL_OF = { http: 'http1', grpc: 'h2c' } as const;
@@ -69,7 +69,7 @@ export class ListenerClaims implements ClaimedHosts {
  * only when its router found nothing (http/handler.ts, match), and once
  * the last claimant leaves the host answers as it did before.
  */
-export class HostClaims {
+export class HostClaims implements HostClaimTable {
   private readonly listeners = new Map<string, ListenerClaims>();
   private readonly codes = new Map<string, CodeRoute>();
   /** Where each registration's hosts are claimed, and which (as they were when claimed). */

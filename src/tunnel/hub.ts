@@ -1,7 +1,6 @@
 import type { ConnectCallback, ConnectOptions, Connector } from '../runtime/connector.js';
 import type { TargetSource, TargetSpec } from '../runtime/target-source.js';
 import type { ServiceAnnouncement } from './protocol.js';
-import type { HostClaims } from './host-claims.js';
 
 export type { StreamOrigin } from '../runtime/connector.js';
 import type { StreamOrigin } from '../runtime/connector.js';
@@ -13,6 +12,16 @@ export interface StreamOpener {
   readonly listener: string;
   /** Opens a stream to `code`'s local service; same contract as Connector.connect. */
   open(code: string, origin: StreamOrigin, options: ConnectOptions, callback: ConnectCallback): () => void;
+}
+
+/** The gateway's claimed HTTP hosts, as a tunnel listener's exposure uses them (tunnel/host-claims.ts implements it). */
+export interface HostClaimTable {
+  /** Claims every host of `r.service` on HTTP listener `listener`; null when done, else why not (nothing is claimed then). */
+  claim(listener: string, r: Registration): string | null;
+  /** Lets go of `r`'s hosts (a no-op when it holds none). */
+  release(r: Registration): void;
+  /** Claimed hosts now: listener → host → code. */
+  list(): Record<string, Record<string, string>>;
 }
 
 /**
@@ -83,7 +92,7 @@ export class TunnelHub {
   private readonly byIdentity = new Map<string, Registration>();
   private readonly watchers = new Set<(code: string) => void>();
   /** HTTP hosts agents claim (set by the gateway, which owns the upstreams they need); null: no host can be claimed. */
-  hosts: HostClaims | null = null;
+  hosts: HostClaimTable | null = null;
 
   /** The source of `code`'s targets (made on first use; kept while anything subscribes or registers). */
   source(code: string): TargetSource {
