@@ -145,9 +145,9 @@ abstract class PublicPort {
     this.logger.info({ listener: this.binding.name, agent: this.r.opener.agentId, code: this.r.code, port: this.port, protocol: kind }, 'tunnel public port closed');
   }
 
-  /** A new stream through this port's registration for a client at `client`. */
-  protected connector(client: string): Connector {
-    return new OriginConnector(this.binding.tunnels.connector(this.r.identity), { client, server: formatPeer(this.host, this.port) });
+  /** A new stream through this port's registration for a client at `client` that reached `server` (default: the bound address). */
+  protected connector(client: string, server = formatPeer(this.host, this.port)): Connector {
+    return new OriginConnector(this.binding.tunnels.connector(this.r.identity), { client, server });
   }
 }
 
@@ -181,7 +181,7 @@ class TcpPort extends PublicPort {
     this.clients.add(client);
     client.on('error', () => undefined);
     const peer = formatPeer(client.remoteAddress, client.remotePort);
-    const cancel = connectVia(this.connector(peer), { timeoutMs: CONNECT_TIMEOUT_MS, keepAliveMs: 0, highWaterMark: BUFFER }, (err, stream) => {
+    const cancel = connectVia(this.connector(peer, formatPeer(client.localAddress, client.localPort)), { timeoutMs: CONNECT_TIMEOUT_MS, keepAliveMs: 0, highWaterMark: BUFFER }, (err, stream) => {
       client.off('close', onEarlyClose);
       if (err !== null || stream === null) {
         this.logger.info({ listener: this.binding.name, code: this.r.code, port: this.port, client: peer, err: err?.message }, 'tunnel public port: no stream to the agent');

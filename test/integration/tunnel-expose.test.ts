@@ -110,6 +110,7 @@ describe('tunnel exposure: remotePort and claimed hosts', () => {
 
   it('opens remotePort while the agent is there: 1 MiB echoed with half-close, listed as a tunnel-port; closed when the agent leaves', async () => {
     const port = await freePort();
+    const fdsBefore = openFds();
     const a = await agent([{ code: 'ssh', local: echo.address, type: 'tcp', remotePort: port }]);
     assert.equal(await verdict(a, 'ssh'), 'accepted');
     const payload = Buffer.alloc(1024 * 1024);
@@ -136,6 +137,9 @@ describe('tunnel exposure: remotePort and claimed hosts', () => {
     await closed;
     await waitFor(async () => (await tryConnect(port)) === 'ECONNREFUSED', 'the port refuses connections');
     assert.equal(gateway.gateway.connectionRegistry.list({ kind: 'tunnel-port' }).length, 0);
+    assert.equal(gateway.gateway.connectionRegistry.list({ kind: 'tunnel-stream' }).length, 0);
+    agents.length = 0;
+    await fdsSettle(fdsBefore);
   });
 
   it('closing the tunnel-port entry through the registry closes the port and its connections', async () => {

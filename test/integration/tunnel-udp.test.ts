@@ -113,6 +113,36 @@ describe('tunnel: UDP through a remotePort', () => {
     await fdsSettle(fdsBefore);
   });
 
+  it('a local UDP service that is down (ICMP port unreachable) ends the session and its stream; nothing leaks', async () => {
+    const port = await freePort();
+    const dead = await freePort();
+    const agent = await startAgent(tunnelAddr, pki.caCert, [{ code: 'dns', local: `127.0.0.1:${dead}`, type: 'udp', remotePort: port }]);
+    const client = await udpClient(port);
+    try {
+      await waitFor(() => gateway.gateway.connectionRegistry.list({ kind: 'tunnel-port' }).length === 1, 'the udp port');
+      // Sessions are counted at the agent: each is one stream, ended by the local socket's error (too fast to poll for).
+      const sessions = () => agent.conn.streamsTotal;
+      const open = () => agent.conn.streams + gateway.gateway.connectionRegistry.list({ kind: 'tunnel-stream' }).length;
+      const run = async (text: string) => {
+        const n = sessions();
+        await waitFor(() => {
+          if (sessions() > n && open() === 0) return true;
+          // The agent's socket reports ECONNREFUSED after a datagram: keep sending until the session has come and gone.
+          client.send(text);
+          return false;
+        }, 'a session begun and ended by the local error');
+      };
+      await run('warm-up'); // the first session's one-time allocations
+      const before = openFds();
+      for (let i = 0; i < 10; i++) await run(`lost ${i}`);
+      assert.deepEqual(client.received, []);
+      await fdsSettle(before);
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
   it('refuses a udp remotePort already bound (EADDRINUSE)', async () => {
     const squatter = dgram.createSocket('udp4');
     await new Promise<void>((r) => squatter.bind(0, '127.0.0.1', r));
