@@ -365,7 +365,6 @@ class DatagramSession {
     if (this.ended) return;
     if (datagram.length > MAX_DATAGRAM_LENGTH) return void this.port.dropped++;
     this.lastActivity = Date.now();
-    this.bytesIn += datagram.length;
     if (this.queue === null) return this.write(datagram);
     if (this.queue.length >= OPENING_QUEUE) return void this.port.dropped++;
     this.queue.push(datagram);
@@ -376,6 +375,7 @@ class DatagramSession {
     const stream = this.stream;
     if (stream === null || stream.destroyed) return;
     if (stream.writableNeedDrain) return void this.port.dropped++;
+    this.bytesIn += datagram.length;
     const [header, payload] = encodeDatagram(datagram);
     stream.cork();
     stream.write(header!);

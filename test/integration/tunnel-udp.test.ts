@@ -113,6 +113,29 @@ describe('tunnel: UDP through a remotePort', () => {
     await fdsSettle(fdsBefore);
   });
 
+  it('carries a datagram of 60000 bytes whole, both ways (framing across HTTP/2 frames)', async () => {
+    const port = await freePort();
+    const agent = await startAgent(tunnelAddr, pki.caCert, [{ code: 'dns', local: `127.0.0.1:${echo.port}`, type: 'udp', remotePort: port }]);
+    const socket = dgram.createSocket('udp4');
+    try {
+      await waitFor(() => gateway.gateway.connectionRegistry.list({ kind: 'tunnel-port' }).length === 1, 'the udp port');
+      const big = Buffer.alloc(60_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 13) % 256;
+      const replies: Buffer[] = [];
+      socket.on('message', (m) => replies.push(m));
+      await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r));
+      await waitFor(() => {
+        if (replies.length > 0) return true;
+        socket.send(big, port, '127.0.0.1');
+        return false;
+      }, 'the big datagram echoed');
+      assert.ok(replies[0]!.equals(Buffer.concat([Buffer.from('echo:'), big])), `a reply of ${replies[0]!.length} bytes, the datagram whole`);
+    } finally {
+      await new Promise<void>((r) => socket.close(() => r()));
+      await agent.stop();
+    }
+  });
+
   it('a local UDP service that is down (ICMP port unreachable) ends the session and its stream; nothing leaks', async () => {
     const port = await freePort();
     const dead = await freePort();
