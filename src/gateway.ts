@@ -16,6 +16,7 @@ import type { Logger } from './observability/logger.js';
 import { TargetRegistry } from './runtime/target-registry.js';
 import { tcpConnectorFor } from './runtime/target-state.js';
 import { TunnelHub } from './tunnel/hub.js';
+import { HostClaims } from './tunnel/host-claims.js';
 import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
@@ -61,6 +62,8 @@ export class Gateway {
   readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
   /** Service codes registered by tunnel agents and relay services: `{ tunnel: CODE }` targets and relay clients find them here. */
   readonly tunnels = new TunnelHub();
+  /** HTTP hosts claimed by tunnel agents, by HTTP listener (live, kept across reloads; see tunnel/host-claims.ts). */
+  private readonly hostClaims: HostClaims;
   private version = 0;
   private stopping = false;
   /** A graceful stop began: /ready answers 503 from then on (the listeners may still accept while draining). */
@@ -75,6 +78,8 @@ export class Gateway {
     // Tunnel registrations are targets: their identities dial through the agent's connection.
     this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
+    this.hostClaims = new HostClaims(this.targets, logger);
+    this.tunnels.hosts = this.hostClaims;
   }
 
   get current(): Snapshot {
@@ -99,7 +104,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, claims: this.hostClaims });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();

@@ -44,9 +44,10 @@ export function createContext(listener: ListenerRuntime, req: IncomingMessage, r
   return ctx;
 }
 
-/** The match phase: the route for the request, set on the context with the outbound path; false when none matches. */
+/** The match phase: the route for the request (a configured one, else a claimed host's), set on the context with the outbound path; false when none matches. */
 export function match(ctx: RequestContext): boolean {
-  const route = ctx.listener.router.match(ctx.host, ctx.path, ctx.req.method!, ctx.req);
+  // Configured routes first; hosts claimed by tunnel agents only where none matches (claims is null without a tunnel).
+  const route = ctx.listener.router.match(ctx.host, ctx.path, ctx.req.method!, ctx.req) ?? ctx.listener.claims?.match(ctx.host);
   if (route === undefined) return false;
   ctx.route = route;
   ctx.out.pathname = ctx.path;

@@ -6,7 +6,7 @@ import type { AnyListenerRuntime, L4ListenerRuntime, ListenerTls } from '../snap
 import { TunnelPolicy } from '../tunnel/policy.js';
 import { TUNNEL_ALPN } from '../tunnel/protocol.js';
 import { TunnelSession, type Exposure } from '../tunnel/session.js';
-import type { Registration } from '../tunnel/hub.js';
+import { TunnelExposure } from '../tunnel/exposure.js';
 import type { Binding, StreamListener } from './listener.js';
 import { wrapped } from './tls.js';
 
@@ -30,7 +30,7 @@ export class TunnelListener implements StreamListener {
   private readonly unsettled = new WeakMap<net.Socket, () => void>();
   private refusedPending = 0;
   private closing = false;
-  /** Public ports and HTTP hosts agents ask for (see exposure); null refuses them. */
+  /** Public ports and HTTP hosts agents ask for (tunnel/exposure.ts). */
   exposure: Exposure;
 
   constructor(
@@ -38,8 +38,8 @@ export class TunnelListener implements StreamListener {
     runtime: AnyListenerRuntime,
     private readonly logger: Logger,
   ) {
-    this.exposure = refuseExposure;
     this.update(runtime);
+    this.exposure = new TunnelExposure(binding, () => this.runtime.config, logger);
   }
 
   update(runtime: AnyListenerRuntime): void {
@@ -153,13 +153,3 @@ export class TunnelListener implements StreamListener {
     void graceMs;
   }
 }
-
-/** The default exposure: no public ports, no HTTP hosts. */
-const refuseExposure: Exposure = {
-  expose(r: Registration): string | null {
-    if (r.service.remotePort !== undefined) return 'this gateway opens no remote ports yet';
-    if (r.service.hosts.length > 0) return 'this gateway takes no hosts yet';
-    return null;
-  },
-  withdraw(): void {},
-};

@@ -24,6 +24,8 @@ export class TargetRegistry implements TargetStates {
   tunnelSource: ((code: string) => TargetSource) | undefined = undefined;
   private readonly targets = new Map<string, { state: TargetState; holders: number }>();
   private readonly upstreams = new Map<string, UpstreamState>();
+  /** Upstreams no config names (a tunnel code's claimed hosts, `tunnel:<code>`): kept by `retain` until `unpin`. */
+  private readonly pinned = new Set<string>();
 
   /** The live state of upstream `name`, made (unconfigured, with no target) on first use. */
   upstream(name: string): UpstreamState {
@@ -33,6 +35,22 @@ export class TargetRegistry implements TargetStates {
       this.upstreams.set(name, u);
     }
     return u;
+  }
+
+  /**
+   * The live state of an implicit upstream (its name is no config name,
+   * e.g. `tunnel:<code>`): made on first use and kept across reloads until
+   * `unpin` releases it.
+   */
+  pin(name: string): UpstreamState {
+    this.pinned.add(name);
+    return this.upstream(name);
+  }
+
+  unpin(name: string): void {
+    if (!this.pinned.delete(name)) return;
+    this.upstreams.get(name)?.release();
+    this.upstreams.delete(name);
   }
 
   /** The live state of a target identity, if some upstream has it. */
@@ -67,7 +85,7 @@ export class TargetRegistry implements TargetStates {
   /** Releases the upstream states not in `names` (e.g. made for a snapshot that failed to apply). */
   retain(names: ReadonlySet<string>): void {
     for (const [name, u] of this.upstreams) {
-      if (names.has(name)) continue;
+      if (names.has(name) || this.pinned.has(name)) continue;
       this.upstreams.delete(name);
       u.release();
     }
@@ -80,6 +98,7 @@ export class TargetRegistry implements TargetStates {
     const destroyed = Promise.all(states.map((s) => s.destroy()));
     for (const u of this.upstreams.values()) u.release();
     this.upstreams.clear();
+    this.pinned.clear();
     this.targets.clear();
     await destroyed;
   }

@@ -67,6 +67,18 @@ export interface ListenerRuntime {
   readonly tls: boolean;
   /** Certificates and client-certificate settings; null for a cleartext listener. */
   readonly certificates: ListenerTls | null;
+  /**
+   * Hosts tunnel agents claimed on this listener (a tunnel listener's
+   * `http.listener` names it), asked only when no configured route
+   * matches; null (or absent) when no tunnel listener points here.
+   */
+  readonly claims?: ClaimedHosts | null;
+}
+
+/** HTTP hosts claimed at run time (tunnel agents' `hosts`): live, shared by every snapshot. */
+export interface ClaimedHosts {
+  /** The route serving `host` (normalized as RequestContext.host), if some live claim holds it. */
+  match(host: string): RouteRuntime | undefined;
 }
 
 /** Any compiled listener: HTTP, or connection-level (L4ListenerRuntime, below). */

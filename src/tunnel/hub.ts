@@ -14,6 +14,16 @@ export interface StreamOpener {
   open(code: string, origin: StreamOrigin, options: ConnectOptions, callback: ConnectCallback): () => void;
 }
 
+/** The gateway's claimed HTTP hosts, as a tunnel listener's exposure uses them (tunnel/host-claims.ts implements it). */
+export interface HostClaimTable {
+  /** Claims every host of `r.service` on HTTP listener `listener`; null when done, else why not (nothing is claimed then). */
+  claim(listener: string, r: Registration): string | null;
+  /** Lets go of `r`'s hosts (a no-op when it holds none). */
+  release(r: Registration): void;
+  /** Claimed hosts now: listener → host → code. */
+  list(): Record<string, Record<string, string>>;
+}
+
 /**
  * One service code registered by one connection: a target of every
  * upstream with `{ tunnel: code }`, under the identity
@@ -81,6 +91,8 @@ export class TunnelHub {
   private readonly codes = new Map<string, CodeSource>();
   private readonly byIdentity = new Map<string, Registration>();
   private readonly watchers = new Set<(code: string) => void>();
+  /** HTTP hosts agents claim (set by the gateway, which owns the upstreams they need); null: no host can be claimed. */
+  hosts: HostClaimTable | null = null;
 
   /** The source of `code`'s targets (made on first use; kept while anything subscribes or registers). */
   source(code: string): TargetSource {

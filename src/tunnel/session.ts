@@ -26,8 +26,12 @@ export interface AgentAuthority {
 
 /** Public ports and HTTP hosts a registration asks for; implemented by the tunnel listener. */
 export interface Exposure {
-  /** Opens what `r.service` asks for; null on success, else why not (the registration is refused). */
-  expose(r: Registration): string | null;
+  /**
+   * Opens what `r.service` asks for (binding a port is asynchronous);
+   * null on success, else why not (the registration is refused, nothing
+   * stays open). `withdraw` undoes a success.
+   */
+  expose(r: Registration): string | null | Promise<string | null>;
   withdraw(r: Registration): void;
 }
 
@@ -83,6 +87,8 @@ export class TunnelSession implements StreamOpener {
   private pingOutstanding = false;
   private pingTimer: NodeJS.Timeout | null = null;
   private messages = { windowStart: Date.now(), count: 0 };
+  /** The services message being applied (they are applied in order). */
+  private applying: Promise<void> = Promise.resolve();
   readonly startedAt = Date.now();
   /** When the last PING was answered (ms since epoch; 0 before the first), and its round trip. */
   lastPingAt = 0;
@@ -215,11 +221,13 @@ export class TunnelSession implements StreamOpener {
     }
     if (m.type !== 'services') return; // Unknown message types are for newer gateways: ignored.
     const read = readAnnouncements(m.services, this.deps.settings.limits.maxServices);
-    this.apply(read.services, read.refused);
+    // One message at a time: an exposure may bind ports asynchronously.
+    this.applying = this.applying.then(() => this.apply(read.services, read.refused)).catch((err: unknown) => this.close(`cannot apply the services: ${(err as Error).message}`));
   }
 
   /** Makes the registrations match the announced set: new ones checked and added, gone ones removed, changed ones updated. */
-  private apply(services: ServiceAnnouncement[], refused: { code: string; reason: string }[]): void {
+  private async apply(services: ServiceAnnouncement[], refused: { code: string; reason: string }[]): Promise<void> {
+    if (this.closed) return;
     const grant = this.grant!;
     const wanted = new Map(services.map((s) => [s.code, s]));
     for (const [code, r] of this.registrations) {
@@ -244,7 +252,12 @@ export class TunnelSession implements StreamOpener {
         continue;
       }
       const r = new Registration(s.code, this, this.seq, s);
-      const exposed = this.deps.exposure?.expose(r) ?? null;
+      const exposed = this.deps.exposure === null ? null : await this.deps.exposure.expose(r);
+      if (this.closed) {
+        // The connection ended while a port was being bound: let it go with the others.
+        if (exposed === null) this.deps.exposure?.withdraw(r);
+        return;
+      }
       if (exposed !== null) {
         this.refusals.set(s.code, exposed);
         continue;

@@ -11,6 +11,7 @@ import { NdjsonReader, ndjsonLine } from '../ndjson.js';
 import { CONTROL_PATH, HEADER, MAX_CONTROL_LINE, MAX_FRAME_SIZE, STREAM_STATUS, TUNNEL_ALPN } from '../protocol.js';
 import { ServiceTable, type LocalService } from './services.js';
 import { serveStream } from './stream.js';
+import { serveDatagramStream } from './datagram-stream.js';
 import { destroySession } from '../session.js';
 
 /** The agent's connection as /status shows it. */
@@ -211,7 +212,7 @@ export class Agent {
         this.openStreams.delete(stream);
         this.conn.streams--;
       });
-      (this.hooks.streamHandler ?? serveStream)(stream, headers, service, this.logger);
+      (this.hooks.streamHandler ?? (service.config.type === 'udp' ? serveDatagramStream : serveStream))(stream, headers, service, this.logger);
     });
   }
 
