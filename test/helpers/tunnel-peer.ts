@@ -87,8 +87,11 @@ export class RawAgent {
   received = '';
   readonly closed: Promise<void>;
   readonly connectStreams: http2.ServerHttp2Stream[] = [];
+  /** Its local port (the gateway logs it as the peer), kept after the socket closed. */
+  readonly localPort: number;
 
   constructor(readonly socket: tls.TLSSocket) {
+    this.localPort = socket.localPort!;
     this.session = http2.performServerHandshake(socket, { settings: { enablePush: false } });
     this.session.on('error', () => undefined);
     socket.on('error', () => undefined);
