@@ -113,8 +113,11 @@ export function fromUpstreamError(err: unknown, inBody = false): GatewayError {
     case 'ENETUNREACH':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
+    // A tunnel stream the agent refused (unknown code, withdrawn, local service down) or that could not open: nothing reached the service.
+    case 'TUNNEL_UNAVAILABLE':
       return new GatewayError('UPSTREAM_CONNECT_REFUSED', undefined, { cause: err });
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return new GatewayError('UPSTREAM_CONNECT_TIMEOUT', undefined, { cause: err });
     case 'UND_ERR_HEADERS_TIMEOUT':

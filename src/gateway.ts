@@ -24,6 +24,8 @@ import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 import { workerIdentity } from './process/worker.js';
 import { ConnectionRegistry } from './runtime/connection-registry.js';
+import { describeAgent, hasAgentSessions, type AgentInfo } from './admin/agents.js';
+import type { TunnelSession } from './tunnel/session.js';
 
 interface Bound extends Binding {
   /** The configured transport and address (`udp:` for datagram listeners; port possibly 0): bindings are kept across reloads by this key. */
@@ -134,6 +136,7 @@ export class Gateway {
             stats: () => this.statsReport(),
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
+            agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
           }));
           await listen(server, adminConfig.listen, 'the admin API');
           newAdmin = { key: adminKey!, server };
@@ -264,6 +267,26 @@ export class Gateway {
   private listenerOf(name: string): Listener | undefined {
     for (const b of this.bindings.values()) if (b.name === name) return b.listener;
     return undefined;
+  }
+
+  /** Authenticated agent and relay-service connections of every tunnel and relay listener. */
+  private agentSessions(): TunnelSession[] {
+    const out: TunnelSession[] = [];
+    for (const b of this.bindings.values()) if (hasAgentSessions(b.listener)) for (const s of b.listener.agents()) if (s.ready) out.push(s);
+    return out;
+  }
+
+  /** GET /agents on the admin API. */
+  agents(): AgentInfo[] {
+    const now = Date.now();
+    return this.agentSessions().map((s) => describeAgent(s, s.entry.seq === 0 ? null : this.connectionRegistry.idOf(s.entry), now));
+  }
+
+  /** Closes every connection of agent `id` (DELETE /agents/:id); how many there were. */
+  disconnectAgent(id: string): number {
+    const sessions = this.agentSessions().filter((s) => s.agentId === id);
+    for (const s of sessions) s.close('disconnected through the admin API');
+    return sessions.length;
   }
 
   adminAddress(): HostPort | undefined {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
+import type { AgentInfo } from './agents.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <apiKey>`. */
@@ -13,6 +14,12 @@ export interface AdminOptions {
   ready: () => { ready: boolean; status: string };
   /** The process's connection registry (GET /connections, DELETE /connections/:id); absent: those answer 404. */
   connections?: ConnectionRegistry;
+  /** Tunnel agents and relay services (GET /agents, DELETE /agents/:id); absent: those answer 404. */
+  agents?: {
+    list(): AgentInfo[];
+    /** Disconnects every connection of agent `id`; how many there were. */
+    disconnect(id: string): number;
+  };
 }
 
 /**
@@ -52,6 +59,8 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   GET /stats  → request statistics per route, upstream, target and consumer
  *   GET /connections[?kind=…&listener=…] → live connections, streams and sessions
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
+ *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
+ *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -78,6 +87,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       return;
     }
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
+    if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
@@ -114,6 +124,30 @@ function connections(req: http.IncomingMessage, res: http.ServerResponse, url: s
   }
   if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
   return json(res, 202, { id, status: 'closing' });
+}
+
+/** GET /agents and DELETE /agents/:id. */
+function agents(req: http.IncomingMessage, res: http.ServerResponse, path: string, a: NonNullable<AdminOptions['agents']>): void {
+  if (path === '/agents') {
+    if (req.method !== 'GET') {
+      res.setHeader('allow', 'GET');
+      return json(res, 405, { error: `${req.method} is not allowed on /agents (use GET)`, code: 'METHOD_NOT_ALLOWED' });
+    }
+    return json(res, 200, { agents: a.list() });
+  }
+  if (req.method !== 'DELETE') {
+    res.setHeader('allow', 'DELETE');
+    return json(res, 405, { error: `${req.method} is not allowed on /agents/:id (use DELETE)`, code: 'METHOD_NOT_ALLOWED' });
+  }
+  let id: string;
+  try {
+    id = decodeURIComponent(path.slice('/agents/'.length));
+  } catch {
+    return json(res, 400, { error: 'the agent id is not valid percent-encoding', code: 'BAD_REQUEST' });
+  }
+  const closed = id === '' ? 0 : a.disconnect(id);
+  if (closed === 0) return json(res, 404, { error: `no connected agent with id "${id.slice(0, 64)}"`, code: 'UNKNOWN_AGENT' });
+  return json(res, 202, { id, connections: closed, status: 'closing' });
 }
 
 /** The `kind` and `listener` filters of GET /connections, or why they are refused. */

@@ -51,5 +51,6 @@ export type AgentMessage = { type: 'services'; services: ServiceAnnouncement[] }
 /** Messages on the control stream, gateway → agent. */
 export type GatewayMessage =
   | { type: 'welcome'; session: string; heartbeat: { interval: number; timeout: number } }
-  | { type: 'verdicts'; accepted: string[]; refused: { code: string; reason: string }[] }
+  /** `refusedOmitted`: refusals left out so that the line stays within MAX_CONTROL_LINE (the agent's cap). */
+  | { type: 'verdicts'; accepted: string[]; refused: { code: string; reason: string }[]; refusedOmitted?: number }
   | { type: 'refused'; reason: string };

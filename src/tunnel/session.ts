@@ -268,7 +268,7 @@ export class TunnelSession implements StreamOpener {
     }
     const refusedList = [...this.refusals].map(([code, reason]) => ({ code, reason }));
     if (refusedList.length > 0) this.deps.logger.warn({ listener: this.listener, agent: this.agentId, refused: refusedList.slice(0, 16) }, 'tunnel services refused');
-    this.send({ type: 'verdicts', accepted, refused: refusedList });
+    this.send(verdicts(accepted, refusedList));
   }
 
   private drop(r: Registration): void {
@@ -363,6 +363,7 @@ export class TunnelSession implements StreamOpener {
     if (this.pingTimer !== null) clearTimeout(this.pingTimer);
     for (const r of [...this.registrations.values()]) this.drop(r);
     if (this.grant !== null) this.deps.logger.info({ listener: this.listener, peer: this.peer, agent: this.agentId, reason }, 'tunnel agent disconnected');
+    else if (reason !== 'authentication failed') this.deps.logger.info({ listener: this.listener, peer: this.peer, reason }, 'tunnel connection closed before authentication');
     destroySession(this.session, this.socket);
     this.entry.unregister();
     this.deps.onClose(this, reason);
@@ -388,6 +389,28 @@ export function destroySession(session: http2.Http2Session, socket: { destroy():
     session.destroy();
     socket.destroy();
   });
+}
+
+/**
+ * The verdicts as one control line of at most MAX_CONTROL_LINE bytes, the
+ * cap the agent enforces: a flood of refused services would otherwise make
+ * a line the agent rejects (and reconnects over, forever). Refusals that do
+ * not fit are counted in `refusedOmitted`. The accepted codes always fit:
+ * each is shorter than the service entry that announced it, and the
+ * announcement itself was one line within the cap.
+ */
+function verdicts(accepted: string[], refused: { code: string; reason: string }[]): GatewayMessage {
+  const whole: GatewayMessage = { type: 'verdicts', accepted, refused };
+  if (Buffer.byteLength(ndjsonLine(whole)) <= MAX_CONTROL_LINE) return whole;
+  // Room for the refusals: the line without them, and a margin for `"refusedOmitted":N`.
+  let room = MAX_CONTROL_LINE - Buffer.byteLength(ndjsonLine({ type: 'verdicts', accepted, refused: [] })) - 64;
+  const kept: { code: string; reason: string }[] = [];
+  for (const r of refused) {
+    room -= Buffer.byteLength(JSON.stringify(r)) + 1;
+    if (room < 0) break;
+    kept.push(r);
+  }
+  return { type: 'verdicts', accepted, refused: kept, refusedOmitted: refused.length - kept.length };
 }
 
 function one(v: string | string[] | number | undefined): string | undefined {

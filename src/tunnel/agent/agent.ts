@@ -256,6 +256,7 @@ export class Agent {
       const refused = Array.isArray(m.refused) ? (m.refused as { code?: unknown; reason?: unknown }[]) : [];
       this.refused = new Map(refused.map((r) => [String(r.code), String(r.reason)]));
       for (const [code, reason] of this.refused) this.logger.warn({ code, reason }, 'agent: the gateway refused a service');
+      if (typeof m.refusedOmitted === 'number' && m.refusedOmitted > 0) this.logger.warn({ more: m.refusedOmitted }, 'agent: the gateway refused more services than it listed');
       const accepted = Array.isArray(m.accepted) ? m.accepted.map(String) : [];
       this.logger.info({ accepted }, 'agent: services registered');
     } else if (m.type === 'refused') {
@@ -268,7 +269,19 @@ export class Agent {
   private announce(): void {
     const c = this.control;
     if (c === null || c.destroyed || c.writableEnded) return;
-    c.write(ndjsonLine({ type: 'services', services: this.services.announcements() }));
+    const all = this.services.announcements();
+    const line = ndjsonLine({ type: 'services', services: all });
+    if (Buffer.byteLength(line) <= MAX_CONTROL_LINE) return void c.write(line);
+    // The gateway closes the connection on a longer line: announce what fits, and say so, rather than reconnect forever.
+    let room = MAX_CONTROL_LINE - Buffer.byteLength(ndjsonLine({ type: 'services', services: [] }));
+    const fit: typeof all = [];
+    for (const s of all) {
+      room -= Buffer.byteLength(JSON.stringify(s)) + 1;
+      if (room < 0) break;
+      fit.push(s);
+    }
+    this.logger.error({ services: all.length, announced: fit.length, limit: MAX_CONTROL_LINE }, 'agent: the services do not fit in one control message; announcing the first ones only');
+    c.write(ndjsonLine({ type: 'services', services: fit }));
   }
 
   private startHeartbeat(): void {
