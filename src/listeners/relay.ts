@@ -39,6 +39,8 @@ export class RelayListener implements StreamListener {
   /** Accepted sockets whose role is not settled yet (TLS handshake, service authentication, client request line). */
   private pending = 0;
   private readonly unsettled = new WeakMap<net.Socket, () => void>();
+  /** The accepted sockets still in their TLS handshake (destroyed by `close`). */
+  private readonly handshaking = new Set<net.Socket>();
   /** When each accepted socket arrived (the handshake deadline runs from there). */
   private readonly acceptedAt = new WeakMap<net.Socket, number>();
   /** Client connections ended, by outcome; service connections refused; connections refused before TLS. */
@@ -107,12 +109,16 @@ export class RelayListener implements StreamListener {
     };
     socket.once('close', settle);
     socket.on('error', () => undefined);
+    this.handshaking.add(socket);
+    socket.once('close', () => this.handshaking.delete(socket));
     this.unsettled.set(socket, settle);
     this.acceptedAt.set(socket, Date.now());
     server.emit('connection', socket);
   }
 
   private secured(secure: tls.TLSSocket): void {
+    const raw = wrapped(secure);
+    if (raw !== undefined) this.handshaking.delete(raw);
     if (this.closing) return void secure.destroy();
     secure.on('error', () => undefined);
     if (secure.alpnProtocol === TUNNEL_ALPN) this.service(secure);
@@ -245,6 +251,7 @@ export class RelayListener implements StreamListener {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.unwatch();
+    for (const s of this.handshaking) s.destroy();
     for (const s of this.sessions) s.close('the gateway is stopping');
     const deadline = Date.now() + graceMs;
     while (this.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

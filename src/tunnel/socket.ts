@@ -26,7 +26,12 @@ export class TunnelSocket extends Duplex {
   bytesWritten = 0;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
-  readonly alpnProtocol = false;
+  /**
+   * Undefined, as on a plain net.Socket: a tunnel stream is a plaintext byte
+   * stream. (`false` means "TLS without ALPN" to node:http2's server, which
+   * then refuses a stream handed to it as a connection.)
+   */
+  readonly alpnProtocol = undefined;
   readonly connecting = false;
   private readonly stream: http2.Http2Stream;
 

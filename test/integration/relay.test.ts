@@ -257,6 +257,7 @@ describe('relay: services by code, clients by code', () => {
     const silentClosed = new Promise((r) => silent.once('close', r));
     silent.on('error', () => undefined);
     await silentClosed;
+    await waitFor(() => (relayStatus(gateway).ended['handshake-timeout'] ?? 0) >= 1, 'the silent client counted as a handshake timeout');
     await waitFor(() => gateway.gateway.connectionRegistry.list({ kind: 'relay-pair' }).length === 0, 'no pair left');
     await fdsSettle(base, 2, 8000);
   });
