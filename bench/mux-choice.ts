@@ -11,6 +11,7 @@
  *   receiving end is the HTTP/2 server, like the agent; windows 8 MiB per
  *   stream and 64 MiB per connection, maxFrameSize 256 KiB), one CONNECT
  *   stream, the Http2Stream read and written directly.
+ * - `h2-tcp`: the same over plain TCP, for scale (what HTTP/2 costs without TLS).
  * - `h2-tunnelsocket`: the same with Portico's TunnelSocket on both ends.
  * - `mux64`, `mux256`: a minimal hand-framed multiplexer: a 9-byte header
  *   (flags 1, stream id 4, length 4) + up to 64 KiB / 256 KiB of payload,
@@ -44,20 +45,23 @@ import { TunnelSocket } from '../src/tunnel/socket.js';
 import { makeCert } from './tls-cert.js';
 import { pinned } from './util.js';
 
-const CASES = ['tcp', 'tls', 'h2', 'h2-tunnelsocket', 'mux64', 'mux256', 'h2x8', 'mux64x8'] as const;
+const CASES = ['tcp', 'tls', 'h2', 'h2-tcp', 'h2-tunnelsocket', 'mux64', 'mux256', 'h2x8', 'mux64x8'] as const;
 type CaseName = (typeof CASES)[number];
 
 interface CaseSpec {
   transport: 'tcp' | 'tls' | 'h2' | 'mux';
   streams: number;
   wrap?: boolean;
+  /** No TLS: plain TCP under the case. */
+  plain?: boolean;
   maxPayload?: number;
 }
 
 const SPECS: Record<CaseName, CaseSpec> = {
-  tcp: { transport: 'tcp', streams: 1 },
+  tcp: { transport: 'tcp', streams: 1, plain: true },
   tls: { transport: 'tls', streams: 1 },
   h2: { transport: 'h2', streams: 1 },
+  'h2-tcp': { transport: 'h2', streams: 1, plain: true },
   'h2-tunnelsocket': { transport: 'h2', streams: 1, wrap: true },
   mux64: { transport: 'mux', streams: 1, maxPayload: 64 * 1024 },
   mux256: { transport: 'mux', streams: 1, maxPayload: 256 * 1024 },
@@ -96,7 +100,7 @@ const HEADER = 9;
 class MuxSender {
   private readonly waiting: (() => void)[] = [];
   constructor(
-    private readonly socket: tls.TLSSocket,
+    private readonly socket: net.Socket,
     private readonly maxPayload: number,
   ) {
     socket.on('drain', () => {
@@ -217,13 +221,12 @@ function pump(w: Writable, deadline: number, buf: Buffer, count: (n: number) => 
 /** The gateway's role: TLS server, HTTP/2 client, writes. */
 async function runSender(spec: CaseSpec, seconds: number, certFile: string, keyFile: string): Promise<void> {
   const buf = Buffer.alloc(CHUNK, 0x61);
-  if (spec.transport === 'tcp') return runTcpSender(seconds, buf);
-  const server = tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), ALPNProtocols: [ALPN], minVersion: 'TLSv1.3' });
+  const server = spec.plain ? net.createServer() : tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile), ALPNProtocols: [ALPN], minVersion: 'TLSv1.3' });
   server.listen(0, '127.0.0.1', () => {
     const addr = server.address();
     process.stdout.write(`port ${typeof addr === 'object' && addr !== null ? addr.port : 0}\n`);
   });
-  const socket = await new Promise<tls.TLSSocket>((resolve) => server.once('secureConnection', resolve));
+  const socket = await new Promise<net.Socket>((resolve) => server.once(spec.plain ? 'connection' : 'secureConnection', resolve));
   server.close();
   socket.on('error', () => {});
   let t0 = 0;
@@ -244,7 +247,7 @@ async function runSender(spec: CaseSpec, seconds: number, certFile: string, keyF
   const count = (n: number): void => {
     bytes += n;
   };
-  if (spec.transport === 'tls') {
+  if (spec.transport === 'tcp' || spec.transport === 'tls') {
     const deadline = start();
     pump(socket, deadline, buf, count);
     return;
@@ -275,33 +278,12 @@ async function runSender(spec: CaseSpec, seconds: number, certFile: string, keyF
   }
 }
 
-/** Case `tcp`: the same as `tls` without TLS. */
-function runTcpSender(seconds: number, buf: Buffer): void {
-  const server = net.createServer((socket) => {
-    server.close();
-    socket.on('error', () => {});
-    const t0 = Date.now();
-    const c0 = cpuNow();
-    let bytes = 0;
-    socket.once('close', () => {
-      const c = process.cpuUsage(c0);
-      report({ role: 'send', bytes, ms: Date.now() - t0, cpuUs: c.user + c.system, userUs: c.user, reads: 0 });
-      setImmediate(() => process.exit(0));
-    });
-    pump(socket, t0 + seconds * 1000, buf, (n) => (bytes += n));
-  });
-  server.listen(0, '127.0.0.1', () => {
-    const addr = server.address();
-    process.stdout.write(`port ${typeof addr === 'object' && addr !== null ? addr.port : 0}\n`);
-  });
-}
-
 /** The agent's role: TLS client, HTTP/2 server, reads. */
 async function runReceiver(spec: CaseSpec, port: number): Promise<void> {
-  const socket =
-    spec.transport === 'tcp' ? net.connect({ host: '127.0.0.1', port }) : tls.connect({ host: '127.0.0.1', port, ALPNProtocols: [ALPN], rejectUnauthorized: false, minVersion: 'TLSv1.3' });
+  const socket: net.Socket =
+    spec.plain ? net.connect({ host: '127.0.0.1', port }) : tls.connect({ host: '127.0.0.1', port, ALPNProtocols: [ALPN], rejectUnauthorized: false, minVersion: 'TLSv1.3' });
   socket.on('error', () => {});
-  await new Promise<void>((resolve) => socket.once(spec.transport === 'tcp' ? 'connect' : 'secureConnect', () => resolve()));
+  await new Promise<void>((resolve) => socket.once(spec.plain ? 'connect' : 'secureConnect', () => resolve()));
   let bytes = 0;
   let t0 = 0;
   let c0 = cpuNow();
@@ -332,7 +314,6 @@ async function runReceiver(spec: CaseSpec, port: number): Promise<void> {
     r.on('error', () => {});
   };
   if (spec.transport === 'tcp' || spec.transport === 'tls') return consume(socket);
-  if (!(socket instanceof tls.TLSSocket)) return;
   if (spec.transport === 'mux') {
     const mux = new MuxReceiver(consume);
     socket.on('data', mux.onData);
@@ -412,6 +393,7 @@ async function measure(name: CaseName, seconds: number, cpu: number | undefined,
   const recvLines = await recv;
   const s = JSON.parse(sendLines.at(-1)!) as EndReport;
   const r = JSON.parse(recvLines.at(-1)!) as EndReport;
+  if (s.bytes !== r.bytes) throw new Error(`${name}: sent ${s.bytes} bytes but received ${r.bytes}`);
   const mb = r.bytes / 1e6;
   return {
     gbps: (r.bytes * 8) / (r.ms / 1000) / 1e9,
