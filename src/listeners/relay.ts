@@ -10,7 +10,7 @@ import { serveRelayClient, type RelayEnd, type RelayOutcome } from '../tunnel/re
 import { RelayClientPolicy, RelayServicePolicy } from '../tunnel/relay/policy.js';
 import { TunnelSession, type AgentAuthority } from '../tunnel/session.js';
 import type { Binding, StreamListener } from './listener.js';
-import { wrapped } from './tls.js';
+import { PendingHandshakes } from './pending-handshakes.js';
 
 /**
  * `protocol: relay` (docs/relay.md): one TLS port, two roles chosen by
@@ -37,16 +37,10 @@ export class RelayListener implements StreamListener {
   /** Client connections from TLS handshake to close. */
   private readonly clients = new Set<tls.TLSSocket>();
   /** Accepted sockets whose role is not settled yet (TLS handshake, service authentication, client request line). */
-  private pending = 0;
-  private readonly unsettled = new WeakMap<net.Socket, () => void>();
-  /** The accepted sockets still in their TLS handshake (destroyed by `close`). */
-  private readonly handshaking = new Set<net.Socket>();
-  /** When each accepted socket arrived (the handshake deadline runs from there). */
-  private readonly acceptedAt = new WeakMap<net.Socket, number>();
+  private readonly pending = new PendingHandshakes();
   /** Client connections ended, by outcome; service connections refused; connections refused before TLS. */
   private readonly ended = new Map<RelayOutcome, number>();
   private serviceRefusals = 0;
-  private refusedPending = 0;
   private tlsRefusals = 0;
   /** Round-robin position per code. */
   private readonly turns = new Map<string, number>();
@@ -80,45 +74,25 @@ export class RelayListener implements StreamListener {
     return {
       services: [...this.sessions].filter((s) => s.ready).length,
       clients: this.clients.size,
-      pending: this.pending,
+      pending: this.pending.size,
       ended: Object.fromEntries(this.ended),
       refused: {
         ...Object.fromEntries([...this.ended].filter(([k]) => k !== 'ok' && k !== 'client-closed')),
         'service-auth': this.serviceRefusals,
-        'max-pending': this.refusedPending,
+        'max-pending': this.pending.refused,
         tls: this.tlsRefusals,
       },
     };
   }
 
   accept(socket: net.Socket): void {
-    const config = this.runtime.config;
-    if (this.closing || this.pending >= config.limits.maxPending) {
-      if (!this.closing) this.refusedPending++;
-      socket.destroy();
-      return;
-    }
-    const server = this.templateFor(this.runtime);
-    if (server === null) return void socket.destroy();
-    this.pending++;
-    let counted = true;
-    const settle = () => {
-      if (!counted) return;
-      counted = false;
-      this.pending--;
-    };
-    socket.once('close', settle);
+    const server = this.closing ? null : this.templateFor(this.runtime);
+    if (server === null || !this.pending.admit(socket, this.runtime.config.limits.maxPending)) return void socket.destroy();
     socket.on('error', () => undefined);
-    this.handshaking.add(socket);
-    socket.once('close', () => this.handshaking.delete(socket));
-    this.unsettled.set(socket, settle);
-    this.acceptedAt.set(socket, Date.now());
     server.emit('connection', socket);
   }
 
   private secured(secure: tls.TLSSocket): void {
-    const raw = wrapped(secure);
-    if (raw !== undefined) this.handshaking.delete(raw);
     if (this.closing) return void secure.destroy();
     secure.on('error', () => undefined);
     if (secure.alpnProtocol === TUNNEL_ALPN) this.service(secure);
@@ -146,10 +120,10 @@ export class RelayListener implements StreamListener {
       settings: { heartbeat: config.heartbeat, window: config.window, limits: { ...config.limits, maxServices: 1 } },
       logger: this.logger,
       registry: this.binding.registry,
-      onReady: () => this.settlePending(secure),
+      onReady: () => this.pending.settle(secure),
       onClose: (s) => {
         this.sessions.delete(s);
-        this.settlePending(secure);
+        this.pending.settle(secure);
       },
     });
     this.sessions.add(session);
@@ -159,15 +133,14 @@ export class RelayListener implements StreamListener {
   private client(secure: tls.TLSSocket): void {
     const runtime = this.runtime;
     const config = runtime.config;
-    const raw = wrapped(secure);
     const startedAt = process.hrtime.bigint();
-    const since = raw === undefined ? Date.now() : (this.acceptedAt.get(raw) ?? Date.now());
+    const since = this.pending.acceptedAt(secure);
     const peer = { address: secure.remoteAddress, port: secure.remotePort };
     this.clients.add(secure);
     secure.once('close', () => this.clients.delete(secure));
     let settled = false;
     const settle = () => {
-      if (!settled) this.settlePending(secure);
+      if (!settled) this.pending.settle(secure);
       settled = true;
     };
     serveRelayClient(secure, {
@@ -225,11 +198,6 @@ export class RelayListener implements StreamListener {
     else this.logger.info(fields, 'relay client refused');
   }
 
-  private settlePending(secure: tls.TLSSocket): void {
-    const raw = wrapped(secure);
-    if (raw !== undefined) this.unsettled.get(raw)?.();
-  }
-
   private templateFor(runtime: L4ListenerRuntime<RelayListenerConfig>): tls.Server | null {
     const certificates = runtime.certificates;
     if (certificates === null) return null;
@@ -251,7 +219,7 @@ export class RelayListener implements StreamListener {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.unwatch();
-    for (const s of this.handshaking) s.destroy();
+    this.pending.destroyAll();
     for (const s of this.sessions) s.close('the gateway is stopping');
     const deadline = Date.now() + graceMs;
     while (this.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

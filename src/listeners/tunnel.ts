@@ -8,7 +8,7 @@ import { TUNNEL_ALPN } from '../tunnel/protocol.js';
 import { TunnelSession, type Exposure } from '../tunnel/session.js';
 import { TunnelExposure } from '../tunnel/exposure.js';
 import type { Binding, StreamListener } from './listener.js';
-import { wrapped } from './tls.js';
+import { PendingHandshakes } from './pending-handshakes.js';
 
 /**
  * `protocol: tunnel`: agents behind NAT dial in over TLS and expose their
@@ -25,10 +25,7 @@ export class TunnelListener implements StreamListener {
   private template: { certificates: ListenerTls; handshakeMs: number; server: tls.Server } | null = null;
   private readonly sessions = new Set<TunnelSession>();
   /** Sockets accepted and not yet authenticated (TLS or control-stream handshake). */
-  private pending = 0;
-  /** How to stop counting an accepted socket as pending, by accepted socket. */
-  private readonly unsettled = new WeakMap<net.Socket, () => void>();
-  private refusedPending = 0;
+  private readonly pending = new PendingHandshakes();
   private closing = false;
   /** Public ports and HTTP hosts agents ask for (tunnel/exposure.ts). */
   exposure: Exposure;
@@ -66,28 +63,13 @@ export class TunnelListener implements StreamListener {
   }
 
   describe(): Record<string, unknown> {
-    return { agents: [...this.sessions].filter((s) => s.ready).length, pending: this.pending, refusedPending: this.refusedPending };
+    return { agents: [...this.sessions].filter((s) => s.ready).length, pending: this.pending.size, refusedPending: this.pending.refused };
   }
 
   accept(socket: net.Socket): void {
-    const config = this.runtime.config;
-    if (this.closing || this.pending >= config.limits.maxPending) {
-      if (!this.closing) this.refusedPending++;
-      socket.destroy();
-      return;
-    }
-    const server = this.templateFor(this.runtime);
-    if (server === null) return void socket.destroy();
-    this.pending++;
-    let counted = true;
-    const settle = () => {
-      if (!counted) return;
-      counted = false;
-      this.pending--;
-    };
-    socket.once('close', settle);
+    const server = this.closing ? null : this.templateFor(this.runtime);
+    if (server === null || !this.pending.admit(socket, this.runtime.config.limits.maxPending)) return void socket.destroy();
     socket.on('error', () => undefined);
-    this.unsettled.set(socket, settle);
     server.emit('connection', socket);
   }
 
@@ -104,10 +86,10 @@ export class TunnelListener implements StreamListener {
       settings: { heartbeat: config.heartbeat, window: config.window, limits: config.limits },
       logger: this.logger,
       registry: this.binding.registry,
-      onReady: () => this.settlePending(secure),
+      onReady: () => this.pending.settle(secure),
       onClose: (s, reason) => {
         this.sessions.delete(s);
-        this.settlePending(secure);
+        this.pending.settle(secure);
         // One line per agent connection, when it ends (the shape of L4 connection lines).
         runtime.accessLog?.writeConnection({
           listener: this.binding.name,
@@ -124,11 +106,6 @@ export class TunnelListener implements StreamListener {
       },
     });
     this.sessions.add(session);
-  }
-
-  private settlePending(secure: tls.TLSSocket): void {
-    const raw = wrapped(secure);
-    if (raw !== undefined) this.unsettled.get(raw)?.();
   }
 
   private templateFor(runtime: L4ListenerRuntime<TunnelListenerConfig>): tls.Server | null {
@@ -149,6 +126,7 @@ export class TunnelListener implements StreamListener {
 
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    this.pending.destroyAll();
     for (const s of this.sessions) s.close('the gateway is stopping');
     void graceMs;
   }
