@@ -31,16 +31,28 @@ export function startCli(config: string, env: NodeJS.ProcessEnv = {}, nodeArgs: 
   return startProcess(process.execPath, [...nodeArgs, CLI, 'start', ...configArgs], env);
 }
 
-/** Spawns a command that runs `portico start` (an installed binary, a wrapper) and waits for its "portico started" log line. */
-export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+/** A spawned process whose stdout lines are parsed as JSON where possible (`{ raw }` otherwise). */
+export interface Logged {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  stderr: string[];
+  /** stdout and stderr as received, in order. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Spawns `command args` with `env` added to this process's, collecting its JSON log lines. */
+export function spawnLogged(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Logged {
   const child = spawn(command, args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
   const stderr: string[] = [];
+  let raw = '';
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {
+    raw += d.toString();
     buf += d.toString();
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -53,8 +65,17 @@ export async function startProcess(command: string, args: string[], env: NodeJS.
       }
     }
   });
-  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    raw += d.toString();
+    stderr.push(d.toString());
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, logs, stderr, output: () => raw, exited };
+}
+
+/** Spawns a command that runs `portico start` (an installed binary, a wrapper) and waits for its "portico started" log line. */
+export async function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const { child, logs, stderr, exited } = spawnLogged(command, args, env);
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
   const started = await waitFor(() => {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
 import { serveByCode, type ServedByCode } from '../../src/tunnel/relay/serve.js';
-import { CLI, runCli, stopAfter } from '../helpers/cli.js';
+import { CLI, runCli, spawnLogged, stopAfter } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { CLIENT_TOKEN, relayAddressOf, relayListener, SERVICE_TOKEN } from '../helpers/relay.js';
 import { tunnelPki } from '../helpers/tunnel.js';
@@ -13,28 +12,10 @@ import type { Pki } from '../helpers/certs.js';
 
 /** Starts `portico connect ARGS`; resolves with its log lines and the port it listens on. */
 async function startConnect(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, 'connect', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  let stderr = '';
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const { child, logs, stderr, exited } = spawnLogged(process.execPath, [CLI, 'connect', ...args], env);
   stopAfter(t, child, exited);
   const ready = await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`portico connect exited with ${child.exitCode}: ${stderr}`);
+    if (child.exitCode !== null) throw new Error(`portico connect exited with ${child.exitCode}: ${stderr.join('')}`);
     return logs.find((l) => l.msg === 'portico connect listening');
   }, 'portico connect to listen');
   return { child, logs, exited, port: Number(String(ready.listen).split(':').pop()) };

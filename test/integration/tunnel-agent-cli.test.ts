@@ -8,12 +8,12 @@
 // - a wrong token: refused; the token (wrong or right) appears in neither
 //   the agent's output nor the gateway binary's.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { CLI, runCli, startCli, stopAfter, tempDir } from '../helpers/cli.js';
+import { CLI, runCli, spawnLogged, startCli, stopAfter, tempDir } from '../helpers/cli.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { TEST_TOKEN, tunnelListener, tunnelPki } from '../helpers/tunnel.js';
 import { waitFor } from '../helpers/wait.js';
@@ -29,28 +29,9 @@ interface AgentProcess {
 
 /** Spawns `portico agent FILE`; its stdout lines are parsed as JSON; stopped in `t.after`. */
 function spawnAgent(t: TestContext | null, file: string, env: NodeJS.ProcessEnv = {}): AgentProcess {
-  const child = spawn(process.execPath, [CLI, 'agent', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  let raw = '';
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    raw += d.toString();
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (raw += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { child, logs, output, exited } = spawnLogged(process.execPath, [CLI, 'agent', file], env);
   if (t !== null) stopAfter(t, child, exited);
-  return { child, logs, output: () => raw, exited, running: () => child.exitCode === null && child.signalCode === null };
+  return { child, logs, output, exited, running: () => child.exitCode === null && child.signalCode === null };
 }
 
 const count = (a: AgentProcess, msg: string) => a.logs.filter((l) => l.msg === msg).length;

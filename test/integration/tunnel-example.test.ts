@@ -11,7 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI, startCli, type Running } from '../helpers/cli.js';
+import { CLI, spawnLogged, startCli, type Running } from '../helpers/cli.js';
 import { startTcpServer, echo, type TcpServer } from '../helpers/tcp.js';
 import { freePort } from '../helpers/upstream.js';
 import { send } from '../helpers/http.js';
@@ -64,7 +64,7 @@ describe('the documented tunnel config, served by the real binaries', () => {
   let pki: Pki;
   let gateway: Running;
   let agent: ChildProcess;
-  const agentLogs: Record<string, unknown>[] = [];
+  let agentLogs: Record<string, unknown>[] = [];
   let crm: ReturnType<typeof proxiedHttpServer>;
   let ssh: TcpServer;
   let dns: dgram.Socket;
@@ -125,19 +125,9 @@ services:
     writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml);
     writeFileSync(join(dir, 'agent.yaml'), agentYaml);
     gateway = await startCli(join(dir, 'gateway.yaml'), TOKENS);
-    agent = spawn(process.execPath, [CLI, 'agent', join(dir, 'agent.yaml')], { env: { ...process.env, ...TOKENS }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    agent.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        try {
-          agentLogs.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-        } catch {
-          /* not JSON */
-        }
-        buf = buf.slice(nl + 1);
-      }
-    });
+    const spawned = spawnLogged(process.execPath, [CLI, 'agent', join(dir, 'agent.yaml')], TOKENS);
+    agent = spawned.child;
+    agentLogs = spawned.logs;
     await waitFor(() => agentLogs.find((l) => l.msg === 'agent: services registered'), 'the agent to register its services');
   });
 
