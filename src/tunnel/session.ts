@@ -108,6 +108,9 @@ export class TunnelSession implements StreamOpener {
     this.session.on('error', (err) => this.close(`connection error: ${err.message}`));
     this.session.on('goaway', () => this.close('the agent went away'));
     this.session.once('close', () => this.close(this.closeReason || 'connection closed'));
+    // HTTP/2 has no half-closed connection (RFC 9113 §6.8: peers leave with GOAWAY): a FIN from the peer
+    // (the listener's sockets allow half-open) means it will never send a proof or a PING answer again.
+    socket.once('end', () => this.close('the peer closed its side of the connection'));
     this.session.once('connect', () => {
       try {
         this.session.setLocalWindowSize(window.connection);

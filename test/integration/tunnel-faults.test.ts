@@ -140,6 +140,16 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       assert.equal(gateway.gateway.tunnels.codesRegistered().length, 0);
     });
 
+    it('closes a peer that half-closes after a valid preface at once (HTTP/2 has no half-closed connection)', async () => {
+      const s = await dialTunnel(port('tunnel'), caPem);
+      s.on('error', () => undefined);
+      const peer = `127.0.0.1:${s.localPort}`;
+      s.end(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));
+      assert.equal(await closes(s), true);
+      await waitFor(() => logged('tunnel connection closed before authentication', { peer, reason: 'the peer closed its side of the connection' }).length === 1, 'closed for the FIN');
+      assert.equal(logged('tunnel connection closed before authentication', { reason: 'no authentication within the handshake timeout' }).length, 0);
+    });
+
     it('refuses a control stream answered with a malformed, absent or non-200 proof, or not answered at all', async () => {
       const answers: Record<string, string | number>[] = [
         { ':status': 200, 'portico-id': 'office-1', 'portico-proof': 'not-a-proof' },
