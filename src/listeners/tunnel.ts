@@ -79,6 +79,9 @@ export class TunnelListener implements StreamListener {
     };
     socket.once('close', settle);
     socket.on('error', () => undefined);
+    // A tunnel connection is never half-open (the gateway's sockets allow it for HTTP and L4): without this, a peer
+    // that sends FIN during the TLS handshake would hold its pending slot until limits.handshakeTimeout.
+    socket.allowHalfOpen = false;
     this.unsettled.set(socket, settle);
     server.emit('connection', socket);
   }

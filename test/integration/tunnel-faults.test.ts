@@ -386,8 +386,12 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       assert.equal(tight().refusedPending - before, 200);
       assert.equal(tight().pending, 4);
       assert.equal(gateway.gateway.connections('tight'), 0);
+      // Peers that leave during the handshake free their slot at once, not after limits.handshakeTimeout (5 s here).
+      const timeouts = logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }).length;
       for (const s of held) s.destroy();
       await waitFor(() => tight().pending === 0, 'nothing pending');
+      await waitFor(() => logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ECONNRESET' }).length >= 4, 'four resets logged');
+      assert.equal(logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }).length, timeouts);
       // A real agent gets in once the flood is gone.
       const agent = await startAgent(formatHostPort(gateway.gateway.listenerAddress('tight')!), pki.caCert, []);
       await agent.stop();
