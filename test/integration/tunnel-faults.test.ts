@@ -187,7 +187,7 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
         await waitFor(() => peer.messages().some((m) => m.type === 'welcome'), 'welcome');
         stream.write(bytes);
         await peer.closed;
-        await waitFor(() => logged('tunnel agent disconnected', { reason }).length === 1, `"${reason}" logged`);
+        await waitFor(() => logged('tunnel agent disconnected', { reason, level: 40 }).length === 1, `"${reason}" logged at warn`);
       }
     });
 
@@ -370,7 +370,7 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       const stream = await peer.login('office-1', TEST_TOKEN, null);
       for (let i = 0; i < 121; i++) stream.write('{"type":"services","services":[{"code":"a","type":"tcp"}]}\n');
       await peer.closed;
-      await waitFor(() => logged('tunnel agent disconnected', { reason: 'more than 120 control messages in a minute' }).length === 1, 'logged');
+      await waitFor(() => logged('tunnel agent disconnected', { reason: 'more than 120 control messages in a minute', level: 40 }).length === 1, 'logged at warn');
       assert.equal(gateway.gateway.tunnels.registrations('a').length, 0);
     });
 
