@@ -471,12 +471,25 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       await refusing.closed;
     });
 
-    it('answers 502 when a real agent\'s local port refuses', async () => {
+    it('a real agent: 502 when its local port refuses; 502 when it withdrew or dropped the code before the gateway heard (its 503 and 404)', async () => {
       const dead = await deadPort();
       const agent = await startAgent(formatHostPort(gateway.gateway.listenerAddress('tunnel')!), pki.caCert, [{ code: 'crm', local: `127.0.0.1:${dead}`, type: 'http' }]);
       await waitFor(() => gateway.gateway.tunnels.registrations('crm').length === 1, 'crm registered');
-      const res = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
-      assert.equal(res.status, 502);
+      const refused = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(refused.status, 502);
+      assert.equal(JSON.parse(refused.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      // The race of a health change or a reload: the agent's table changed, its announcement not sent yet.
+      agent.services.onChange = () => undefined;
+      agent.services.get('crm')!.up = false;
+      const withdrawn = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(withdrawn.status, 502);
+      assert.equal(JSON.parse(withdrawn.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      agent.services.update([]);
+      assert.equal(agent.services.get('crm'), undefined);
+      const unknown = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(unknown.status, 502);
+      assert.equal(JSON.parse(unknown.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      assert.equal(agent.conn.streamsTotal, 1, 'only the dial to the dead port became a stream');
       await agent.stop();
     });
   });
