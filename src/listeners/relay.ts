@@ -66,6 +66,11 @@ export class RelayListener implements StreamListener {
     this.clientPolicy = new RelayClientPolicy(this.runtime.config);
   }
 
+  /** The connected services (authenticated or not yet): GET /agents lists them beside tunnel agents. */
+  agents(): readonly TunnelSession[] {
+    return [...this.sessions];
+  }
+
   get connections(): number {
     return this.sessions.size + this.clients.size;
   }

@@ -70,6 +70,9 @@ export class TunnelListener implements StreamListener {
     const server = this.closing ? null : this.templateFor(this.runtime);
     if (server === null || !this.pending.admit(socket, this.runtime.config.limits.maxPending)) return void socket.destroy();
     socket.on('error', () => undefined);
+    // A tunnel connection is never half-open (the gateway's sockets allow it for HTTP and L4): without this, a peer
+    // that sends FIN during the TLS handshake would hold its pending slot until limits.handshakeTimeout.
+    socket.allowHalfOpen = false;
     server.emit('connection', socket);
   }
 

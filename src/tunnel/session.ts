@@ -114,6 +114,9 @@ export class TunnelSession implements StreamOpener {
     this.session.on('error', (err) => this.close(`connection error: ${err.message}`));
     this.session.on('goaway', () => this.close('the agent went away'));
     this.session.once('close', () => this.close(this.closeReason || 'connection closed'));
+    // HTTP/2 has no half-closed connection (RFC 9113 §6.8: peers leave with GOAWAY): a FIN from the peer
+    // (the listener's sockets allow half-open) means it will never send a proof or a PING answer again.
+    socket.once('end', () => this.close('the peer closed its side of the connection'));
     this.session.once('connect', () => {
       try {
         this.session.setLocalWindowSize(window.connection);
@@ -172,7 +175,7 @@ export class TunnelSession implements StreamOpener {
       try {
         messages = reader.push(chunk);
       } catch (err) {
-        this.close(`bad control message: ${(err as Error).message}`);
+        this.close(`bad control message: ${(err as Error).message}`, true);
         return;
       }
       for (const m of messages) this.onMessage(m);
@@ -216,7 +219,7 @@ export class TunnelSession implements StreamOpener {
     const now = Date.now();
     if (now - this.messages.windowStart > 60_000) this.messages = { windowStart: now, count: 0 };
     if (++this.messages.count > MESSAGES_PER_MINUTE) {
-      this.close(`more than ${MESSAGES_PER_MINUTE} control messages in a minute`);
+      this.close(`more than ${MESSAGES_PER_MINUTE} control messages in a minute`, true);
       return;
     }
     if (m.type !== 'services') return; // Unknown message types are for newer gateways: ignored.
@@ -353,8 +356,12 @@ export class TunnelSession implements StreamOpener {
     };
   }
 
-  /** Ends the connection now: every registration leaves, every stream is reset. Safe to call more than once. */
-  close(reason: string): void {
+  /**
+   * Ends the connection now: every registration leaves, every stream is
+   * reset. Safe to call more than once. `violation`: the peer broke the
+   * protocol (bad input, a flood), logged at warn rather than info.
+   */
+  close(reason: string, violation = false): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
@@ -362,7 +369,7 @@ export class TunnelSession implements StreamOpener {
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     if (this.pingTimer !== null) clearTimeout(this.pingTimer);
     for (const r of [...this.registrations.values()]) this.drop(r);
-    if (this.grant !== null) this.deps.logger.info({ listener: this.listener, peer: this.peer, agent: this.agentId, reason }, 'tunnel agent disconnected');
+    if (this.grant !== null) this.deps.logger[violation ? 'warn' : 'info']({ listener: this.listener, peer: this.peer, agent: this.agentId, reason }, 'tunnel agent disconnected');
     else if (reason !== 'authentication failed') this.deps.logger.info({ listener: this.listener, peer: this.peer, reason }, 'tunnel connection closed before authentication');
     destroySession(this.session, this.socket);
     this.entry.unregister();

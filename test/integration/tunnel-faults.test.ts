@@ -140,6 +140,16 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       assert.equal(gateway.gateway.tunnels.codesRegistered().length, 0);
     });
 
+    it('closes a peer that half-closes after a valid preface at once (HTTP/2 has no half-closed connection)', async () => {
+      const s = await dialTunnel(port('tunnel'), caPem);
+      s.on('error', () => undefined);
+      const peer = `127.0.0.1:${s.localPort}`;
+      s.end(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));
+      assert.equal(await closes(s), true);
+      await waitFor(() => logged('tunnel connection closed before authentication', { peer, reason: 'the peer closed its side of the connection' }).length === 1, 'closed for the FIN');
+      assert.equal(logged('tunnel connection closed before authentication', { reason: 'no authentication within the handshake timeout' }).length, 0);
+    });
+
     it('refuses a control stream answered with a malformed, absent or non-200 proof, or not answered at all', async () => {
       const answers: Record<string, string | number>[] = [
         { ':status': 200, 'portico-id': 'office-1', 'portico-proof': 'not-a-proof' },
@@ -177,7 +187,7 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
         await waitFor(() => peer.messages().some((m) => m.type === 'welcome'), 'welcome');
         stream.write(bytes);
         await peer.closed;
-        await waitFor(() => logged('tunnel agent disconnected', { reason }).length === 1, `"${reason}" logged`);
+        await waitFor(() => logged('tunnel agent disconnected', { reason, level: 40 }).length === 1, `"${reason}" logged at warn`);
       }
     });
 
@@ -360,7 +370,7 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       const stream = await peer.login('office-1', TEST_TOKEN, null);
       for (let i = 0; i < 121; i++) stream.write('{"type":"services","services":[{"code":"a","type":"tcp"}]}\n');
       await peer.closed;
-      await waitFor(() => logged('tunnel agent disconnected', { reason: 'more than 120 control messages in a minute' }).length === 1, 'logged');
+      await waitFor(() => logged('tunnel agent disconnected', { reason: 'more than 120 control messages in a minute', level: 40 }).length === 1, 'logged at warn');
       assert.equal(gateway.gateway.tunnels.registrations('a').length, 0);
     });
 
@@ -376,8 +386,12 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       assert.equal(tight().refusedPending - before, 200);
       assert.equal(tight().pending, 4);
       assert.equal(gateway.gateway.connections('tight'), 0);
+      // Peers that leave during the handshake free their slot at once, not after limits.handshakeTimeout (5 s here).
+      const timeouts = logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }).length;
       for (const s of held) s.destroy();
       await waitFor(() => tight().pending === 0, 'nothing pending');
+      await waitFor(() => logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ECONNRESET' }).length >= 4, 'four resets logged');
+      assert.equal(logged('tunnel TLS handshake refused', { listener: 'tight', reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' }).length, timeouts);
       // A real agent gets in once the flood is gone.
       const agent = await startAgent(formatHostPort(gateway.gateway.listenerAddress('tight')!), pki.caCert, []);
       await agent.stop();
@@ -457,12 +471,25 @@ describe('tunnel faults: bad input, wrong credentials, policy, floods, vanishing
       await refusing.closed;
     });
 
-    it('answers 502 when a real agent\'s local port refuses', async () => {
+    it('a real agent: 502 when its local port refuses; 502 when it withdrew or dropped the code before the gateway heard (its 503 and 404)', async () => {
       const dead = await deadPort();
       const agent = await startAgent(formatHostPort(gateway.gateway.listenerAddress('tunnel')!), pki.caCert, [{ code: 'crm', local: `127.0.0.1:${dead}`, type: 'http' }]);
       await waitFor(() => gateway.gateway.tunnels.registrations('crm').length === 1, 'crm registered');
-      const res = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
-      assert.equal(res.status, 502);
+      const refused = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(refused.status, 502);
+      assert.equal(JSON.parse(refused.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      // The race of a health change or a reload: the agent's table changed, its announcement not sent yet.
+      agent.services.onChange = () => undefined;
+      agent.services.get('crm')!.up = false;
+      const withdrawn = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(withdrawn.status, 502);
+      assert.equal(JSON.parse(withdrawn.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      agent.services.update([]);
+      assert.equal(agent.services.get('crm'), undefined);
+      const unknown = await send(gateway.url(), { path: '/x', headers: { host: 'crm.test' } });
+      assert.equal(unknown.status, 502);
+      assert.equal(JSON.parse(unknown.body).code, 'UPSTREAM_CONNECT_REFUSED');
+      assert.equal(agent.conn.streamsTotal, 1, 'only the dial to the dead port became a stream');
       await agent.stop();
     });
   });
