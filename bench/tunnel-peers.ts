@@ -340,7 +340,10 @@ export async function startPorticoTunnel(o: PorticoTunnelOptions, freePort: () =
     await waitUntil('portico gateway admin /health', async () => (await httpGet(adminPort, '/health', {}, 1000)).status === 200, { abort: () => gateway.exitReason() });
     const server = o.via !== undefined ? await o.via(tunnelPort) : tunnelPort;
     await writeFile(path.join(dir, 'agent.yaml'), agentConfig({ server, ca: cert.cert, forwards: o.forwards, remotePorts: o.expose === 'remotePort' }));
-    const [aCmd, aArgs] = pinned(o.cpu, process.execPath, [...nodeArgs, main, 'agent', '--config', path.join(dir, 'agent.yaml')]);
+    // The agent runs as `portico agent` runs it: without the gateway's `npm start` heap flag (a larger young generation is
+    // for the gateway's request throughput; the agent's bin starts with Node's defaults).
+    const agentArgs = nodeArgs.filter((a) => !NODE_FLAGS.includes(a));
+    const [aCmd, aArgs] = pinned(o.cpu, process.execPath, [...agentArgs, main, 'agent', '--config', path.join(dir, 'agent.yaml')]);
     const agent = new Managed('portico agent', aCmd, aArgs, { cwd: REPO_ROOT, stopSignal: 'SIGTERM' });
     ends.push({ name: 'portico agent', proc: agent });
     const abort = (): string | undefined => gateway.exitReason() ?? agent.exitReason();

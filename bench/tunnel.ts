@@ -194,7 +194,8 @@ export async function runTunnelScenario<R>(ctx: TunnelContext<R>): Promise<Tunne
   const closeHeaders = { Connection: 'close' };
   // Portico exposes the tcp forwards as the agent's remote ports; a gateway that refuses them gets
   // one tcp listener per forward with a `{ tunnel: CODE }` upstream instead (same data path).
-  let expose: PorticoTunnelOptions['expose'] = 'remotePort';
+  // TUNNEL_EXPOSE=tcpListener measures the config-made path even on a gateway that opens remote ports (to compare the two).
+  let expose: PorticoTunnelOptions['expose'] = process.env.TUNNEL_EXPOSE === 'tcpListener' ? 'tcpListener' : 'remotePort';
   const startPortico = async (o: Omit<PorticoTunnelOptions, 'expose' | 'cpu' | 'cpuProf' | 'main'>): Promise<PorticoTunnel> => {
     const full = (e: PorticoTunnelOptions['expose']): PorticoTunnelOptions => ({
       ...o,

@@ -5,7 +5,7 @@ import { parseSealedAddress, SEAL_KDFS, sealV1, sealV2, unseal, type SealKdf, ty
 import { SealedError } from '../l4/sealed/errors.js';
 
 /**
- * `portico seal` and `portico unseal` (issue 5; docs/sealed.md): make and
+ * `portico seal` and `portico unseal` (docs/sealed.md): make and
  * open sealed-address lines. Exit codes: 0 done, 1 the line does not open
  * (or has expired), 2 bad usage (the usage is printed). The secret comes
  * from `--secret` or `PORTICO_SEALED_SECRET` and is never printed.

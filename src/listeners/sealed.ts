@@ -24,7 +24,7 @@ interface Policy {
 type Runtime = L4ListenerRuntime<SealedListenerConfig>;
 
 /**
- * `protocol: sealed` (issue 5; docs/sealed.md "Listener"). Per connection:
+ * `protocol: sealed` (docs/sealed.md "Listener"). Per connection:
  *
  * 1. read one line (`readLine`: at most `lineLimit` bytes before `\n`,
  *    within `timeouts.handshake`) — else answer `400`;

@@ -8,7 +8,7 @@ export interface SealedAllowEntry {
 }
 
 /**
- * The backends a sealed listener may dial (issue 5: close the original's
+ * The backends a sealed listener may dial (close the original's
  * open relay). Checked on IP addresses only — a name in a line is
  * resolved first and each resolved address is checked, and the dial goes
  * to a checked address, so a name cannot be re-resolved elsewhere between

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { parseHostPort, type HostPort } from '../../net/address.js';
 
 /**
- * The client side of the sealed-address gateway (issue 5; docs/sealed.md
+ * The client side of the sealed-address gateway (docs/sealed.md
  * "Client library"): `connectSealed` opens a connection, sends the line,
  * and hands back the socket once the gateway answered `200` — from then
  * on it is a plain byte stream to the backend.

@@ -4,7 +4,7 @@ import { formatHostPort, type HostPort } from '../../net/address.js';
 import { SealedError } from './errors.js';
 
 /**
- * The sealed-address codec (issue 5; docs/sealed.md). A client names its
+ * The sealed-address codec (docs/sealed.md). A client names its
  * backend with one line that only holders of the secret can write or read.
  *
  * v1 is exactly what `openssl enc -aes-256-cbc -a -salt -k SECRET` makes:

@@ -1,7 +1,7 @@
 import { GatewayError } from '../../errors.js';
 
 /**
- * The one error type of the sealed-address gateway (issue 5). The listener
+ * The one error type of the sealed-address gateway. The listener
  * answers every failure with one short status line; `status` is the number
  * it sends, `code` is what it logs.
  *
