@@ -1,4 +1,5 @@
-import type net from 'node:net';
+import net from 'node:net';
+import { coalescePerTurn } from './coalesce.js';
 
 /** Which side ended a spliced connection, as the access log reports it. */
 export type ClosedBy = 'client' | 'upstream' | 'idle' | 'error' | 'gateway';
@@ -32,6 +33,8 @@ export interface SpliceOptions {
  *   too. Both sockets must be `allowHalfOpen`.
  * - A side that closes abnormally (reset, error, destroyed) destroys the
  *   other at once, so nothing is left in CLOSE_WAIT.
+ * - A side that is not a kernel socket (a tunnel stream) has each turn's
+ *   chunks written to the other side at once (coalesce.ts).
  * - Idle: one timer on the client socket sees traffic in both directions
  *   (reads of one are writes of the other); on expiry both are destroyed.
  */
@@ -71,6 +74,9 @@ export function splice(client: net.Socket, upstream: net.Socket, o: SpliceOption
     });
   }
   if (o.head !== undefined && o.head.length > 0) upstream.write(o.head);
+  // A side that is not a kernel socket (a tunnel stream) reads in small chunks: its turn's chunks go out as one write.
+  if (!(client instanceof net.Socket)) coalescePerTurn(client, upstream);
+  if (!(upstream instanceof net.Socket)) coalescePerTurn(upstream, client);
   relay(client, upstream);
   relay(upstream, client);
 }

@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { connectVia } from '../l4/dial.js';
 import { splice } from '../l4/splice.js';
-import { coalescePerTurn } from './coalesce.js';
 import type { Logger } from '../observability/logger.js';
 import { formatPeer } from '../runtime/connection-registry.js';
 import type { Registration } from './hub.js';
@@ -47,7 +46,6 @@ export class TcpPort extends PublicPort {
       if (client.destroyed || this.closed) return void stream.destroy();
       this.streams.add(stream);
       stream.once('close', () => this.streams.delete(stream));
-      coalescePerTurn(stream, client);
       splice(client, stream, { idleMs: 0 }, () => undefined);
     });
     const onEarlyClose = () => cancel();

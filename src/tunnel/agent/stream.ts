@@ -7,7 +7,6 @@ import { encodeProxyHeader } from '../../l4/proxy-protocol/encode.js';
 import { Throttle, type TokenBucket } from '../bandwidth.js';
 import { HEADER, STREAM_STATUS } from '../protocol.js';
 import { TunnelSocket } from '../socket.js';
-import { coalescePerTurn } from '../coalesce.js';
 import { proxyOrigin } from './origin.js';
 import type { LocalService } from './services.js';
 
@@ -64,7 +63,6 @@ export function serveStream(stream: http2.ServerHttp2Stream, headers: http2.Inco
     }
     service.track(socket, headerBytes);
     const tunnel = new TunnelSocket(stream, {}, { allowHalfOpen: true });
-    coalescePerTurn(tunnel, socket);
     if (service.bucketIn === null || service.bucketOut === null) splice(tunnel.asSocket(), socket, { idleMs: 0 }, () => undefined);
     else throttledSplice(tunnel, socket, service.bucketIn, service.bucketOut);
   });

@@ -2,13 +2,14 @@ import type { Readable, Writable } from 'node:stream';
 
 /**
  * Writes what `source` delivers in one turn of the event loop to `sink`
- * as one write. A TLS read of an HTTP/2 connection delivers a stream's
- * bytes as several `data` events of about 8 KiB (16 KiB DATA frames cut by
- * TLS records); written one by one, each is a syscall on the sink. Here the
+ * as one write. A stream that is not a kernel socket can deliver many
+ * small chunks per turn: a tunnel stream gets its bytes as `data` events
+ * of about 8 KiB (16 KiB HTTP/2 DATA frames cut by TLS records) and,
+ * written one by one, each is a syscall on the sink. Here the
  * sink is corked at the first chunk of a turn and uncorked when the turn
  * ends (setImmediate), so the turn's chunks leave in one writev. Measured
- * on one stream through the tunnel: +35–45% throughput, a third less CPU
- * per byte at the agent. Nothing waits on a timer: the flush is at the end
+ * on one upload through a tunnel: +27% throughput (median of 4 pairs), the
+ * agent's CPU per byte −27% (docs/performance.md). Nothing waits on a timer: the flush is at the end
  * of the same turn.
  *
  * Call it before the code that pipes `source` into `sink` adds its own
