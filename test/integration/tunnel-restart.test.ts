@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Pki } from '../helpers/certs.js';
-import { CLI, processGone, startCli, type Running } from '../helpers/cli.js';
+import { CLI, processGone, spawnLogged, startCli, type Running } from '../helpers/cli.js';
 import { send } from '../helpers/http.js';
 import { TEST_TOKEN, tunnelPki } from '../helpers/tunnel.js';
 import { freePort, startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -29,24 +29,7 @@ interface AgentProcess {
 }
 
 function startAgentProcess(file: string, env: NodeJS.ProcessEnv): AgentProcess {
-  const child = spawn(process.execPath, [CLI, 'agent', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
-  });
-  child.stderr!.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const { child, logs, exited } = spawnLogged(process.execPath, [CLI, 'agent', file], env);
   return { child, logs, exited };
 }
 
