@@ -95,6 +95,14 @@ export function startTls(socket: net.Socket, options: tls.ConnectionOptions, tim
   });
 }
 
+/** The client and the address it connected to, as `ip:port`. */
+function originOf(a: ProxiedAddresses): StreamOrigin {
+  return {
+    client: formatHostPort({ host: a.sourceAddress, port: a.sourcePort }),
+    server: formatHostPort({ host: a.destinationAddress, port: a.destinationPort }),
+  };
+}
+
 export interface DialUpstreamOptions {
   /** The client's address (consistent hashing, PROXY header). */
   client: ProxiedAddresses;
@@ -132,11 +140,6 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
   let cancelled = false;
   let cancelAttempt: (() => void) | null = null;
   let target: Target | undefined;
-  // What a tunnel connector passes on to its agent (the agent's PROXY header); a TCP dial ignores it.
-  const origin: StreamOrigin = {
-    client: formatHostPort({ host: o.client.sourceAddress, port: o.client.sourcePort }),
-    server: formatHostPort({ host: o.client.destinationAddress, port: o.client.destinationPort }),
-  };
 
   const failed = (cause: unknown) => {
     const err = fromDialError(cause);
@@ -176,7 +179,8 @@ export function dialUpstream(upstream: Upstream, o: DialUpstreamOptions, done: (
     cancelAttempt = connectVia(target.connector, { timeoutMs, keepAliveMs: o.keepAliveMs, highWaterMark: o.highWaterMark }, (err, socket) => {
       if (err !== null) failed(err);
       else connected(socket!);
-    }, origin);
+      // What a tunnel connector passes on to its agent (the agent's PROXY header); a TCP dial needs none, so plain TCP formats nothing.
+    }, target.connector instanceof TcpConnector ? undefined : originOf(o.client));
   };
   next();
   return () => {
