@@ -22,7 +22,7 @@ export interface PorticoOptions {
   cpu: number | undefined;
   /** CLI entry to run; default dist/cli/main.js. */
   main?: string;
-  /** Listeners, upstreams and routes of the protocol scenarios (issue 4); absent parts are left out. */
+  /** Listeners, upstreams and routes of the protocol scenarios; absent parts are left out. */
   protocols?: ProtocolPorts;
 }
 

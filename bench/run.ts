@@ -42,7 +42,7 @@ import { Managed, REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } 
 
 const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS, 'tunnel'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-/** Issue 4's scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
+/** The protocol scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
 const PROTO_SCENARIOS = ['h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
 type ProtoScenario = (typeof PROTO_SCENARIOS)[number];
 const isProto = (s: Scenario): s is ProtoScenario => (PROTO_SCENARIOS as readonly string[]).includes(s);
@@ -683,7 +683,7 @@ async function main(): Promise<number> {
     process.stdout.write(renderTable(rep) + '\n\n');
   }
 
-  // Protocol scenarios (issue 4): each has its own server on CPU 0 (started here, stopped after the
+  // Protocol scenarios: each has its own server on CPU 0 (started here, stopped after the
   // scenario) and its own load generator process on CPU 0; Portico (started above with the listeners,
   // upstreams and routes of these scenarios) on CPU 1. Ratios are to the direct connection.
   let loadTmp: string | undefined;
