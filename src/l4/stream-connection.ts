@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type net from 'node:net';
 import { Carried, entryOf, formatPeer, type Owner } from '../runtime/connection-registry.js';
 import type { ProxiedAddresses } from './proxy-protocol/encode.js';
@@ -49,19 +50,8 @@ export class StreamConnection extends Carried {
 
   protected shutdown(): void {
     const sockets = this.upstreamSocket === null ? [this.downstream] : [this.downstream, this.upstreamSocket];
-    for (const s of sockets) {
-      if (s.destroyed) continue;
-      // The splice forwards no more: what arrives now is dropped.
-      s.removeAllListeners('data');
-      s.on('data', drop);
-      s.resume();
-      if (!s.writableEnded) s.end();
-    }
     // Under a terminated TLSSocket the accepted socket goes with it (its close_notify goes first).
-    if (this.downstream !== this.accepted) sockets.push(this.accepted);
-    setTimeout(() => {
-      for (const s of sockets) s.destroy();
-    }, CLOSE_GRACE_MS).unref();
+    endSpliced(sockets, this.downstream !== this.accepted ? [this.accepted] : []);
   }
 
   /** The two sockets now spliced: `downstream` (the accepted one or a TLSSocket over it) and the upstream's, for `close`. */
@@ -88,4 +78,24 @@ function drop(): void {}
 export function noteSplice(downstream: net.Socket, upstream: net.Socket, upstreamName: string | undefined, target: string): void {
   const entry = entryOf(downstream);
   if (entry instanceof StreamConnection) entry.spliced(downstream, upstream, upstreamName, target);
+}
+
+/**
+ * Ends spliced sockets the clean way: each side's write half ends (FIN,
+ * RFC 9293 §3.6), what either still sends is read and dropped (closing
+ * with unread data would reset), and whatever is still open after
+ * CLOSE_GRACE_MS is destroyed, `alsoDestroy` included.
+ */
+export function endSpliced(sockets: readonly Duplex[], alsoDestroy: readonly Duplex[] = []): void {
+  for (const s of sockets) {
+    if (s.destroyed) continue;
+    // The splice forwards no more: what arrives now is dropped.
+    s.removeAllListeners('data');
+    s.on('data', drop);
+    s.resume();
+    if (!s.writableEnded) s.end();
+  }
+  setTimeout(() => {
+    for (const s of [...sockets, ...alsoDestroy]) s.destroy();
+  }, CLOSE_GRACE_MS).unref();
 }

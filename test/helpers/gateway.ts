@@ -1,7 +1,7 @@
 import { validateConfig } from '../../src/config/load.js';
 import { formatHostPort } from '../../src/net/address.js';
 import { Gateway } from '../../src/gateway.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 
 export interface TestGateway {
   gateway: Gateway;
@@ -15,11 +15,12 @@ export interface TestGateway {
 /**
  * Starts a real gateway in this process from a config object (as it would
  * be parsed from YAML). Listeners should use port 0; `url()` tells the port.
+ * `logger` is the gateway's own log (silent unless given).
  */
-export async function startGateway(doc: unknown): Promise<TestGateway> {
+export async function startGateway(doc: unknown, logger: Logger = createLogger('silent')): Promise<TestGateway> {
   const loaded = validateConfig(doc);
   if (!loaded.ok) throw new Error(`invalid test config: ${JSON.stringify(loaded.errors)}`);
-  const gateway = new Gateway(createLogger('silent'));
+  const gateway = new Gateway(logger);
   const result = await gateway.apply(loaded.config);
   if (!result.ok) throw new Error(result.error);
   return {

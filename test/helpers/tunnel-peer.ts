@@ -3,17 +3,12 @@ import http2 from 'node:http2';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import pino from 'pino';
-import { validateConfig } from '../../src/config/load.js';
-import { Gateway } from '../../src/gateway.js';
-import { formatHostPort } from '../../src/net/address.js';
 import { proofOf } from '../../src/tunnel/auth.js';
 import { CONTROL_PATH, HEADER, TUNNEL_ALPN } from '../../src/tunnel/protocol.js';
-import type { TestGateway } from './gateway.js';
+import { startGateway, type TestGateway } from './gateway.js';
 
 /** A gateway like startGateway's, whose log lines (debug and up) are kept in `logs` (and `text`, raw). */
 export async function startLoggedGateway(doc: unknown): Promise<TestGateway & { logs: Record<string, unknown>[]; text: () => string }> {
-  const loaded = validateConfig(doc);
-  if (!loaded.ok) throw new Error(`invalid test config: ${JSON.stringify(loaded.errors)}`);
   const logs: Record<string, unknown>[] = [];
   const raw: string[] = [];
   const sink = new Writable({
@@ -26,27 +21,10 @@ export async function startLoggedGateway(doc: unknown): Promise<TestGateway & { 
       cb();
     },
   });
-  const gateway = new Gateway(pino({ level: 'debug' }, sink));
-  const result = await gateway.apply(loaded.config);
-  if (!result.ok) throw new Error(result.error);
+  const started = await startGateway(doc, pino({ level: 'debug' }, sink));
   // apply() sets the level from the config's log block: keep everything for the assertions.
-  gateway.logger.level = 'debug';
-  return {
-    gateway,
-    logs,
-    text: () => raw.join('\n'),
-    url(listener = 'web') {
-      const a = gateway.listenerAddress(listener);
-      if (!a) throw new Error(`no listener ${listener}`);
-      return `http://${formatHostPort(a)}`;
-    },
-    reload(next: unknown) {
-      const l = validateConfig(next);
-      if (!l.ok) throw new Error(`invalid test config: ${JSON.stringify(l.errors)}`);
-      return gateway.apply(l.config);
-    },
-    close: () => gateway.stop(1000),
-  };
+  started.gateway.logger.level = 'debug';
+  return { ...started, logs, text: () => raw.join('\n') };
 }
 
 /** One admin request on its own connection; the body parsed as JSON. */

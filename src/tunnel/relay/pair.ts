@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { splice, type ClosedBy } from '../../l4/splice.js';
-import { CLOSE_GRACE_MS } from '../../l4/stream-connection.js';
+import { CLOSE_GRACE_MS, endSpliced } from '../../l4/stream-connection.js';
 import { Carried, formatPeer, type ConnectionRegistry, type Owner } from '../../runtime/connection-registry.js';
 import type { Registration, TunnelHub } from '../hub.js';
 import { formatRelayStatus, RelayRequestReader, type RelayStatusCode } from './handshake.js';
@@ -217,16 +217,6 @@ export class RelayPairEntry extends Carried {
   }
 
   protected shutdown(): void {
-    const sockets = [this.client, this.stream];
-    for (const s of sockets) {
-      if (s.destroyed) continue;
-      s.removeAllListeners('data');
-      s.on('data', drop);
-      s.resume();
-      if (!s.writableEnded) s.end();
-    }
-    setTimeout(() => {
-      for (const s of sockets) s.destroy();
-    }, CLOSE_GRACE_MS).unref();
+    endSpliced([this.client, this.stream]);
   }
 }
