@@ -7,6 +7,8 @@ import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
 import { closeAfterAnswer, isClosing, readingBody } from './exchange/request-body.js';
 import { readInbound, type InboundView } from './forwarded.js';
 import { splitTarget } from './path.js';
+import type { Readable } from 'node:stream';
+import type { H2Request } from './h2/request.js';
 
 export { bodyBeingRead, failBody } from './exchange/request-body.js';
 
@@ -33,7 +35,8 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.out.headers = inbound.headers;
-  if (inbound.hasBody) ctx.out.body = req;
+  // HTTP/2: the body is the request stream's readable side (http/h2/body.ts).
+  if (inbound.hasBody) ctx.out.body = h2 ? ((req as unknown as H2Request).body as unknown as Readable) : req;
   ctx.hostHeader = inbound.authority;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;

@@ -15,6 +15,8 @@ import type { Binding, StreamListener } from './listener.js';
 import { sniffPreface } from './h2-preface.js';
 import { listSocket } from '../runtime/connection-registry.js';
 import { H2SessionConnection, Http1Connection } from './http-connections.js';
+import { H2Request } from '../http/h2/request.js';
+import { H2Response } from '../http/h2/response.js';
 
 /** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */
 export type HttpBinding = Binding;
@@ -33,9 +35,9 @@ const H2_INITIAL_WINDOW = 1024 * 1024;
  *   SNI), then ALPN decides: `h2` → HTTP/2, else HTTP/1.1.
  *
  * Both servers hand requests to the same lifecycle (http/handler.ts) on
- * the snapshot current when each request arrives; HTTP/2 requests use
- * node:http2's compatibility request/response, which has the members the
- * lifecycle uses (the one gap, `res.destroyed`, is `ctx.closed`). Upgrade
+ * the snapshot current when each request arrives; HTTP/2 requests are
+ * served from node:http2's core stream API through the lean request and
+ * response of http/h2/, which have the members the lifecycle uses. Upgrade
  * requests on HTTP/1.1 are WebSocket tunnels (http/upgrade.ts).
  *
  * Neither inner server listens: the bound socket belongs to the gateway
@@ -99,13 +101,11 @@ export class HttpListener implements StreamListener {
     // never listens itself, so it is told once here.
     this.h1.emit('listening');
 
-    this.h2 = http2.createServer(
-      {
-        settings: { maxConcurrentStreams: config.http2.maxConcurrentStreams, initialWindowSize: H2_INITIAL_WINDOW, maxHeaderListSize: config.maxHeaderSize },
-        maxSessionMemory: 32,
-      },
-      (req, res) => this.onRequest(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, true),
-    );
+    // No 'request' listener: requests are served from the core stream API (onStream), without the compatibility layer.
+    this.h2 = http2.createServer({
+      settings: { maxConcurrentStreams: config.http2.maxConcurrentStreams, initialWindowSize: H2_INITIAL_WINDOW, maxHeaderListSize: config.maxHeaderSize },
+      maxSessionMemory: 32,
+    });
     this.h2.on('session', (session) => this.onSession(session));
     this.h2.on('sessionError', (err) => this.logger.debug({ listener: this.binding.name, err: err.message }, 'http2 session error'));
     this.update(listener);
@@ -230,6 +230,28 @@ export class HttpListener implements StreamListener {
   }
 
   /**
+   * An HTTP/2 request stream (RFC 9113 §8.1). CONNECT is refused with 405
+   * (this is a reverse proxy; RFC 9113 §8.5); `Expect: 100-continue` gets
+   * its interim 100 at once and any other expectation 417 (RFC 9110
+   * §10.1.1); every other request goes to the lifecycle with the lean
+   * request and response of http/h2/.
+   */
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rawHeaders: string[], socket: Duplex): void {
+    // A reset or a protocol error is the session's to report (see onSession); the stream just ends.
+    stream.on('error', ignore);
+    if (headers[':method'] === 'CONNECT') return answerStream(stream, 405);
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      if (expect.toLowerCase() !== '100-continue') return answerStream(stream, 417);
+      if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders({ ':status': 100 });
+    }
+    // A request with no body: its stream's readable side is read to its (immediate) end.
+    if (stream.endAfterHeaders) stream.resume();
+    const req = new H2Request(stream, headers, rawHeaders, socket);
+    this.onRequest(req as unknown as http.IncomingMessage, new H2Response(stream) as unknown as http.ServerResponse, true);
+  }
+
+  /**
    * An HTTP/2 connection. Idle connections (no open stream for the
    * keep-alive timeout) are closed with GOAWAY; a malformed frame or a
    * protocol error makes nghttp2 send GOAWAY itself, and the error is logged.
@@ -244,9 +266,11 @@ export class HttpListener implements StreamListener {
     if (socket !== null) session.once('close', () => socket.destroy());
     // Streams are listed through their session's entry (made at list time), so a request adds one Map entry, no object.
     const streams = entry.streams;
-    session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    const socket_ = socket ?? session.socket;
+    session.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       streams.set(stream, Date.now());
       stream.once('close', () => streams.delete(stream));
+      this.onStream(stream, headers, rawHeaders, socket_);
     });
     session.setTimeout(this.config.timeouts.keepAlive, () => {
       if (streams.size === 0) session.close();
@@ -259,6 +283,13 @@ export class HttpListener implements StreamListener {
     });
     if (this.closing || this.binding.draining()) session.close();
   }
+}
+
+function ignore(): void {}
+
+/** Answers an HTTP/2 stream with `status` and no body, unless it is gone. */
+function answerStream(stream: http2.ServerHttp2Stream, status: number): void {
+  if (!stream.destroyed && !stream.closed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
 }
 
 const REASONS: Record<number, string> = { 405: 'Method Not Allowed', 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 501: 'Not Implemented' };

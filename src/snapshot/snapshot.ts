@@ -232,7 +232,7 @@ export class RequestContext {
   hasBody = false;
   /** The inbound Content-Length, or -1 when absent. */
   contentLength = -1;
-  /** The request arrived over HTTP/2 (`res` is node:http2's compatibility response, see listeners/http.ts). */
+  /** The request arrived over HTTP/2 (`req`/`res` are http/h2/'s H2Request and H2Response). */
   readonly h2: boolean;
   /** A gRPC call (`content-type: application/grpc…`): gateway errors are sent as gRPC statuses in trailers. */
   grpc = false;
@@ -313,7 +313,6 @@ export class RequestContext {
 
   /** The downstream response can no longer be written (the client left, or it was aborted). */
   get closed(): boolean {
-    // node:http2's compatibility response has no `destroyed`; its stream has.
     return this.h2 ? (this.res as unknown as { stream: { destroyed: boolean } }).stream.destroyed : this.res.destroyed;
   }
 }

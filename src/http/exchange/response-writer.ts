@@ -1,10 +1,10 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
 import { GatewayError } from '../../errors.js';
 import type { RequestContext, ResponseHead } from '../../snapshot/snapshot.js';
 import { closeAfterTrailers } from '../grpc/write-error.js';
 import { connectionTokens, isHopByHop } from '../hop-by-hop.js';
 import { writeError } from '../respond.js';
+import type { H2Response } from '../h2/response.js';
 
 /**
  * The downstream response writer: turns the upstream's response (raw head,
@@ -113,8 +113,8 @@ export function writeHead(ctx: RequestContext, sink: BodySink): GatewayError | n
 /**
  * An HTTP/2 upstream answered with a HEADERS frame that ended its stream
  * (gRPC's Trailers-Only response carries grpc-status there): the client
- * gets the same single frame. node:http2's compatibility writeHead + end
- * would add an empty DATA frame, which gRPC clients do not read as
+ * gets the same single frame. `writeHead` + `end` would add an empty DATA
+ * frame (http/h2/response.ts), which gRPC clients do not read as
  * Trailers-Only.
  */
 function respondHeadOnly(ctx: RequestContext, head: ResponseHead): GatewayError | null {
@@ -127,11 +127,11 @@ function respondHeadOnly(ctx: RequestContext, head: ResponseHead): GatewayError 
     out[name] = prior === undefined ? h[i + 1]! : Array.isArray(prior) ? [...prior, h[i + 1]!] : [String(prior), h[i + 1]!];
   }
   try {
-    (ctx.res as unknown as Http2ServerResponse).stream.respond(out, { endStream: true });
+    (ctx.res as unknown as H2Response).stream.respond(out, { endStream: true });
   } catch (err) {
     return new GatewayError('UPSTREAM_PROTOCOL_ERROR', `invalid response header: ${(err as Error).message}`);
   }
-  // Marks the compatibility response ended: its stream is done.
+  // Marks the response ended: its stream is done.
   ctx.res.end();
   return null;
 }
@@ -187,7 +187,7 @@ export function endResponse(ctx: RequestContext, sink: BodySink, trailers: RawFi
     }
   }
   // A client still sending (a bidi call that never half-closed) is told to stop once the trailers are out.
-  if (ctx.h2 && !ctx.req.complete) closeAfterTrailers((res as unknown as Http2ServerResponse).stream);
+  if (ctx.h2 && !ctx.req.complete) closeAfterTrailers((res as unknown as H2Response).stream);
   res.end();
 }
 

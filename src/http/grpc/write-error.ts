@@ -1,4 +1,5 @@
-import type { Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { H2Response } from '../h2/response.js';
 import type { GatewayError } from '../../errors.js';
 import type { RequestContext } from '../../snapshot/snapshot.js';
 import { encodeGrpcMessage, grpcStatusFor } from './status.js';
@@ -21,8 +22,8 @@ function errorMetadata(err: GatewayError, into: Record<string, string>): void {
  *   on HTTP/2 one HEADERS frame with END_STREAM carrying `:status 200`,
  *   `content-type: application/grpc`, `grpc-status`, `grpc-message` and
  *   `x-request-id` (plus the error's explanation headers such as
- *   `retry-after` or `www-authenticate`). node:http2's compatibility
- *   `writeHead` + `end` would send the head without END_STREAM and end the
+ *   `retry-after` or `www-authenticate`). `writeHead` +
+ *   `end` (http/h2/response.ts) would send the head without END_STREAM and end the
  *   stream with an empty DATA frame, which is not Trailers-Only, so the
  *   stream is answered directly. On HTTP/1.1 the same fields go out as
  *   headers of an empty 200 response.
@@ -40,7 +41,7 @@ function errorMetadata(err: GatewayError, into: Record<string, string>): void {
 export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
   ctx.error = err;
   const res = ctx.res;
-  const stream = ctx.h2 ? (res as unknown as Http2ServerResponse).stream : null;
+  const stream = ctx.h2 ? (res as unknown as H2Response).stream : null;
   const gone = stream !== null ? stream.destroyed || stream.closed : res.destroyed;
   if (gone || err.code === 'DOWNSTREAM_ABORTED') {
     ctx.status ||= 499;
@@ -65,7 +66,7 @@ export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
     // Already ended: the status went out with it.
     if (res.writableEnded) return;
     closeAfterTrailers(stream);
-    (res as unknown as Http2ServerResponse).addTrailers(trailers);
+    (res as unknown as H2Response).addTrailers(trailers);
     res.end();
     return;
   }
@@ -79,7 +80,7 @@ export function writeGrpcError(ctx: RequestContext, err: GatewayError): void {
   headers['x-request-id'] = ctx.requestId;
   if (stream !== null) {
     headers[':status'] = '200';
-    respondTrailersOnly(res as unknown as Http2ServerResponse, stream, headers);
+    respondTrailersOnly(res as unknown as H2Response, stream, headers);
     return;
   }
   headers['content-length'] = '0';
@@ -95,10 +96,10 @@ const CANCEL = 0x8;
 /**
  * One HEADERS frame with END_STREAM. A request body still arriving is cut
  * short by Node with RST_STREAM(NO_ERROR) (RFC 9113 §8.1), so no stream is
- * left half-open. `res.end()` then only marks the compatibility response
+ * left half-open. `res.end()` then only marks the response
  * ended (its stream is done), so later `writableEnded` checks see it.
  */
-function respondTrailersOnly(res: Http2ServerResponse, stream: ServerHttp2Stream, headers: Record<string, string>): void {
+function respondTrailersOnly(res: H2Response, stream: ServerHttp2Stream, headers: Record<string, string>): void {
   try {
     stream.respond(headers, { endStream: true });
     res.end();
@@ -111,11 +112,11 @@ function respondTrailersOnly(res: Http2ServerResponse, stream: ServerHttp2Stream
 /**
  * The call is over once its trailers are out, but a client still sending
  * (a bidi call that never half-closed) would keep the stream open, and
- * Node does not close it then. So once the compatibility response has
+ * Node does not close it then. So once the response has
  * sent the trailers (its 'wantTrailers' listener runs first), a stream
  * still open is closed with RST_STREAM(NO_ERROR) (RFC 9113 §8.1), which
  * tells the client to stop sending without an error. Call it before the
- * compatibility response's `end()`; it is harmless when the client has
+ * response's `end()`; it is harmless when the client has
  * already half-closed (the stream is then closed by the END_STREAM).
  */
 export function closeAfterTrailers(stream: ServerHttp2Stream): void {
