@@ -1,17 +1,19 @@
 /**
  * Portico bench runner: measures the same traffic sent directly to a fast
- * upstream, through Portico, and through nginx as a peer proxy, and prints
- * one table per scenario plus a summary of the Portico/nginx ratios. The
- * protocol scenarios (h2, websocket, grpc-unary, grpc-bidi) compare Portico
- * with a direct connection to the same server (see protocols.ts).
+ * upstream, through Portico, through nginx as a peer proxy and through Go's
+ * httputil.ReverseProxy (go-proxy.ts), and prints one table per scenario plus
+ * a summary of the Portico/nginx and Portico/Go ratios. The protocol
+ * scenarios (h2, websocket, grpc-unary, grpc-bidi) compare Portico with a
+ * direct connection to the same server (see protocols.ts). The idle scenario
+ * measures memory per idle keep-alive connection (see idle.ts).
  *
  *   node build/bench/run.js [--duration 10] [--connections 50] [--quick]
- *                           [--only small,large,close,small-accesslog,policies,
+ *                           [--only small,large,close,small-accesslog,policies,idle,
  *                                   h2,websocket,grpc-unary,grpc-bidi]
  *                           [--cpu-prof] [--no-portico] [--no-nginx]
  *                           [--load wrk|autocannon] [--warmup 1]
  *                           [--proto-connections 10] [--inflight 10] [--no-h2load]
- *                           [--no-install]
+ *                           [--idle-connections 5000] [--no-install]
  *
  * The TCP scenarios (tcp-bulk, tcp-connect) compare Portico's `protocol: tcp`
  * listener with a direct connection, HAProxy, nginx stream and a bare Node
