@@ -3,8 +3,11 @@
  *
  * For each target in turn (started fresh on the proxy CPU, measured,
  * stopped), the client (bench/idle-client.ts, its own process on the load
- * generator's CPU) warms the target up (a few connections, a few hundred
- * requests, then closed); after a 1 s settle the target's RSS is read
+ * generator's CPU) warms the target up (300 requests on as many connections
+ * as will be set up at once later, then closed: a proxy's upstream pool
+ * reaches the size the measure gives it before the baseline, so its
+ * upstream connections are not charged to the downstream ones); after a
+ * 1 s settle the target's RSS is read
  * (`before`); then the client opens N connections, each making ONE
  * keep-alive GET and then staying open and silent, at most 100 being set
  * up at a time (so a proxy's upstream pool stays small: the downstream
@@ -28,8 +31,10 @@ export const IDLE_CONNECTIONS = 5000;
 export const IDLE_CONNECTIONS_QUICK = 2000;
 /** Target: Portico's bytes per idle connection, at most this many times the bare node:http server's. */
 export const IDLE_TARGET = 1.2;
-/** Connections being set up at once. */
+/** Connections being set up at once; the warm-up opens as many. */
 const CONCURRENCY = 100;
+/** Requests per warm-up connection. */
+const WARMUP_REQUESTS = 3;
 /** File descriptors kept free for everything else the processes hold (listeners, upstream pool, logs). */
 const FD_RESERVE = 512;
 
@@ -145,6 +150,7 @@ class IdleClient {
       path.join(HERE, 'idle-client.js'),
       '--port', String(server.port), '--path', server.path, '--host', server.host,
       '--count', String(count), '--concurrency', String(CONCURRENCY),
+      '--warmup-connections', String(Math.min(CONCURRENCY, count)), '--warmup-requests', String(WARMUP_REQUESTS),
     ]);
     this.proc = new Managed('idle client', cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let partial = '';
