@@ -24,6 +24,11 @@ export interface PorticoOptions {
   main?: string;
   /** Listeners, upstreams and routes of the protocol scenarios; absent parts are left out. */
   protocols?: ProtocolPorts;
+  /**
+   * The web listener's `timeouts.keepAlive` in seconds; absent: the gateway's default. The `idle`
+   * scenario sets it above the time its connections stay open.
+   */
+  keepAliveS?: number;
 }
 
 /** Where the protocol scenarios' listeners bind and their upstreams listen. */
@@ -56,7 +61,7 @@ export const POLICIES_TOKEN = (() => {
  * compiler adds after it) and a rate-limit high enough never to trigger;
  * `/rl/users` has the rate-limit alone, to tell the two costs apart.
  */
-export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog' | 'protocols'>): string {
+export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'upstreamPort' | 'accessLog' | 'protocols' | 'keepAliveS'>): string {
   const p = o.protocols ?? {};
   const listeners: string[] = [];
   const upstreams: string[] = [];
@@ -91,7 +96,7 @@ export function porticoConfig(o: Pick<PorticoOptions, 'port' | 'adminPort' | 'up
   const more = (lines: string[]): string => (lines.length > 0 ? lines.join('\n') + '\n' : '');
   return `admin: { listen: 127.0.0.1:${o.adminPort} }
 listeners:
-  - { name: web, protocol: http, listen: 127.0.0.1:${o.port}, accessLog: ${o.accessLog} }
+  - { name: web, protocol: http, listen: 127.0.0.1:${o.port}, accessLog: ${o.accessLog}${o.keepAliveS !== undefined ? `, timeouts: { keepAlive: ${o.keepAliveS}s }` : ''} }
 ${more(listeners)}upstreams:
   - name: users
     balancer: weighted-round-robin

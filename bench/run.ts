@@ -1,17 +1,19 @@
 /**
  * Portico bench runner: measures the same traffic sent directly to a fast
- * upstream, through Portico, and through nginx as a peer proxy, and prints
- * one table per scenario plus a summary of the Portico/nginx ratios. The
- * protocol scenarios (h2, websocket, grpc-unary, grpc-bidi) compare Portico
- * with a direct connection to the same server (see protocols.ts).
+ * upstream, through Portico, through nginx as a peer proxy and through Go's
+ * httputil.ReverseProxy (go-proxy.ts), and prints one table per scenario plus
+ * a summary of the Portico/nginx and Portico/Go ratios. The protocol
+ * scenarios (h2, websocket, grpc-unary, grpc-bidi) compare Portico with a
+ * direct connection to the same server (see protocols.ts). The idle scenario
+ * measures memory per idle keep-alive connection (see idle.ts).
  *
  *   node build/bench/run.js [--duration 10] [--connections 50] [--quick]
- *                           [--only small,large,close,small-accesslog,policies,
+ *                           [--only small,large,close,small-accesslog,policies,idle,
  *                                   h2,websocket,grpc-unary,grpc-bidi]
  *                           [--cpu-prof] [--no-portico] [--no-nginx]
  *                           [--load wrk|autocannon] [--warmup 1]
  *                           [--proto-connections 10] [--inflight 10] [--no-h2load]
- *                           [--no-install]
+ *                           [--idle-connections 5000] [--no-install]
  *
  * The TCP scenarios (tcp-bulk, tcp-connect) compare Portico's `protocol: tcp`
  * listener with a direct connection, HAProxy, nginx stream and a bare Node
@@ -28,6 +30,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildGoProxy, startGoProxy, type GoBuild, type RunningGoProxy } from './go-proxy.js';
+import { IDLE_CONNECTIONS, IDLE_CONNECTIONS_QUICK, IDLE_TARGET, idleCount, renderIdle, runIdleScenario, startBareServer, type IdleRow, type IdleServer, type IdleTargetName } from './idle.js';
 import { defaultTool, runLoad, type LoadTool } from './load.js';
 import { FOREIGN_LIMIT, STEAL_LIMIT, isNoisy, startNoiseProbe, type Noise } from './noise.js';
 import { makeTempDir, nginxBinary, startNginxPeer, type Started } from './nginx.js';
@@ -40,18 +44,19 @@ import { ensureTunnelDeps } from './tunnel-peers.js';
 import { startUpstream } from './upstream.js';
 import { Managed, REPO_ROOT, canPin, cleanup, freePort, hasBinary, killAllNow } from './util.js';
 
-const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS, 'tunnel'] as const;
+const SCENARIOS = ['small', 'large', 'close', 'small-accesslog', 'policies', 'idle', 'h2', 'websocket', 'grpc-unary', 'grpc-bidi', ...TCP_SCENARIOS, 'tunnel'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 /** The protocol scenarios: Portico vs a direct connection, each with its own server and load generator (protocols.ts). */
 const PROTO_SCENARIOS = ['h2', 'websocket', 'grpc-unary', 'grpc-bidi'] as const;
 type ProtoScenario = (typeof PROTO_SCENARIOS)[number];
 const isProto = (s: Scenario): s is ProtoScenario => (PROTO_SCENARIOS as readonly string[]).includes(s);
 const isTcp = (s: Scenario | TunnelPart): s is TcpScenario => (TCP_SCENARIOS as readonly string[]).includes(s);
-type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | ProtoScenario | TcpScenario | 'tunnel'>;
+type ProxyScenario = Exclude<Scenario, 'small-accesslog' | 'policies' | 'idle' | ProtoScenario | TcpScenario | 'tunnel'>;
 type TargetName =
   | 'direct'
   | 'portico'
   | 'nginx'
+  | 'go'
   | 'portico+accesslog'
   | 'portico+policies'
   | 'portico+ratelimit'
@@ -84,8 +89,11 @@ const USAGE = `usage: node build/bench/run.js [options]
   --inflight <n>        in flight per connection: h2 streams, WebSocket messages,
                         gRPC calls or bidi messages (default 10)
   --no-h2load           h2 load from bench/h2-load.ts (node:http2) even if h2load is installed
-  --no-install          do not install the TCP scenarios' peers (haproxy, iperf3), nor the tunnel
-                        scenario's (openssh-server, nginx, wrk, iperf3), with apt-get
+  --idle-connections <n>  idle: keep-alive connections held open (default ${IDLE_CONNECTIONS};
+                        ${IDLE_CONNECTIONS_QUICK} with --quick)
+  --no-install          do not install missing tools with apt-get: the TCP scenarios' peers
+                        (haproxy, iperf3), Go (golang-go, for the go contender), h2load
+                        (nghttp2-client), the tunnel scenario's (openssh-server, nginx, wrk, iperf3)
   -h, --help            this text
 `;
 
@@ -107,6 +115,9 @@ interface Options {
   protoConnections: number;
   inflight: number;
   h2Tool: H2Tool;
+  /** --no-h2load was given. */
+  noH2load: boolean;
+  idleConnections: number;
   install: boolean;
 }
 
@@ -130,6 +141,7 @@ function parseOptions(argv: string[]): Options {
       'proto-connections': { type: 'string' },
       inflight: { type: 'string' },
       'no-h2load': { type: 'boolean', default: false },
+      'idle-connections': { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -150,6 +162,7 @@ function parseOptions(argv: string[]): Options {
   const retries = Math.round(num('retries', values.retries, 1, 0));
   const protoConnections = Math.round(num('proto-connections', values['proto-connections'], 10, 1));
   const inflight = Math.round(num('inflight', values.inflight, 10, 1));
+  const idleConnections = Math.round(num('idle-connections', values['idle-connections'], values.quick ? IDLE_CONNECTIONS_QUICK : IDLE_CONNECTIONS, 1));
   let scenarios: Scenario[] = [...SCENARIOS];
   if (values.only !== undefined) {
     const wanted = values.only
@@ -183,6 +196,8 @@ function parseOptions(argv: string[]): Options {
     protoConnections,
     inflight,
     h2Tool: values['no-h2load'] ? 'node' : defaultH2Tool(),
+    noH2load: values['no-h2load'],
+    idleConnections,
     install: !values['no-install'],
   };
 }
@@ -199,6 +214,9 @@ interface Row {
   failure?: string;
   vsDirect?: number;
   vsNginx?: number;
+  /** HTTP proxy scenarios, Portico row: ratio to Go's httputil.ReverseProxy (rps), and of the p99 latencies. */
+  vsGo?: number;
+  p99VsGo?: number;
   /** TCP scenarios, Portico row: ratio to HAProxy, and to the bare Node pipe. */
   vsHaproxy?: number;
   vsPipe?: number;
@@ -245,6 +263,7 @@ const DESCRIPTIONS: Record<Scenario, string> = {
   'grpc-unary': 'gRPC UnaryEcho calls/s (grpc-js client and server, h2c); Portico: http listener (h2c), h2c upstream',
   'grpc-bidi': 'gRPC BidirectionalStreamingEcho messages/s on a few long-lived streams (grpc-js, h2c)',
   ...TCP_DESCRIPTIONS,
+  idle: 'memory per idle keep-alive connection: bare node:http, Portico, Go',
   tunnel: 'Portico tunnel vs direct and ssh -R: bulk, request/response, HTTP via tunnel, connect rate, memory per stream, long link',
 };
 
@@ -253,8 +272,15 @@ type RunFn = (durationS: number, warmupS: number, onMeasuring: () => void) => Pr
 
 const UNITS: Record<ProtoScenario, string> = { h2: 'rps', websocket: 'msg/s', 'grpc-unary': 'calls/s', 'grpc-bidi': 'msg/s' };
 
-/** The issue's target for gRPC unary calls through Portico, as a fraction of direct calls/s. */
+/** The target for gRPC unary calls through Portico, as a fraction of direct calls/s. */
 const GRPC_UNARY_TARGET = 0.5;
+/** The target for HTTP/2 requests through Portico, as a fraction of direct requests/s. */
+const H2_TARGET = 0.3;
+/**
+ * Targets against Go's httputil.ReverseProxy (GOMAXPROCS=1, same core, same work): rps ratios at
+ * least, p99 ratios (Portico's p99 / Go's) at most.
+ */
+const GO_TARGETS = { small: 1.5, smallP99: 1.0, large: 1.0, largeP99: 2, close: 0.7 } as const;
 
 const PATHS: Record<ProxyScenario, string> = { small: '/small', large: '/large', close: '/small' };
 
@@ -271,12 +297,18 @@ function rpsOf(rep: ScenarioReport | undefined, t: TargetName): number | undefin
 function report(rep: ScenarioReport): ScenarioReport {
   const direct = rpsOf(rep, 'direct');
   const nginx = rpsOf(rep, 'nginx');
+  const go = rpsOf(rep, 'go');
+  const goP99 = rep.rows.find((r) => r.target === 'go')?.result?.p99Ms;
   const haproxy = rpsOf(rep, 'haproxy');
   const pipe = rpsOf(rep, 'node-pipe');
   for (const row of rep.rows) {
     if (row.result === undefined || row.target === 'direct') continue;
     if (direct !== undefined) row.vsDirect = row.result.rps / direct;
     if (row.target === 'portico' && nginx !== undefined) row.vsNginx = row.result.rps / nginx;
+    if (row.target === 'portico' && go !== undefined) {
+      row.vsGo = row.result.rps / go;
+      if (goP99 !== undefined && goP99 > 0 && Number.isFinite(row.result.p99Ms)) row.p99VsGo = row.result.p99Ms / goP99;
+    }
     if (row.target === 'portico' && haproxy !== undefined) row.vsHaproxy = row.result.rps / haproxy;
     if (row.target === 'portico' && pipe !== undefined) row.vsPipe = row.result.rps / pipe;
     // A ratio set by the scenario itself (tunnel-http: median of alternating rounds) is kept.
@@ -307,6 +339,7 @@ function onlyErrors(r: BenchResult): boolean {
 
 const fmtNum = (n: number | undefined, digits: number): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
 const fmtRps = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fmtBytes = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : `${Math.round(n).toLocaleString('en-US')} B`);
 
 function renderTable(rep: ScenarioReport): string {
   const hasNoLog = rep.rows.some((r) => r.vsNoLog !== undefined);
@@ -315,7 +348,13 @@ function renderTable(rep: ScenarioReport): string {
     rep.peer === 'haproxy' ? row.vsHaproxy : rep.peer === 'ssh-r' || rep.peer === 'portico' ? row.vsPeer : row.vsNginx;
   const tcp = rep.peer === 'haproxy' || rep.perCore === true;
   const peerLabel = rep.peer === 'ssh-r' ? 'ssh -R' : rep.peer === 'portico' ? 'plain' : (rep.peer ?? 'nginx');
-  const header = ['target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct', hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : `vs ${peerLabel}`, 'proc', 'cpu0', 'cpu1', 'noise'];
+  const hasGo = rep.rows.some((r) => r.target === 'go');
+  const header = [
+    'target', rep.unit ?? 'rps', 'p50 ms', 'p99 ms', 'errors', 'vs direct',
+    hasNoLog ? 'vs no log' : hasBare ? 'vs bare' : `vs ${peerLabel}`,
+    ...(hasGo ? ['vs go'] : []),
+    'proc', 'cpu0', 'cpu1', 'noise',
+  ];
   if (tcp) header.push('per core');
   // Bulk throughput (Gbit/s) needs decimals; rates are whole numbers.
   const fmtRate = (n: number): string => (rep.unit === 'Gbit/s' ? (n < 1 ? n.toFixed(3) : n.toFixed(2)) : fmtRps(n));
@@ -323,7 +362,7 @@ function renderTable(rep: ScenarioReport): string {
   const notes: string[] = [];
   for (const row of rep.rows) {
     if (row.result === undefined) {
-      lines.push([row.label ?? row.target, 'FAILED', '-', '-', '-', '-', '-', '', '', '', '', ...(tcp ? [''] : [])]);
+      lines.push([row.label ?? row.target, 'FAILED', '-', '-', '-', '-', '-', ...(hasGo ? [''] : []), '', '', '', '', ...(tcp ? [''] : [])]);
       notes.push(`  ! ${row.label ?? row.target}: ${row.failure ?? 'no result'}`);
       continue;
     }
@@ -355,6 +394,7 @@ function renderTable(rep: ScenarioReport): string {
           : vsPeer(row) !== undefined
             ? fmtNum(vsPeer(row), 2)
             : '',
+      ...(hasGo ? [row.vsGo !== undefined ? fmtNum(row.vsGo, 2) : ''] : []),
       n?.targetPct === undefined ? '' : `${n.targetPct.toFixed(0)}%`,
       n?.cpuBusyPct[0] === undefined ? '' : `${n.cpuBusyPct[0].toFixed(0)}%`,
       n?.cpuBusyPct[1] === undefined ? '' : `${n.cpuBusyPct[1].toFixed(0)}%`,
@@ -439,19 +479,34 @@ async function main(): Promise<number> {
     if (!opts.toolExplicit) opts.tool = defaultTool();
   }
   const nginxBin = opts.nginx ? nginxBinary() : undefined;
-  const proxyScenarios = opts.scenarios.filter((s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && s !== 'tunnel' && !isProto(s) && !isTcp(s));
+  const proxyScenarios = opts.scenarios.filter(
+    (s): s is ProxyScenario => s !== 'small-accesslog' && s !== 'policies' && s !== 'idle' && s !== 'tunnel' && !isProto(s) && !isTcp(s),
+  );
   const protoScenarios = opts.scenarios.filter(isProto);
   const tcpScenarios = opts.scenarios.filter(isTcp);
-  // The TCP scenarios' peers (haproxy, iperf3; nginx's stream module when nginx is there): installed
-  // with apt-get when running as root; never fatal (a missing peer is skipped with a note).
-  if (tcpScenarios.length > 0 && opts.install) {
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'ensure-bench-deps.mjs')], { stdio: 'inherit', timeout: 360_000 });
-    if (r.status !== 0) process.stderr.write('bench: ensure-bench-deps did not finish cleanly; missing TCP peers will be skipped\n');
+  const wantIdle = opts.scenarios.includes('idle');
+  const wantGo = proxyScenarios.length > 0 || wantIdle;
+  // Missing tools, installed with apt-get when running as root (never fatal: a missing peer is skipped
+  // with a note): the TCP scenarios' peers (haproxy, iperf3; nginx's stream module when nginx is
+  // there), Go for the go contender, h2load for the h2 scenario.
+  const depGroups = [
+    ...(tcpScenarios.length > 0 ? ['tcp'] : []),
+    ...(wantGo ? ['go'] : []),
+    ...(opts.scenarios.includes('h2') && !opts.noH2load ? ['h2load'] : []),
+  ];
+  if (depGroups.length > 0 && opts.install) {
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'ensure-bench-deps.mjs'), ...depGroups], { stdio: 'inherit', timeout: 360_000 });
+    if (r.status !== 0) process.stderr.write('bench: ensure-bench-deps did not finish cleanly; missing peers will be skipped\n');
+    if (!opts.noH2load) opts.h2Tool = defaultH2Tool();
   }
+  // The go contender (Go's httputil.ReverseProxy), built once for this run.
+  const goBuild: GoBuild | undefined = wantGo ? await buildGoProxy() : undefined;
+  const goBin = goBuild?.ok === true ? goBuild.bin : undefined;
+  const goSkipped = goBuild?.ok === false ? `go: row skipped: ${goBuild.reason}` : undefined;
   const peers = tcpScenarios.length > 0 ? tcpPeers(nginxBin) : undefined;
   const wantAccessLog = opts.scenarios.includes('small-accesslog') && opts.portico;
   const wantPolicies = opts.scenarios.includes('policies') && opts.portico;
-  const notes: string[] = [...tunnelNotes];
+  const notes: string[] = [...tunnelNotes, ...(goSkipped !== undefined ? [goSkipped] : [])];
   let fatal = false;
 
   if (opts.scenarios.includes('small-accesslog') && !opts.portico) notes.push('small-accesslog skipped: --no-portico');
@@ -462,7 +517,12 @@ async function main(): Promise<number> {
     [
       'Portico bench',
       `  load: ${opts.tool}, ${opts.connections} connections, ${opts.durationS} s per run (+${opts.warmupS} s warm-up)`,
-      `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxy: ${nginxBin !== undefined && proxyScenarios.length > 0 ? 'nginx' : 'none'}`,
+      `  upstream: ${nginxBin !== undefined ? `nginx ${nginxVersionString(nginxBin)}` : 'node:http'}; peer proxies: ${
+        proxyScenarios.length === 0
+          ? 'none'
+          : `${nginxBin !== undefined ? 'nginx' : 'no nginx'}, ${goBuild?.ok === true ? `go (httputil.ReverseProxy, ${goBuild.version}, GOMAXPROCS=1)` : 'no go (skipped, see Notes)'}`
+      }`,
+      ...(wantIdle ? [`  idle: ${opts.idleConnections} connections; targets: bare node:http, ${opts.portico ? 'portico, ' : ''}${goBin !== undefined ? 'go' : 'no go (skipped, see Notes)'}`] : []),
       `  pinning: ${pinNote}`,
       ...(protoScenarios.length > 0
         ? [
@@ -497,6 +557,17 @@ async function main(): Promise<number> {
   let peer: Started | undefined;
   if (nginxBin !== undefined && proxyScenarios.length > 0) {
     peer = await startNginxPeer(nginxBin, await freePort(), upstreamPort, CPU_PROXY);
+  }
+  let goPeer: RunningGoProxy | undefined;
+  let goFailure: string | undefined;
+  if (goBin !== undefined && proxyScenarios.length > 0) {
+    try {
+      goPeer = await startGoProxy(goBin, await freePort(), upstreamPort, CPU_PROXY);
+      notes.push(...goPeer.warnings);
+    } catch (err) {
+      goFailure = `failed to start: ${(err as Error).message}`;
+      fatal = true;
+    }
   }
 
   // Protocol scenarios: ports of their Portico listeners and upstream servers (started with each
@@ -632,6 +703,12 @@ async function main(): Promise<number> {
     if (peer !== undefined) {
       const n = peer;
       rows.push(await measure('nginx', n.port, `/users${PATHS[scenario]}`, headers, () => n.proc.exitReason(), n.proc.pid));
+    }
+    if (goPeer !== undefined) {
+      const g = goPeer;
+      rows.push(await measure('go', g.port, `/users${PATHS[scenario]}`, headers, () => g.proc.exitReason(), g.proc.pid));
+    } else if (goFailure !== undefined) {
+      rows.push({ target: 'go', url: '', failure: goFailure });
     }
     reports.push(report({ scenario, description: DESCRIPTIONS[scenario], rows }));
   }
@@ -920,9 +997,71 @@ async function main(): Promise<number> {
     portico = undefined;
   }
 
+  // Idle: memory per idle keep-alive connection of a bare node:http server, a fresh Portico and a
+  // fresh go proxy, one at a time on CPU 1, the client on CPU 0 (idle.ts). After the other HTTP
+  // scenarios, so the plain Portico is stopped and each target starts with nothing retained.
+  let idleRows: IdleRow[] = [];
+  let idleConnections: number | undefined;
+  if (wantIdle) {
+    checkInterrupted();
+    const count = idleCount(opts.idleConnections, notes);
+    idleConnections = count;
+    const targets: [IdleTargetName, () => Promise<IdleServer>][] = [['bare', async () => startBareServer(await freePort(), CPU_PROXY)]];
+    if (opts.portico) {
+      targets.push([
+        'portico',
+        async () => {
+          // The same config as the other scenarios; the listener keeps idle connections for 120 s,
+          // longer than the measure, whatever the gateway's default. No --cpu-prof: it costs memory.
+          const p = await startPortico('portico (idle)', {
+            port: await freePort(),
+            adminPort: await freePort(),
+            upstreamPort,
+            accessLog: false,
+            cpuProf: false,
+            cpu: CPU_PROXY,
+            main: opts.porticoMain,
+            keepAliveS: 120,
+          });
+          notes.push(...p.warnings);
+          return { pid: p.proc.pid ?? 0, port: p.port, path: '/users/small', host: 'api.example.com', alive: () => p.proc.exitReason(), stop: () => p.stop() };
+        },
+      ]);
+    }
+    if (goBin !== undefined) {
+      const bin = goBin;
+      targets.push([
+        'go',
+        async () => {
+          const g = await startGoProxy(bin, await freePort(), upstreamPort, CPU_PROXY);
+          notes.push(...g.warnings);
+          return {
+            pid: g.proc.pid ?? 0,
+            port: g.port,
+            path: '/users/small',
+            host: 'api.example.com',
+            alive: () => g.proc.exitReason(),
+            stop: async () => {
+              await g.proc.stop(5_000);
+              return [];
+            },
+          };
+        },
+      ]);
+    }
+    idleRows = await runIdleScenario(targets, { count, cpuLoad: CPU_LOAD, notes, checkInterrupted });
+    if (idleRows.some((r) => r.failure !== undefined)) fatal = true;
+    process.stdout.write(renderIdle(idleRows, count) + '\n\n');
+  }
+
   checkInterrupted();
   // Summary: the lines below are quoted by notes elsewhere; keep their wording.
   const ratio = (s: ProxyScenario): number | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico')?.vsNginx;
+  const goRow = (s: ProxyScenario): Row | undefined => reports.find((r) => r.scenario === s)?.rows.find((x) => x.target === 'portico');
+  const idleOf = (t: IdleTargetName): number | undefined => {
+    const r = idleRows.find((x) => x.target === t && x.failure === undefined);
+    return r === undefined ? undefined : r.perConnBytes;
+  };
   const accessRatio = reports.find((r) => r.scenario === 'small-accesslog')?.rows.find((x) => x.target === 'portico+accesslog')?.vsNoLog;
   const policiesRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+policies')?.vsBare;
   const rateLimitRatio = reports.find((r) => r.scenario === 'policies')?.rows.find((x) => x.target === 'portico+ratelimit')?.vsBare;
@@ -932,6 +1071,14 @@ async function main(): Promise<number> {
     porticoNginxSmall: ratio('small'),
     porticoNginxLarge: ratio('large'),
     porticoNginxClose: ratio('close'),
+    porticoGoSmall: goRow('small')?.vsGo,
+    porticoGoLarge: goRow('large')?.vsGo,
+    porticoGoClose: goRow('close')?.vsGo,
+    porticoGoSmallP99: goRow('small')?.p99VsGo,
+    porticoGoLargeP99: goRow('large')?.p99VsGo,
+    idleBytesPerConnection: { bare: idleOf('bare'), portico: idleOf('portico'), go: idleOf('go'), connections: idleConnections },
+    porticoBareIdle: idleRows.find((x) => x.target === 'portico')?.vsBare,
+    porticoGoIdle: ((p, g) => (p !== undefined && g !== undefined && g > 0 ? p / g : undefined))(idleOf('portico'), idleOf('go')),
     accessLogCost: accessRatio,
     policiesCost: policiesRatio,
     rateLimitCost: rateLimitRatio,
@@ -950,11 +1097,19 @@ async function main(): Promise<number> {
     porticoHaproxyPerCoreTcpConnect: tcpRow('tcp-connect')?.perCoreVsHaproxy,
     ...tunnelSummary(reports, tunnelMemory),
   };
-  const targets: [string, number | undefined, number][] = [
+  /** name, figure, target, whether the figure must stay at or below the target (else at or above), scenario judged noisy on (default: the name). */
+  const targets: [string, number | undefined, number, ('max' | 'min')?, string?][] = [
     ['small', summary.porticoNginxSmall, 0.25],
     ['large', summary.porticoNginxLarge, 0.5],
     ['close', summary.porticoNginxClose, 0.75],
+    ['go-small', summary.porticoGoSmall, GO_TARGETS.small, 'min', 'small'],
+    ['go-small-p99', summary.porticoGoSmallP99, GO_TARGETS.smallP99, 'max', 'small'],
+    ['go-large', summary.porticoGoLarge, GO_TARGETS.large, 'min', 'large'],
+    ['go-large-p99', summary.porticoGoLargeP99, GO_TARGETS.largeP99, 'max', 'large'],
+    ['go-close', summary.porticoGoClose, GO_TARGETS.close, 'min', 'close'],
     ['policies', summary.policiesCost, 0.85],
+    ['idle', summary.porticoBareIdle, IDLE_TARGET, 'max'],
+    ['h2', summary.porticoDirectH2, H2_TARGET],
     ['grpc-unary', summary.porticoDirectGrpcUnary, GRPC_UNARY_TARGET],
     ['tcp-bulk', summary.porticoHaproxyTcpBulk, TCP_TARGETS['tcp-bulk']],
     ['tcp-connect', summary.porticoHaproxyTcpConnect, TCP_TARGETS['tcp-connect']],
@@ -966,10 +1121,15 @@ async function main(): Promise<number> {
     `portico/nginx small: ${fmtNum(summary.porticoNginxSmall, 2)} (target >= 0.25, stretch 0.35)`,
     `portico/nginx large: ${fmtNum(summary.porticoNginxLarge, 2)} (target >= 0.5)`,
     `portico/nginx close: ${fmtNum(summary.porticoNginxClose, 2)} (target >= 0.75)`,
+    `portico/go small: ${fmtNum(summary.porticoGoSmall, 2)} (target >= ${GO_TARGETS.small})`,
+    `portico/go large: ${fmtNum(summary.porticoGoLarge, 2)} (target >= ${GO_TARGETS.large.toFixed(1)}; p99 portico/go: ${fmtNum(summary.porticoGoLargeP99, 2)}, target <= ${GO_TARGETS.largeP99})`,
+    `portico/go close: ${fmtNum(summary.porticoGoClose, 2)} (target >= ${GO_TARGETS.close})`,
+    `portico/go small p99: ${fmtNum(summary.porticoGoSmallP99, 2)} (target <= ${GO_TARGETS.smallP99.toFixed(1)})`,
+    `portico/bare idle bytes per connection: ${fmtNum(summary.porticoBareIdle, 2)} (target <= ${IDLE_TARGET}; bytes per connection: portico ${fmtBytes(summary.idleBytesPerConnection.portico)}, bare ${fmtBytes(summary.idleBytesPerConnection.bare)}, go ${fmtBytes(summary.idleBytesPerConnection.go)}; ${idleConnections ?? 'n/a'} connections)`,
     `accesslog cost: portico small with log / without: ${fmtNum(summary.accessLogCost, 2)}`,
     `policies cost: rate-limit+auth route / bare route: ${fmtNum(summary.policiesCost, 2)} (target >= 0.85)`,
     `rate-limit cost: rate-limit route / bare route: ${fmtNum(summary.rateLimitCost, 2)}`,
-    `portico/direct h2: ${fmtNum(summary.porticoDirectH2, 2)} (portico/nginx h2: ${fmtNum(summary.porticoNginxH2, 2)})`,
+    `portico/direct h2: ${fmtNum(summary.porticoDirectH2, 2)} (target >= ${H2_TARGET}; portico/nginx h2: ${fmtNum(summary.porticoNginxH2, 2)})`,
     `portico/direct websocket: ${fmtNum(summary.porticoDirectWebsocket, 2)}`,
     `portico/direct grpc-unary: ${fmtNum(summary.porticoDirectGrpcUnary, 2)} (target >= ${GRPC_UNARY_TARGET})`,
     `portico/direct grpc-bidi: ${fmtNum(summary.porticoDirectGrpcBidi, 2)}`,
@@ -977,11 +1137,12 @@ async function main(): Promise<number> {
     `portico/haproxy tcp-connect: ${fmtNum(summary.porticoHaproxyTcpConnect, 2)} (target >= ${TCP_TARGETS['tcp-connect']}; portico/direct: ${fmtNum(summary.porticoDirectTcpConnect, 2)}, portico/node pipe: ${fmtNum(summary.porticoPipeTcpConnect, 2)}; per core of CPU: ${fmtNum(summary.porticoHaproxyPerCoreTcpConnect, 2)})`,
   ];
   if (wantTunnel) summaryLines.push(...tunnelSummaryLines(summary));
-  const ratioNoisy = (s: string): boolean =>
+  const ratioNoisy = (s: string, name: string): boolean =>
     (reports.find((r) => r.scenario === s)?.rows ?? []).some(
       (r) =>
         (r.target === 'portico' ||
-          r.target === 'nginx' ||
+          (r.target === 'nginx' && !name.startsWith('go-')) ||
+          (r.target === 'go' && name.startsWith('go-')) ||
           r.target === 'haproxy' ||
           r.target === 'portico+policies' ||
           r.target === 'portico-tunnel' ||
@@ -991,12 +1152,12 @@ async function main(): Promise<number> {
   const verdicts = targets
     .filter(([, v]) => v !== undefined)
     // Judged on the printed (2-decimal) figure, so the verdict agrees with the line above it.
-    .map(([name, v, t]) => {
-      const verdict = (x: number): string => (Number(x.toFixed(2)) >= t ? 'met' : 'MISSED');
+    .map(([name, v, t, dir = 'min', scenario = name]) => {
+      const verdict = (x: number): string => ((dir === 'min' ? Number(x.toFixed(2)) >= t : Number(x.toFixed(2)) <= t) ? 'met' : 'MISSED');
       // TCP: also judged per core of CPU, the figure that holds when the load generator is the limit.
       const perCore = name === 'tcp-bulk' ? summary.porticoHaproxyPerCoreTcpBulk : name === 'tcp-connect' ? summary.porticoHaproxyPerCoreTcpConnect : undefined;
       if (name === 'tunnel-memory') return `${name} ${(v ?? Infinity) <= t ? 'met' : 'MISSED'}`;
-      return `${name} ${verdict(v ?? 0)}${perCore !== undefined ? ` (per core: ${verdict(perCore)})` : ''}${ratioNoisy(name) ? ' (noisy)' : ''}`;
+      return `${name} ${verdict(v ?? 0)}${perCore !== undefined ? ` (per core: ${verdict(perCore)})` : ''}${ratioNoisy(scenario, name) ? ' (noisy)' : ''}`;
     });
   const errored = reports.flatMap((rep) => rep.rows.filter((r) => r.result === undefined || r.result.errors > 0).map((r) => `${rep.scenario}/${r.target}`));
   const noisy = reports.flatMap((rep) => rep.rows.filter((r) => isNoisy(r.noise)).map((r) => `${rep.scenario}/${r.target}`));
@@ -1031,6 +1192,8 @@ async function main(): Promise<number> {
       protoConnections: opts.protoConnections,
       inflight: opts.inflight,
       h2Load: opts.h2Tool,
+      go: goBuild === undefined ? null : goBuild.ok ? { version: goBuild.version, gomaxprocs: 1 } : { skipped: goBuild.reason },
+      idleConnections: wantIdle ? (idleConnections ?? null) : null,
       tcpPeers: peers !== undefined ? { bulkLoad: peers.iperf3 !== undefined ? 'iperf3' : 'node', haproxy: peers.haproxy !== undefined, nginxStream: peers.nginxStream !== undefined } : null,
       certificate: cert?.madeWith ?? null,
     },
@@ -1059,6 +1222,7 @@ async function main(): Promise<number> {
             ...(r.noise !== undefined ? { noise: { ...r.noise, noisy: isNoisy(r.noise) } } : {}),
             vsDirect: r.target === 'direct' && r.result !== undefined ? 1 : (r.vsDirect ?? null),
             ...(r.target === 'portico' && !isTcp(rep.scenario) && !rep.scenario.startsWith('tunnel') ? { vsNginx: r.vsNginx ?? null } : {}),
+            ...(r.target === 'portico' && r.vsGo !== undefined ? { vsGo: r.vsGo, p99VsGo: r.p99VsGo ?? null } : {}),
             ...(r.target === 'portico' && isTcp(rep.scenario) ? { vsHaproxy: r.vsHaproxy ?? null, vsNodePipe: r.vsPipe ?? null, perCoreVsHaproxy: r.perCoreVsHaproxy ?? null } : {}),
             ...(r.perCore !== undefined ? { perCore: r.perCore } : {}),
             ...(r.result?.bytes !== undefined ? { bytes: r.result.bytes } : {}),
@@ -1078,6 +1242,13 @@ async function main(): Promise<number> {
         smallStretch: 0.35,
         large: 0.5,
         close: 0.75,
+        goSmall: GO_TARGETS.small,
+        goSmallP99: GO_TARGETS.smallP99,
+        goLarge: GO_TARGETS.large,
+        goLargeP99: GO_TARGETS.largeP99,
+        goClose: GO_TARGETS.close,
+        idlePorticoBare: IDLE_TARGET,
+        h2: H2_TARGET,
         policies: 0.85,
         grpcUnary: GRPC_UNARY_TARGET,
         tcpBulk: TCP_TARGETS['tcp-bulk'],
@@ -1088,6 +1259,7 @@ async function main(): Promise<number> {
       },
     },
     ...(wantTunnel ? { tunnelMemory } : {}),
+    ...(wantIdle ? { idle: { connections: idleConnections ?? null, rows: idleRows } } : {}),
     noisyRuns: noisy,
     notes,
     ok: !fatal,
