@@ -5,6 +5,7 @@ import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
 import { H1Connection } from './h1-connection.js';
 import { parseHostPort } from '../net/address.js';
 import { H2Pool } from './h2-pool.js';
+import { H1Pool } from './h1/pool.js';
 
 export interface PoolOptions {
   /** How targets are spoken to: HTTP/1.1 (undici), or HTTP/2 over TLS / cleartext (node:http2, see h2-pool.ts). */
@@ -55,7 +56,22 @@ export function createPool(connector: Connector, host: string, o: PoolOptions): 
 /** undici's read buffer per upstream socket: a 64 KiB read must not stop and restart the socket's reading. */
 const SOCKET_BUFFER = 256 * 1024;
 
+/**
+ * HTTP/1.1 targets: the gateway's own client (h1/pool.ts), which hands
+ * upgrades (WebSocket) and CONNECT to an undici Pool it creates on first use.
+ */
 function http1Pool(connector: Connector, host: string, o: PoolOptions): TargetPool {
+  return new H1Pool({
+    connect: undiciConnect(connector, host, o),
+    tls: o.tls !== undefined,
+    responseTimeout: o.responseTimeout,
+    idleTimeout: o.idleTimeout,
+    maxConnections: o.maxConnections,
+    fallback: () => undiciPool(connector, host, o),
+  });
+}
+
+function undiciPool(connector: Connector, host: string, o: PoolOptions): TargetPool {
   // The origin names the scheme only: every connection is opened by `connect` (the target's connector).
   return new Pool(originOf(o.tls === undefined ? 'http' : 'https', connector.identity), {
     connections: o.maxConnections > 0 ? o.maxConnections : null,
