@@ -381,6 +381,8 @@ export class Connection implements ResponseSink {
     body.off('end', this.onBodyEnd);
     body.off('error', this.onBodyError);
     body.off('close', this.onBodyClose);
+    // A body left unfinished may still fail (its client going away): that is no longer this request's error.
+    if (!body.readableEnded) body.on('error', ignore);
   }
 
   private readonly onBodyData = (chunk: Buffer | string): void => {
@@ -424,6 +426,8 @@ export class Connection implements ResponseSink {
     if (this.body !== null && !this.body.readableEnded) this.fail(new errors.RequestAbortedError('request body closed before its end'));
   };
 }
+
+function ignore(): void {}
 
 function onHeadTimer(c: Connection): void {
   c.headTimedOut();
