@@ -4,6 +4,7 @@ import { MAX_HEADER_SIZE } from '../../src/upstream/h1/parser.js';
 import { requestHead } from '../../src/upstream/h1/request.js';
 import { parseChunks, splitAt } from '../helpers/h1-parse.js';
 import { Readable } from 'node:stream';
+import { fromUpstreamError } from '../../src/errors.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -205,5 +206,20 @@ describe('upstream HTTP/1.1 request head', () => {
       const h = requestHead({ method: method as 'GET', path, headers, body: null });
       assert.ok(h instanceof Error, JSON.stringify([path, headers]));
     }
+  });
+});
+
+describe('upstream HTTP/1.1 client errors map to gateway errors', () => {
+  test('every refused response class is UPSTREAM_PROTOCOL_ERROR; an unwritable request is INTERNAL, not retried', () => {
+    for (const [name, text] of REFUSED) {
+      const r = parseChunks([b(text)]);
+      const e = fromUpstreamError(Object.assign(new Error(r.error), { code: r.error }));
+      assert.equal(e.code, 'UPSTREAM_PROTOCOL_ERROR', name);
+    }
+    const bad = requestHead({ method: 'GET', path: '/', headers: ['x-a', 'a\r\nb'], body: null });
+    const e = fromUpstreamError(bad);
+    assert.equal(e.code, 'INTERNAL');
+    assert.equal(e.retryable, false);
+    assert.match(e.message, /cannot be written/);
   });
 });
