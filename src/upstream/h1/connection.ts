@@ -139,7 +139,7 @@ export class Connection implements ResponseSink {
     const seq = ++this.seq;
     this.handler = handler;
     this.parser.reset(opts.method === 'HEAD');
-    handler.onConnect!((err?: Error) => {
+    handler.onConnect?.((err?: Error) => {
       if (this.seq === seq) this.fail(err ?? new errors.RequestAbortedError());
     });
     if (this.seq !== seq) return;
@@ -365,6 +365,14 @@ export class Connection implements ResponseSink {
   // ---- the request body (a stream) ----
 
   private pipeBody(body: Readable, contentLength: number): void {
+    if (body.destroyed || body.readableEnded) {
+      // Nothing more will come: an ended body is empty now; a destroyed one cannot be sent.
+      if (body.readableEnded && contentLength <= 0) {
+        if (contentLength < 0) this.socket!.write('0\r\n\r\n', 'latin1');
+        return;
+      }
+      return this.fail(new errors.RequestAbortedError('request body no longer readable'));
+    }
     this.body = body;
     this.bodyLeft = contentLength;
     body.on('data', this.onBodyData);
