@@ -409,3 +409,116 @@ describe('upstream HTTP/1.1 client: invalid responses', () => {
     await fdsSettle(baseline, 3);
   });
 });
+
+interface Outcome {
+  status: number;
+  body: string;
+  error: (Error & { code?: string }) | null;
+  events: string[];
+}
+
+/** Dispatches on `pool` with a handler that records every call; `onConnect` may act on the abort it gets. */
+function dispatch(pool: ReturnType<typeof createPool>, path: string, onConnect?: (abort: (err?: Error) => void) => void): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out: Outcome = { status: 0, body: '', error: null, events: [] };
+    const chunks: Buffer[] = [];
+    pool.dispatch({ method: 'GET', path, headers: ['host', 'x'] }, {
+      onConnect(abort: (err?: Error) => void) {
+        out.events.push('connect');
+        onConnect?.(abort);
+      },
+      onHeaders(status: number) {
+        out.events.push('headers');
+        out.status = status;
+        return true;
+      },
+      onData(c: Buffer) {
+        chunks.push(Buffer.from(c));
+        return true;
+      },
+      onComplete() {
+        out.events.push('complete');
+        out.body = Buffer.concat(chunks).toString();
+        resolve(out);
+      },
+      onError(err: Error) {
+        out.events.push('error');
+        out.error = err;
+        resolve(out);
+      },
+    } as unknown as Dispatcher.DispatchHandler);
+  });
+}
+
+function poolTo(port: number, maxConnections = 0) {
+  return createPool(new TcpConnector({ host: '127.0.0.1', port }), '127.0.0.1', {
+    protocol: 'http1',
+    tls: undefined,
+    connectTimeout: 1000,
+    responseTimeout: 5000,
+    idleTimeout: 5000,
+    maxConnections,
+  });
+}
+
+describe('upstream HTTP/1.1 pool contract', () => {
+  test('abort from onConnect ends the request once and closes its connection; nothing connects again for it', async (t) => {
+    const up = await counted((_req, res) => res.end('ok'));
+    const pool = poolTo(up.port);
+    t.after(async () => {
+      await pool.destroy();
+      await up.close();
+    });
+    const why = new Error('gone');
+    const r = await dispatch(pool, '/', (abort) => abort(why));
+    assert.deepEqual(r.events, ['connect', 'error']);
+    assert.equal(r.error, why);
+    await waitFor(() => up.open() === 0, 'the aborted connection closed');
+    assert.equal(up.accepted(), 1);
+    // The pool still serves, on a new connection.
+    assert.equal((await dispatch(pool, '/')).body, 'ok');
+    assert.equal(up.accepted(), 2);
+  });
+
+  test('close() lets the request in flight finish, then closes every connection; later dispatches fail', async (t) => {
+    let finish: (() => void) | null = null;
+    const up = await counted((_req, res) => (finish = () => res.end('late')));
+    const pool = poolTo(up.port);
+    t.after(() => up.close());
+    const pending = dispatch(pool, '/');
+    await waitFor(() => finish !== null, 'the request at the upstream');
+    let closed = false;
+    const closing = pool.close().then(() => (closed = true));
+    const refused = await dispatch(pool, '/');
+    assert.equal(refused.error?.code, 'UND_ERR_CLOSED');
+    assert.equal(closed, false, 'close waits for the request in flight');
+    finish!();
+    assert.equal((await pending).body, 'late');
+    await closing;
+    await waitFor(() => up.open() === 0, 'the connection closed after the last response');
+  });
+
+  test('destroy() fails requests in flight and queued with UND_ERR_DESTROYED and closes their connections', async (t) => {
+    const up = await counted(() => undefined);
+    const pool = poolTo(up.port, 1);
+    t.after(() => up.close());
+    const first = dispatch(pool, '/1');
+    const queued = dispatch(pool, '/2');
+    await waitFor(() => up.received.length === 1, 'the first request at the upstream');
+    await pool.destroy();
+    for (const r of await Promise.all([first, queued])) assert.equal(r.error?.code, 'UND_ERR_DESTROYED');
+    await waitFor(() => up.open() === 0, 'the connection closed');
+    assert.equal(up.accepted(), 1);
+  });
+
+  test('a refused connect fails its request with the connect error, before onConnect', async () => {
+    const srv = await startTcpServer(() => undefined);
+    const port = srv.port;
+    await srv.close();
+    const pool = poolTo(port);
+    const r = await dispatch(pool, '/');
+    assert.deepEqual(r.events, ['error']);
+    assert.equal(r.error?.code, 'ECONNREFUSED');
+    await pool.destroy();
+  });
+});
