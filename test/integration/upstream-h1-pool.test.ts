@@ -239,6 +239,27 @@ describe('upstream HTTP/1.1 client: request bodies', () => {
     assert.equal((await fetchFull(gw.url())).body, 'too big');
   });
 
+  test('an upload cut by its client aborts the upstream request: the upstream never sees a complete body', async (t) => {
+    const baseline = openFds();
+    const up = await counted((_req, res) => res.end('complete'));
+    const gw = await startGateway(simpleConfig([up.address]));
+    t.after(async () => {
+      await gw.close();
+      await up.close();
+    });
+    const u = new URL(gw.url());
+    const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/', agent: false });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(1000, 'a'));
+    await waitFor(() => up.accepted() === 1, 'the upstream connection');
+    req.destroy();
+    await waitFor(() => up.accepted() === 1 && up.open() === 0, 'the upstream connection closed');
+    assert.equal(up.received.length, 0, 'no complete request reached the upstream');
+    await gw.close();
+    await up.close();
+    await fdsSettle(baseline, 3);
+  });
+
   test('a header value with CR or LF fails the request before anything is sent, and nothing is connected', async (t) => {
     const up = await rawUpstream((_head, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
     t.after(() => up.close());

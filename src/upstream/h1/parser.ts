@@ -471,7 +471,12 @@ export class ResponseParser {
         }
         break;
       case 10:
-        if (is(d, s, 'connection')) this.connectionTokens(d.toString('latin1', i, ve));
+        if (is(d, s, 'connection')) {
+          // The common values without a string: `keep-alive` and `close`.
+          if (ve - i === 10 && is(d, i, 'keep-alive')) this.connectionKeepAlive = true;
+          else if (ve - i === 5 && is(d, i, 'close')) this.connectionClose = true;
+          else this.connectionTokens(d.toString('latin1', i, ve));
+        }
         else if (is(d, s, 'keep-alive')) this.keepAliveHint(d.toString('latin1', i, ve));
         break;
     }
@@ -533,7 +538,11 @@ export class ResponseParser {
   }
 }
 
-/** Whether `d` holds `lower` (lower-case letters and '-') at `s`, ignoring case. The bytes are tchars, so `| 0x20` is exact here. */
+/**
+ * Whether `d` holds `lower` (lower-case letters and '-') at `s`, ignoring
+ * case. `| 0x20` maps only 'A'-'Z' onto 'a'-'z' and CR onto '-' among the
+ * bytes that can be here (tchars, or a field value, which holds no CR).
+ */
 function is(d: Buffer, s: number, lower: string): boolean {
   for (let i = 0; i < lower.length; i++) if ((d[s + i]! | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
