@@ -8,7 +8,7 @@ import { H2Pool } from './h2-pool.js';
 import { H1Pool } from './h1/pool.js';
 
 export interface PoolOptions {
-  /** How targets are spoken to: HTTP/1.1 (undici), or HTTP/2 over TLS / cleartext (node:http2, see h2-pool.ts). */
+  /** How targets are spoken to: HTTP/1.1 (h1/pool.ts), or HTTP/2 over TLS / cleartext (node:http2, see h2-pool.ts). */
   protocol: 'http1' | 'h2' | 'h2c';
   /** TLS client options (https for http1; required for h2) and their digest; undefined for cleartext. */
   tls: { options: tls.ConnectionOptions; key: string } | undefined;
@@ -37,7 +37,7 @@ export interface ProxyDispatchOptions {
   upgrade?: string;
 }
 
-/** A keep-alive connection pool to one target: undici's Pool (HTTP/1.1) or an H2Pool. */
+/** A keep-alive connection pool to one target: an H1Pool (HTTP/1.1, h1/pool.ts) or an H2Pool. */
 export interface TargetPool {
   dispatch(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
@@ -53,7 +53,7 @@ export function createPool(connector: Connector, host: string, o: PoolOptions): 
   return o.protocol === 'http1' ? http1Pool(connector, host, o) : h2Pool(connector, host, o);
 }
 
-/** undici's read buffer per upstream socket: a 64 KiB read must not stop and restart the socket's reading. */
+/** The read buffer per upstream socket: a 64 KiB read must not stop and restart the socket's reading. */
 const SOCKET_BUFFER = 256 * 1024;
 
 /**
@@ -71,6 +71,7 @@ function http1Pool(connector: Connector, host: string, o: PoolOptions): TargetPo
   });
 }
 
+/** undici's Pool: what the H1Pool hands upgrades and CONNECT to. */
 function undiciPool(connector: Connector, host: string, o: PoolOptions): TargetPool {
   // The origin names the scheme only: every connection is opened by `connect` (the target's connector).
   return new Pool(originOf(o.tls === undefined ? 'http' : 'https', connector.identity), {
@@ -93,7 +94,8 @@ function undiciPool(connector: Connector, host: string, o: PoolOptions): TargetP
 const SESSIONS_KEPT = 100;
 
 /**
- * undici's `connect` option for a pool: a stream from the target's
+ * How an HTTP/1.1 pool opens a connection, in undici's `connect` shape
+ * (the H1Pool and its undici fallback both use it): a stream from the target's
  * connector, with TLS started over it for https (ALPN http/1.1, the
  * request's server name, session resumption). A connect or handshake that
  * takes longer than `connectTimeout` fails with undici's

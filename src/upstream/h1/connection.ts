@@ -1,9 +1,8 @@
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
-import type { ProxyDispatchOptions } from '../pool.js';
 import { ResponseParser, type ResponseSink } from './parser.js';
-import type { RequestHead } from './request.js';
+import type { H1Request, RequestHead } from './request.js';
 
 /** What a connection needs from its pool (pool.ts). */
 export interface ConnectionOwner {
@@ -71,7 +70,7 @@ export class Connection implements ResponseSink {
   /** Counts requests: a stale `abort` or `resume` (of a request that ended) does nothing. */
   private seq = 0;
   /** The request waiting for the connect to finish. */
-  private first: { opts: ProxyDispatchOptions; handler: Dispatcher.DispatchHandler; head: RequestHead } | null = null;
+  private first: { opts: H1Request; handler: Dispatcher.DispatchHandler; head: RequestHead } | null = null;
 
   /** The request body being written (a stream), or null. */
   private body: Readable | null = null;
@@ -99,7 +98,7 @@ export class Connection implements ResponseSink {
   }
 
   /** Opens the connection and sends `opts` on it once connected (or fails the handler with the connect error). */
-  open(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler, head: RequestHead): void {
+  open(opts: H1Request, handler: Dispatcher.DispatchHandler, head: RequestHead): void {
     this.first = { opts, handler, head };
     this.owner.connect(this.servername, (err, socket) => this.connected(err, socket));
   }
@@ -133,7 +132,7 @@ export class Connection implements ResponseSink {
   }
 
   /** Sends a request on this idle, connected connection. */
-  send(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler, head: RequestHead): void {
+  send(opts: H1Request, handler: Dispatcher.DispatchHandler, head: RequestHead): void {
     this.state = BUSY;
     this.idleKind = OFF;
     const seq = ++this.seq;

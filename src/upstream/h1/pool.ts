@@ -1,8 +1,14 @@
 import type { Socket } from 'node:net';
 import { errors, type Dispatcher, type buildConnector } from 'undici';
-import type { ProxyDispatchOptions, TargetPool } from '../pool.js';
 import { Connection, type ConnectionOwner } from './connection.js';
-import { requestHead, type RequestHead } from './request.js';
+import { requestHead, type H1Request, type RequestHead } from './request.js';
+
+/** A pool of the shape pool.ts `TargetPool` names (the fallback is one). */
+export interface Dispatching {
+  dispatch(opts: H1Request, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+}
 
 export interface H1PoolOptions {
   /** Opens a connection: the target's connector, TLS over it for https (pool.ts undiciConnect). */
@@ -16,18 +22,18 @@ export interface H1PoolOptions {
   /** 0 = no limit. */
   maxConnections: number;
   /** Builds the pool that takes what this one does not speak: upgrades (WebSocket) and CONNECT. */
-  fallback: () => TargetPool;
+  fallback: () => Dispatching;
 }
 
 interface Waiting {
-  opts: ProxyDispatchOptions;
+  opts: H1Request;
   handler: Dispatcher.DispatchHandler;
   head: RequestHead;
   servername: string | undefined;
 }
 
 /**
- * The HTTP/1.1 keep-alive pool to one target (`TargetPool`): connections
+ * The HTTP/1.1 keep-alive pool to one target (pool.ts `TargetPool`): connections
  * (connection.ts) carrying one request at a time, at most
  * `maxConnections` of them; requests beyond that wait in a FIFO queue.
  * An idle connection is reused most recently used first, so the others
@@ -41,14 +47,14 @@ interface Waiting {
  * `close()` lets requests in flight and queued finish, then closes every
  * connection; `destroy()` fails them (UND_ERR_DESTROYED) at once.
  */
-export class H1Pool implements TargetPool, ConnectionOwner {
+export class H1Pool implements Dispatching, ConnectionOwner {
   readonly responseTimeout: number;
   readonly idleTimeout: number;
   private readonly max: number;
   private readonly tls: boolean;
   private readonly connector: buildConnector.connector;
-  private readonly makeFallback: () => TargetPool;
-  private fallback: TargetPool | null = null;
+  private readonly makeFallback: () => Dispatching;
+  private fallback: Dispatching | null = null;
   /** Every open or opening connection. */
   private readonly all = new Set<Connection>();
   /** Idle connections, the most recently used last. */
@@ -69,7 +75,7 @@ export class H1Pool implements TargetPool, ConnectionOwner {
     this.makeFallback = o.fallback;
   }
 
-  dispatch(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  dispatch(opts: H1Request, handler: Dispatcher.DispatchHandler): boolean {
     if (opts.upgrade !== undefined || opts.method === 'CONNECT') return (this.fallback ??= this.makeFallback()).dispatch(opts, handler);
     if (this.destroyed || this.closing) {
       handler.onError!(this.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError());
@@ -90,7 +96,7 @@ export class H1Pool implements TargetPool, ConnectionOwner {
   }
 
   /** Sends on an idle connection, or opens one, or queues the request (at the limit). */
-  private start(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler, head: RequestHead, servername: string | undefined): boolean {
+  private start(opts: H1Request, handler: Dispatcher.DispatchHandler, head: RequestHead, servername: string | undefined): boolean {
     const idle = this.idle;
     for (let i = idle.length - 1; i >= 0; i--) {
       const c = idle[i]!;

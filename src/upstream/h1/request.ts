@@ -1,5 +1,24 @@
-import { errors } from 'undici';
-import type { ProxyDispatchOptions } from '../pool.js';
+import type { Readable } from 'node:stream';
+import { errors, type Dispatcher } from 'undici';
+
+/**
+ * What the HTTP/1.1 client reads of a request: the fields of pool.ts
+ * `ProxyDispatchOptions` it uses (declared here so that h1/ imports
+ * nothing of the pool layer above it).
+ */
+export interface H1Request {
+  method: Dispatcher.HttpMethod;
+  path: string;
+  /** Flat `[name, value, …]`. */
+  headers: string[];
+  body?: Buffer | Readable | null;
+  /** The response-head timeout for this request when not the pool's. */
+  headersTimeout?: number;
+  /** TLS server name (https pools keep connections per name). */
+  servername?: string;
+  /** An upgrade: not spoken by this client (the pool's fallback takes it). */
+  upgrade?: string;
+}
 
 /**
  * The head of an outbound HTTP/1.1 request (RFC 9112 §3, §5), built once
@@ -24,7 +43,7 @@ export interface RequestHead {
   contentLength: number;
 }
 
-export function requestHead(opts: ProxyDispatchOptions): RequestHead | Error {
+export function requestHead(opts: H1Request): RequestHead | Error {
   const path = opts.path;
   const headers = opts.headers;
   const body = opts.body;
