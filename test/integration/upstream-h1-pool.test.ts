@@ -1,6 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createPki } from '../helpers/certs.js';
 import type net from 'node:net';
 import type { Dispatcher } from 'undici';
 import { startGateway, simpleConfig } from '../helpers/gateway.js';
@@ -541,5 +544,31 @@ describe('upstream HTTP/1.1 pool contract', () => {
     assert.deepEqual(r.events, ['error']);
     assert.equal(r.error?.code, 'ECONNREFUSED');
     await pool.destroy();
+  });
+});
+
+describe('upstream HTTP/1.1 client over TLS', () => {
+  test('https: the server name is sent, the certificate checked, and one TLS connection carries every request', async (t) => {
+    const pki = await createPki();
+    const cert = await pki.issue('upstream.internal');
+    let handshakes = 0;
+    const names: (string | false | null | undefined)[] = [];
+    const server = https.createServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+      names.push((req.socket as import('node:tls').TLSSocket).servername);
+      res.end(`tls ${req.url}`);
+    });
+    server.on('secureConnection', () => handshakes++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const gw = await startGateway(simpleConfig([address], {}, { tls: { ca: pki.caCert, serverName: 'upstream.internal' } }));
+    t.after(async () => {
+      await gw.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await pki.cleanup();
+    });
+    for (let i = 0; i < 3; i++) assert.equal((await fetchFull(gw.url(), { path: `/${i}` })).body, `tls /${i}`);
+    assert.equal(handshakes, 1);
+    assert.deepEqual(names, ['upstream.internal', 'upstream.internal', 'upstream.internal']);
   });
 });
