@@ -120,6 +120,9 @@ export function fromUpstreamError(err: unknown, inBody = false): GatewayError {
     case 'CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return new GatewayError('UPSTREAM_CONNECT_TIMEOUT', undefined, { cause: err });
+    // The gateway's own upstream client refused to write the request (h1/request.ts): CR, LF or NUL in a header a middleware made.
+    case 'UND_ERR_INVALID_ARG':
+      return new GatewayError('INTERNAL', `the upstream request cannot be written: ${e.message ?? e.code}`, { cause: err });
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
       return new GatewayError('UPSTREAM_RESPONSE_TIMEOUT', undefined, { cause: err });

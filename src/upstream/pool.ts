@@ -5,9 +5,10 @@ import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
 import { H1Connection } from './h1-connection.js';
 import { parseHostPort } from '../net/address.js';
 import { H2Pool } from './h2-pool.js';
+import { H1Pool } from './h1/pool.js';
 
 export interface PoolOptions {
-  /** How targets are spoken to: HTTP/1.1 (undici), or HTTP/2 over TLS / cleartext (node:http2, see h2-pool.ts). */
+  /** How targets are spoken to: HTTP/1.1 (h1/pool.ts), or HTTP/2 over TLS / cleartext (node:http2, see h2-pool.ts). */
   protocol: 'http1' | 'h2' | 'h2c';
   /** TLS client options (https for http1; required for h2) and their digest; undefined for cleartext. */
   tls: { options: tls.ConnectionOptions; key: string } | undefined;
@@ -36,7 +37,7 @@ export interface ProxyDispatchOptions {
   upgrade?: string;
 }
 
-/** A keep-alive connection pool to one target: undici's Pool (HTTP/1.1) or an H2Pool. */
+/** A keep-alive connection pool to one target: an H1Pool (HTTP/1.1, h1/pool.ts) or an H2Pool. */
 export interface TargetPool {
   dispatch(opts: ProxyDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
   close(): Promise<void>;
@@ -52,10 +53,26 @@ export function createPool(connector: Connector, host: string, o: PoolOptions): 
   return o.protocol === 'http1' ? http1Pool(connector, host, o) : h2Pool(connector, host, o);
 }
 
-/** undici's read buffer per upstream socket: a 64 KiB read must not stop and restart the socket's reading. */
+/** The read buffer per upstream socket: a 64 KiB read must not stop and restart the socket's reading. */
 const SOCKET_BUFFER = 256 * 1024;
 
+/**
+ * HTTP/1.1 targets: the gateway's own client (h1/pool.ts), which hands
+ * upgrades (WebSocket) and CONNECT to an undici Pool it creates on first use.
+ */
 function http1Pool(connector: Connector, host: string, o: PoolOptions): TargetPool {
+  return new H1Pool({
+    connect: undiciConnect(connector, host, o),
+    tls: o.tls !== undefined,
+    responseTimeout: o.responseTimeout,
+    idleTimeout: o.idleTimeout,
+    maxConnections: o.maxConnections,
+    fallback: () => undiciPool(connector, host, o),
+  });
+}
+
+/** undici's Pool: what the H1Pool hands upgrades and CONNECT to. */
+function undiciPool(connector: Connector, host: string, o: PoolOptions): TargetPool {
   // The origin names the scheme only: every connection is opened by `connect` (the target's connector).
   return new Pool(originOf(o.tls === undefined ? 'http' : 'https', connector.identity), {
     connections: o.maxConnections > 0 ? o.maxConnections : null,
@@ -77,7 +94,8 @@ function http1Pool(connector: Connector, host: string, o: PoolOptions): TargetPo
 const SESSIONS_KEPT = 100;
 
 /**
- * undici's `connect` option for a pool: a stream from the target's
+ * How an HTTP/1.1 pool opens a connection, in undici's `connect` shape
+ * (the H1Pool and its undici fallback both use it): a stream from the target's
  * connector, with TLS started over it for https (ALPN http/1.1, the
  * request's server name, session resumption). A connect or handshake that
  * takes longer than `connectTimeout` fails with undici's
