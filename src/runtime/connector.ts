@@ -24,6 +24,19 @@ export interface ConnectOptions {
    * (a tunnel agent's PROXY header to its local service); a TCP dial ignores it.
    */
   origin?: StreamOrigin;
+  /**
+   * Read into the caller's buffers (node:net's `onread`): no 'data'
+   * events, each read is handed to `callback`, and a `false` from it pauses
+   * the socket. Only a TCP dial honours it; other connectors ignore it and
+   * emit 'data' as usual, so a caller handles both.
+   */
+  readInto?: ReadInto;
+}
+
+/** See `ConnectOptions.readInto`. `buffer` is asked for the buffer of each read. */
+export interface ReadInto {
+  buffer: () => Buffer;
+  callback: (bytes: number, buffer: Buffer) => boolean;
 }
 
 /** The downstream connection a stream carries: client and server `ip:port`. */

@@ -19,7 +19,14 @@ export class TcpConnector implements Connector {
   connect(o: ConnectOptions, done: ConnectCallback): () => void {
     const { host, port } = this.address;
     // highWaterMark reaches the socket's stream options (missing from @types/node 20's NetConnectOpts).
-    const socket = net.connect({ host, port, allowHalfOpen: o.allowHalfOpen === true, noDelay: true, highWaterMark: o.highWaterMark ?? 64 * 1024 } as net.NetConnectOpts);
+    const socket = net.connect({
+      host,
+      port,
+      allowHalfOpen: o.allowHalfOpen === true,
+      noDelay: true,
+      highWaterMark: o.highWaterMark ?? 64 * 1024,
+      ...(o.readInto !== undefined ? { onread: o.readInto } : {}),
+    } as net.NetConnectOpts);
     let settled = false;
     const finish = (err: Error | null) => {
       if (settled) return;

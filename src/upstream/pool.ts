@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { Pool, errors, type Dispatcher, type buildConnector } from 'undici';
-import { ConnectTimeoutError, type Connector } from '../runtime/connector.js';
+import { ConnectTimeoutError, type Connector, type ReadInto } from '../runtime/connector.js';
 import { H1Connection } from './h1-connection.js';
 import { parseHostPort } from '../net/address.js';
 import { H2Pool } from './h2-pool.js';
@@ -106,7 +106,9 @@ function undiciConnect(connector: Connector, host: string, o: PoolOptions): buil
   const timeout = o.connectTimeout;
   return (opts, callback) => {
     const started = Date.now();
-    connector.connect({ timeout, keepAlive: 60_000, highWaterMark: SOCKET_BUFFER }, (err, socket) => {
+    // Plain HTTP/1.1 connections of the gateway's own client read into its buffers (h1/connection.ts); TLS reads its own way.
+    const readInto = o.tls === undefined ? (opts as { readInto?: ReadInto }).readInto : undefined;
+    connector.connect({ timeout, keepAlive: 60_000, highWaterMark: SOCKET_BUFFER, readInto }, (err, socket) => {
       if (err !== null) return callback(err instanceof ConnectTimeoutError ? new errors.ConnectTimeoutError(err.message) : err, null);
       if (o.tls === undefined) return callback(null, socket!);
       const servername = opts.servername || (o.tls.options.servername as string | undefined) || undefined;

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createPki } from '../helpers/certs.js';
@@ -391,6 +392,70 @@ describe('upstream HTTP/1.1 client: limits, timeouts and aborts', () => {
       });
     });
     assert.equal(got, size);
+  });
+});
+
+describe('upstream HTTP/1.1 client: reads into a reused buffer', () => {
+  // Plain TCP connections read into one buffer that the next read reuses (connection.ts onRead). A body
+  // chunk still queued downstream (a slow client, HTTP/2 flow control) must make the next read take a new
+  // buffer: no byte of any body may change. Bodies differ per request, so a chunk overwritten by the next
+  // response's bytes would show. HTTP/2 clients hold responses back (flow control), so connections are paused
+  // and resumed, and a response that completes on resume must leave its connection reading for the next one.
+  test('every body arrives intact, to fast and slow clients over HTTP/1.1 and HTTP/2, chunked and sized', async (t) => {
+    const body = (n: number) => {
+      const b = Buffer.allocUnsafe(200 * 1024 + n * 7);
+      for (let i = 0; i < b.length; i++) b[i] = (i * 31 + n * 17) & 0xff;
+      return b;
+    };
+    const up = await counted((req, res) => {
+      const n = Number(new URL(req.url!, 'http://x').searchParams.get('n'));
+      const b = body(n);
+      if (n % 2 === 0) res.writeHead(200, { 'content-length': String(b.length) });
+      // Written in pieces so responses cross several reads, some split mid-chunk.
+      const pieces = [b.subarray(0, 70_001), b.subarray(70_001, 150_000), b.subarray(150_000)];
+      for (const p of pieces) res.write(p);
+      res.end();
+    });
+    const gw = await startGateway(simpleConfig([up.address]));
+    t.after(async () => {
+      await gw.close();
+      await up.close();
+    });
+    const u = new URL(gw.url());
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    t.after(() => agent.destroy());
+    const h1 = (n: number, slow: boolean) =>
+      new Promise<boolean>((resolve, reject) => {
+        http
+          .get({ host: u.hostname, port: u.port, path: `/?n=${n}`, agent }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => {
+              chunks.push(c);
+              if (slow) {
+                res.pause();
+                setTimeout(() => res.resume(), 1);
+              }
+            });
+            res.on('end', () => resolve(res.statusCode === 200 && Buffer.concat(chunks).equals(body(n))));
+          })
+          .on('error', reject);
+      });
+    const session = http2.connect(gw.url());
+    t.after(() => session.close());
+    const h2 = (n: number) =>
+      new Promise<boolean>((resolve, reject) => {
+        const s = session.request({ ':path': `/?n=${n}` });
+        const chunks: Buffer[] = [];
+        s.on('data', (c: Buffer) => chunks.push(c));
+        s.on('end', () => resolve(Buffer.concat(chunks).equals(body(n))));
+        s.on('error', reject);
+      });
+    let n = 0;
+    for (let round = 0; round < 6; round++) {
+      const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 4 === 3 ? h2(n++) : h1(n++, i % 3 === 0))));
+      assert.deepEqual(results, results.map(() => true), `round ${round}: every body intact`);
+    }
+    assert.ok(up.accepted() <= 16, 'connections were reused across rounds');
   });
 });
 

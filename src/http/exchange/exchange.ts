@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError, fromUpstreamError } from '../../errors.js';
 import { abortExchange, type H1Connection, type OnConnection } from '../../upstream/h1-connection.js';
 import { CONNECT_FAILOVERS } from '../../upstream/retry.js';
+import type { ChunkHolder } from '../../upstream/h1/connection.js';
 import type { Target } from '../../upstream/target.js';
 import type { Upstream } from '../../upstream/upstream.js';
 import type { RequestContext, ResponseHead } from '../../snapshot/snapshot.js';
@@ -306,7 +307,7 @@ class Exchange {
  * HTTP/1.1 client calls directly: raw header buffers, boolean
  * backpressure; the controller-style one parses every head into an object).
  */
-class UpstreamCall implements Dispatcher.DispatchHandler, BodySink, OnConnection {
+class UpstreamCall implements Dispatcher.DispatchHandler, BodySink, OnConnection, ChunkHolder {
   readonly exchange: Exchange;
   readonly target: Target;
   /** The breaker permit (0 without a breaker). */
@@ -355,6 +356,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler, BodySink, OnConnection
 
   onComplete(trailers: RawFields | null): void {
     this.exchange.onComplete(this, trailers);
+  }
+
+  /** Whether the last body chunk is still referenced downstream (not yet handed to the kernel): see upstream/h1/connection.ts ChunkHolder. */
+  holdsChunk(): boolean {
+    return this.mode === FORWARDING && this.exchange.ctx.res.writableLength > 0;
   }
 
   onError(err: Error): void {

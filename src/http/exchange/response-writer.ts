@@ -151,7 +151,16 @@ export function forwardChunk(ctx: RequestContext, sink: BodySink, chunk: Buffer,
     return true;
   }
   if (sink.remaining > 0) sink.remaining -= chunk.length;
-  if (res.write(chunk)) return true;
+  let more: boolean;
+  if (ctx.h2) more = res.write(chunk);
+  else {
+    // node:http would hold the chunk corked until the next tick; it leaves now instead, so that the
+    // upstream client can read into the same buffer again (upstream/h1/connection.ts `onRead`).
+    res.cork();
+    more = res.write(chunk);
+    res.uncork();
+  }
+  if (more) return true;
   res.once('drain', resume);
   return false;
 }

@@ -38,6 +38,11 @@ export class H2Response {
     return this.stream.headersSent;
   }
 
+  /** Bytes written and not yet handed to the session (they are still referenced). */
+  get writableLength(): number {
+    return this.stream.writableLength;
+  }
+
   get destroyed(): boolean {
     return this.stream.destroyed;
   }

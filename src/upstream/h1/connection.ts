@@ -3,13 +3,14 @@ import type { Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
 import { ResponseParser, type ResponseSink } from './parser.js';
 import type { H1Request, RequestHead } from './request.js';
+import type { ReadInto } from '../../runtime/connector.js';
 
 /** What a connection needs from its pool (pool.ts). */
 export interface ConnectionOwner {
   readonly responseTimeout: number;
   readonly idleTimeout: number;
   /** Opens the byte stream (the target's connector, TLS on top for https). */
-  connect(servername: string | undefined, callback: (err: Error | null, socket: Socket | null) => void): void;
+  connect(servername: string | undefined, readInto: ReadInto, callback: (err: Error | null, socket: Socket | null) => void): void;
   /** The connection finished a response and may carry another request. */
   release(c: Connection): void;
   /** The connection is gone (closed, failed, or its connect failed). Called once. */
@@ -25,6 +26,9 @@ const CLOSED = 3;
 const OFF = 0;
 const BODY = 1;
 const KEEP_ALIVE = 2;
+
+/** Bytes per read of a plain TCP connection (libuv's own read size). */
+const READ_SIZE = 64 * 1024;
 
 /** A Buffer body up to this size is copied after the head into one buffer (one write); a larger one is written with cork/uncork. */
 const JOIN_LIMIT = 16 * 1024;
@@ -58,6 +62,15 @@ const HINT_MARGIN = 1000;
  *   completes, and its connection is closed. Bytes that arrive while no
  *   request is in flight close the connection.
  */
+/**
+ * A dispatch handler that can tell whether it still holds the last body
+ * chunk it was given (it could not write it on at once). One that cannot
+ * tell is taken to hold it.
+ */
+export interface ChunkHolder {
+  holdsChunk?(): boolean;
+}
+
 export class Connection implements ResponseSink {
   private readonly owner: ConnectionOwner;
   /** The TLS server name the connection was opened with (https), else undefined. */
@@ -82,6 +95,18 @@ export class Connection implements ResponseSink {
   private held: Buffer | null = null;
   private heldAt = 0;
 
+  /**
+   * The buffer the next read of a plain TCP connection goes into (see
+   * `onRead`), created with the first read; and whether a view of it is
+   * still held after the current read, so that the next read needs a new one.
+   */
+  private readBuffer: Buffer | null = null;
+  private readHeld = false;
+  private readonly readInto: ReadInto = {
+    buffer: () => (this.readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE)),
+    callback: (bytes, buffer) => this.onRead(bytes, buffer),
+  };
+
   private headTimer: NodeJS.Timeout | null = null;
   private headMs = 0;
   private headArmed = false;
@@ -100,7 +125,7 @@ export class Connection implements ResponseSink {
   /** Opens the connection and sends `opts` on it once connected (or fails the handler with the connect error). */
   open(opts: H1Request, handler: Dispatcher.DispatchHandler, head: RequestHead): void {
     this.first = { opts, handler, head };
-    this.owner.connect(this.servername, (err, socket) => this.connected(err, socket));
+    this.owner.connect(this.servername, this.readInto, (err, socket) => this.connected(err, socket));
   }
 
   get idle(): boolean {
@@ -194,7 +219,34 @@ export class Connection implements ResponseSink {
   }
 
   onResponseBody(chunk: Buffer): boolean {
-    return this.handler!.onData!(chunk);
+    const h = this.handler!;
+    const go = h.onData!(chunk);
+    // A handler that cannot say it let go of the chunk is taken to keep it.
+    if (!this.readHeld && !((h as ChunkHolder).holdsChunk?.() === false)) this.readHeld = true;
+    return go;
+  }
+
+  /**
+   * A read of a plain TCP connection, into `readBuffer` (node:net's
+   * `onread`): parsed as a 'data' chunk would be. Body chunks go on as views
+   * of this buffer, and the next read reuses it, so a steady stream of
+   * large responses allocates nothing per read (no external memory for the
+   * garbage collector to chase). Only when a view may outlive the read (the
+   * handler could not write it on at once, or a head or trailer section is
+   * not complete) does the next read get a new buffer. Returns false to
+   * pause the socket.
+   */
+  private onRead(bytes: number, buffer: Buffer): boolean {
+    this.readHeld = false;
+    this.onSocketData(buffer.subarray(0, bytes));
+    this.releaseRead();
+    return !this.paused;
+  }
+
+  /** After a read (or a resume that parsed a held one): a read buffer that is still looked at is not read into again. */
+  private releaseRead(): void {
+    if (this.readHeld || this.paused || this.parser.holdsInput) this.readBuffer = null;
+    this.readHeld = false;
   }
 
   private resumeOf(seq: number): () => void {
@@ -212,6 +264,7 @@ export class Connection implements ResponseSink {
     if (held !== null && this.heldAt < held.length) {
       const seq = this.seq;
       this.feed(held, this.heldAt);
+      this.releaseRead();
       if (this.seq !== seq || this.paused || this.state !== BUSY) return;
     }
     this.socket!.resume();
@@ -271,6 +324,10 @@ export class Connection implements ResponseSink {
     this.held = null;
     if (reuse) {
       this.state = IDLE;
+      // A response that completed while its connection was paused (held bytes parsed on resume): the idle
+      // connection reads again, or the next request's response would never be read.
+      const socket = this.socket!;
+      if (socket.isPaused()) socket.resume();
       this.armIdle(KEEP_ALIVE, this.keepAliveMs);
       this.owner.release(this);
     } else {

@@ -188,6 +188,15 @@ export class ResponseParser {
     return this.state === HEAD && !this.statusSeen && this.pending === null;
   }
 
+  /**
+   * The parser keeps views of bytes it was given (a head or trailer
+   * section, or a line of one, not complete yet): the buffer they are in
+   * must not be written over before the section ends.
+   */
+  get holdsInput(): boolean {
+    return (this.state === HEAD && !this.idle) || this.state === TRAILERS;
+  }
+
   /** The response head was delivered: what follows is body (an end of stream now cuts the body). */
   get inBody(): boolean {
     return this.state !== HEAD && this.state !== DONE && this.state !== FAILED;

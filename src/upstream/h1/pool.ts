@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { errors, type Dispatcher, type buildConnector } from 'undici';
 import { Connection, type ConnectionOwner } from './connection.js';
 import { requestHead, type H1Request, type RequestHead } from './request.js';
+import type { ReadInto } from '../../runtime/connector.js';
 
 /** A pool of the shape pool.ts `TargetPool` names (the fallback is one). */
 export interface Dispatching {
@@ -120,8 +121,8 @@ export class H1Pool implements Dispatching, ConnectionOwner {
     return true;
   }
 
-  connect(servername: string | undefined, callback: (err: Error | null, socket: Socket | null) => void): void {
-    this.connector({ servername } as buildConnector.Options, callback as buildConnector.Callback);
+  connect(servername: string | undefined, readInto: ReadInto, callback: (err: Error | null, socket: Socket | null) => void): void {
+    this.connector({ servername, readInto } as unknown as buildConnector.Options, callback as buildConnector.Callback);
   }
 
   release(c: Connection): void {
