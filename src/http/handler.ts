@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js';
 import { type ListenerRuntime, RequestContext } from '../snapshot/snapshot.js';
 import { upstreamRequest } from './exchange/exchange.js';
 import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
-import { closeAfterAnswer, isClosing, readingBody } from './exchange/request-body.js';
+import { closeAfterAnswer, isClosing, isLean, leanBody, readingBody } from './exchange/request-body.js';
 import { readInbound, type InboundView } from './forwarded.js';
 import { splitTarget } from './path.js';
 
@@ -24,7 +24,7 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
   const ctx = createContext(listener, req, res, inbound, h2);
   const bad = readTarget(ctx, inbound);
   if (bad !== null) return refuse(ctx, bad);
-  if (!h2) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
+  if (!h2 && !isLean(req)) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
   if (!match(ctx)) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
   requestFilter(ctx, forward);
 }
@@ -33,7 +33,8 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.out.headers = inbound.headers;
-  if (inbound.hasBody) ctx.out.body = req;
+  // A lean request's body was read whole: it goes upstream (and to a retry) from memory.
+  if (inbound.hasBody) ctx.out.body = (h2 ? null : leanBody(req)) ?? req;
   ctx.hostHeader = inbound.authority;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;

@@ -12,7 +12,8 @@ import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
 import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
 import type { Binding, StreamListener } from './listener.js';
-import { sniffPreface } from './h2-preface.js';
+import { mayBePreface, sniffPreface } from './h2-preface.js';
+import { LeanConnection, type LeanHost } from '../http1/connection.js';
 import { listSocket } from '../runtime/connection-registry.js';
 import { H2SessionConnection, Http1Connection } from './http-connections.js';
 
@@ -28,9 +29,14 @@ const H2_INITIAL_WINDOW = 1024 * 1024;
  *
  * - `http`: a connection that opens with the HTTP/2 client preface
  *   (RFC 9113 §3.4, prior knowledge) goes to the HTTP/2 server, any other
- *   to the HTTP/1.1 server.
+ *   to HTTP/1.1.
  * - `https`: TLS is terminated with the listener's certificates (picked by
  *   SNI), then ALPN decides: `h2` → HTTP/2, else HTTP/1.1.
+ *
+ * An HTTP/1.1 connection starts in the lean engine (http1/connection.ts),
+ * which serves the requests it fully recognizes and hands the connection
+ * to node:http (`h1`) at the first one it does not, so that odd or
+ * malformed input gets node:http's answer.
  *
  * Both servers hand requests to the same lifecycle (http/handler.ts) on
  * the snapshot current when each request arrives; HTTP/2 requests use
@@ -56,6 +62,11 @@ export class HttpListener implements StreamListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The socket being handed to the HTTP/2 server: its 'session' event comes synchronously, inside `emit('connection')`. */
   private handingOver: Duplex | null = null;
+  /** The socket the lean engine is handing to node:http: already listed, so its 'connection' event lists nothing. */
+  private leanHandover: Duplex | null = null;
+  /** Connections the lean engine serves now (for closing idle ones). */
+  private readonly leans = new Set<LeanConnection>();
+  private readonly leanHost: LeanHost;
   private closing = false;
 
   constructor(binding: HttpBinding, listener: ListenerRuntime, logger: Logger) {
@@ -79,7 +90,9 @@ export class HttpListener implements StreamListener {
       (req, res) => this.onRequest(req, res, false),
     );
     // Every connection handed to the HTTP/1.1 server (plain, or TLS without h2) is listed until it closes.
-    this.h1.on('connection', (socket: net.Socket) => listSocket(binding.registry, socket, new Http1Connection(binding, socket)));
+    this.h1.on('connection', (socket: net.Socket) => {
+      if (socket !== this.leanHandover) listSocket(binding.registry, socket, new Http1Connection(binding, socket));
+    });
     this.h1.on('clientError', (err: ParserError, socket: Duplex) => this.onClientError(err, socket));
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const l = this.listener();
@@ -98,6 +111,34 @@ export class HttpListener implements StreamListener {
     // 'listening' (that is when it starts tracking connections); this one
     // never listens itself, so it is told once here.
     this.h1.emit('listening');
+
+    this.leanHost = {
+      maxHeaderSize: config.maxHeaderSize,
+      keepAliveMs: () => this.config.timeouts.keepAlive,
+      headersTimeoutMs: () => this.config.timeouts.headers,
+      serve: (req, res) => this.onRequest(req, res, false),
+      handOver: (socket) => {
+        this.leanHandover = socket;
+        try {
+          this.h1.emit('connection', socket);
+        } finally {
+          this.leanHandover = null;
+        }
+      },
+      mayBeH2: (first) => this.tlsServer === null && this.config.http2.enabled && mayBePreface(first),
+      sniff: (socket, first) => {
+        socket.pause();
+        socket.unshift(first);
+        sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.serveH2(socket) : this.h1.emit('connection', socket)));
+        socket.resume();
+      },
+      idleAtStart: (socket) => {
+        // As before the lean engine: the HTTP/2 preface wait closes silently, node:http answers 408.
+        if (this.tlsServer === null && this.config.http2.enabled) socket.destroy();
+        else this.onClientError(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+      },
+      forget: (conn) => this.leans.delete(conn),
+    };
 
     this.h2 = http2.createServer(
       {
@@ -133,7 +174,7 @@ export class HttpListener implements StreamListener {
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       if (socket.alpnProtocol === 'h2') this.serveH2(socket);
-      else this.h1.emit('connection', socket);
+      else this.serveH1(socket);
     });
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       // A refused client certificate surfaces as a reset; the socket knows the real reason (e.g. CERT_HAS_EXPIRED).
@@ -156,11 +197,18 @@ export class HttpListener implements StreamListener {
       this.tlsServer.emit('connection', socket);
       return;
     }
-    if (!this.config.http2.enabled) {
-      this.h1.emit('connection', socket);
-      return;
-    }
-    sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.serveH2(socket) : this.h1.emit('connection', socket)));
+    // The lean engine's first read tells the HTTP/2 preface apart (leanHost.mayBeH2).
+    this.serveH1(socket);
+  }
+
+  /** An HTTP/1.1 connection (plain, or TLS without h2): the lean engine first, listed as `http1` until it closes. */
+  private serveH1(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const lean = new LeanConnection(this.leanHost, socket);
+    this.leans.add(lean);
+    const entry = new Http1Connection(this.binding, socket);
+    entry.lean = lean;
+    listSocket(this.binding.registry, socket, entry);
   }
 
   /**
@@ -194,10 +242,12 @@ export class HttpListener implements StreamListener {
     this.websockets.closeAll();
     for (const s of this.sessions) if (!s.closed) s.close();
     this.h1.closeIdleConnections();
+    for (const c of this.leans) c.closeIfIdle();
     return new Promise((resolve) => {
       const deadline = Date.now() + graceMs;
       const sweep = setInterval(() => {
         this.h1.closeIdleConnections();
+        for (const c of this.leans) c.closeIfIdle();
         if (this.sockets.size > 0 && Date.now() < deadline) return;
         clearInterval(sweep);
         for (const s of this.sessions) s.destroy();
