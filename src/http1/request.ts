@@ -14,6 +14,10 @@ const FIRST_WINS = new Set([
   'last-modified', 'server', 'age', 'expires',
 ]);
 
+/** A lean request has no trailers (it has no chunked body): one shared empty value for all. */
+const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_RAW_TRAILERS: readonly string[] = Object.freeze([]);
+
 /**
  * The inbound request of the lean HTTP/1.1 engine: a complete request (head
  * and, when it has one, its whole body, already read) with the members of
@@ -38,8 +42,8 @@ export class LeanRequest {
   readonly complete = true;
   readonly aborted = false;
   readonly upgrade = false;
-  readonly trailers = {};
-  readonly rawTrailers: string[] = [];
+  readonly trailers: Record<string, string> = NO_TRAILERS;
+  readonly rawTrailers: readonly string[] = NO_RAW_TRAILERS;
   private parsed: IncomingHttpHeaders | null = null;
 
   constructor(head: LeanHead, socket: net.Socket, body: Buffer | null) {

@@ -20,6 +20,13 @@ const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const CONNECTION_CLOSE = /(?:^|\W)close(?:$|\W)/i;
 const TE_CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
 
+/** A body up to this size is copied behind its head into one Buffer (cheaper than a writev of both). */
+const COPY_LIMIT = 16 * 1024;
+
+/** Header names already checked (names repeat: the same few dozen on almost every response). */
+const checkedNames = new Set<string>();
+const CHECKED_NAMES_MAX = 1024;
+
 let dateSecond = -1;
 let dateString = '';
 /** The Date header value (RFC 9110 §6.6.1), built once a second. */
@@ -35,7 +42,10 @@ function httpDate(): string {
 
 /** Throws node:http's own error for a header it would refuse (ERR_INVALID_HTTP_TOKEN, ERR_INVALID_CHAR, ERR_HTTP_INVALID_HEADER_VALUE). */
 function check(name: string, value: unknown): void {
-  if (typeof name !== 'string' || !TOKEN.test(name)) validateHeaderName(name);
+  if (!checkedNames.has(name)) {
+    if (typeof name !== 'string' || !TOKEN.test(name)) validateHeaderName(name);
+    if (checkedNames.size < CHECKED_NAMES_MAX) checkedNames.add(name);
+  }
   if (typeof value !== 'string' || INVALID_VALUE.test(value)) validateHeaderValue(name, value as string);
 }
 
@@ -264,7 +274,16 @@ export class LeanResponse extends EventEmitter {
     const head = this.head!;
     this.head = '';
     if (this.hasBody && chunk !== undefined && chunk.length > 0) {
-      if (this.chunked) {
+      if (typeof chunk !== 'string' && chunk.length <= COPY_LIMIT) {
+        // A small body goes out with its head as one Buffer: one plain write, no writev.
+        const tail = this.chunked ? `\r\n0\r\n${this.trailers}\r\n` : '';
+        const prefix = this.chunked ? `${head}${chunk.length.toString(16)}\r\n` : head;
+        const out = Buffer.allocUnsafe(prefix.length + chunk.length + tail.length);
+        out.write(prefix, 0, 'latin1');
+        chunk.copy(out, prefix.length);
+        if (tail !== '') out.write(tail, prefix.length + chunk.length, 'latin1');
+        socket.write(out, done);
+      } else if (this.chunked) {
         socket.write(`${head}${(typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length).toString(16)}\r\n`, 'latin1');
         socket.write(chunk);
         socket.write(`\r\n0\r\n${this.trailers}\r\n`, 'latin1', done);
