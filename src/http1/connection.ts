@@ -12,8 +12,13 @@ export interface LeanHost {
   headersTimeoutMs(): number;
   /** Runs the request lifecycle on one request (handler.ts `handleRequest`, via the listener). */
   serve(req: IncomingMessage, res: ServerResponse): void;
-  /** node:http takes the connection from here on; `socket` is paused with the unread bytes put back. */
-  handOver(socket: net.Socket): void;
+  /**
+   * node:http takes the connection from here on; `socket` is paused with
+   * the unread bytes put back. `queued`: those bytes were read while a
+   * response was still in flight (pipelined behind it), which is how
+   * node:http would have seen them.
+   */
+  handOver(socket: net.Socket, queued: boolean): void;
   /** The first bytes may be the HTTP/2 preface (RFC 9113 §3.4) on a listener that serves it. */
   mayBeH2(first: Buffer): boolean;
   /** Takes the socket (first bytes put back) to tell HTTP/2 from HTTP/1.1 (listeners/h2-preface.ts). */
@@ -57,6 +62,8 @@ export class LeanConnection implements ResponseOwner {
   /** The connection left the lean engine (handed over or closed). */
   private done = false;
   private driving = false;
+  /** Bytes were already waiting when the last response ended (pipelined behind it). */
+  private queuedBehind = false;
   private readonly onData = (chunk: Buffer): void => this.read(chunk);
   private readonly onDrain = (): void => this.drained();
   private readonly onEnd = (): void => this.peerEnded();
@@ -132,6 +139,7 @@ export class LeanConnection implements ResponseOwner {
         const body = head.contentLength > 0 ? buf.subarray(head.bodyStart, head.end) : null;
         const res = new LeanResponse(this, head.method === 'HEAD', head.keepAlive);
         this.active = res;
+        this.queuedBehind = false;
         // From the first request on, the idle limit is the keep-alive timeout (refreshed by every read and write; ignored while a response is in flight).
         if (this.served++ === 0) this.socket.setTimeout(this.host.keepAliveMs());
         this.host.serve(new LeanRequest(head, this.socket, body) as unknown as IncomingMessage, res as unknown as ServerResponse);
@@ -146,6 +154,7 @@ export class LeanConnection implements ResponseOwner {
   ended(res: LeanResponse, last: boolean): void {
     if (res !== this.active) return;
     this.active = null;
+    this.queuedBehind = this.pending !== null;
     if (last || this.closing) {
       this.closing = true;
       this.pending = null;
@@ -179,7 +188,7 @@ export class LeanConnection implements ResponseOwner {
     this.detach();
     socket.pause();
     if (rest !== null) socket.unshift(rest);
-    this.host.handOver(socket);
+    this.host.handOver(socket, this.queuedBehind);
     process.nextTick(resumeSocket, socket);
   }
 

@@ -67,6 +67,13 @@ export class HttpListener implements StreamListener {
   /** Connections the lean engine serves now (for closing idle ones). */
   private readonly leans = new Set<LeanConnection>();
   private readonly leanHost: LeanHost;
+  /**
+   * Sockets handed over by the lean engine with bytes that were pipelined
+   * behind a response in flight, until node:http parses a request from
+   * them: a parse error there is the one node:http meets while a response
+   * is on its way (answerClientError: the connection closes, unanswered).
+   */
+  private readonly queuedBehindLean = new WeakSet<Duplex>();
   private closing = false;
 
   constructor(binding: HttpBinding, listener: ListenerRuntime, logger: Logger) {
@@ -117,7 +124,8 @@ export class HttpListener implements StreamListener {
       keepAliveMs: () => this.config.timeouts.keepAlive,
       headersTimeoutMs: () => this.config.timeouts.headers,
       serve: (req, res) => this.onRequest(req, res, false),
-      handOver: (socket) => {
+      handOver: (socket, queued) => {
+        if (queued) this.queuedBehindLean.add(socket);
         this.leanHandover = socket;
         try {
           this.h1.emit('connection', socket);
@@ -260,6 +268,10 @@ export class HttpListener implements StreamListener {
   }
 
   private onClientError(err: ParserError, socket: Duplex): void {
+    if (this.queuedBehindLean.has(socket)) {
+      this.queuedBehindLean.delete(socket);
+      if (!clientGone(err) && bodyBeingRead(socket) === undefined) return closeUnanswered(socket as HttpSocket);
+    }
     answerClientError(err, socket as HttpSocket, this.logger, this.binding.name);
   }
 
@@ -269,6 +281,8 @@ export class HttpListener implements StreamListener {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, h2: boolean): void {
+    // node:http parsed a request from bytes the lean engine handed over: from here on its own rules apply.
+    if (!h2 && this.queuedBehindLean.has(req.socket)) this.queuedBehindLean.delete(req.socket);
     const listener = this.listener();
     if (!h2 && (listener === undefined || this.binding.draining())) res.shouldKeepAlive = false;
     if (listener === undefined) {
@@ -377,6 +391,18 @@ function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger,
     return;
   }
   refuseRaw(socket, error);
+}
+
+/**
+ * Bad bytes pipelined behind a response the lean engine finished (it hands
+ * over only at a request boundary): as node:http does for bad bytes behind
+ * a response in flight, the connection ends without another answer
+ * (RFC 9112 §9.3, §9.6).
+ */
+function closeUnanswered(socket: HttpSocket): void {
+  refused.add(socket);
+  if (socket.writable) socket.end();
+  destroyLater(socket);
 }
 
 /** Answers a connection that has no request object (a parse error, a CONNECT) with `error` as JSON, then closes it. */

@@ -264,6 +264,50 @@ describe('lean HTTP/1.1 engine', () => {
     });
   }
 
+  test('bad bytes pipelined behind a request are met as node:http meets them: that request is answered, then the connection closes unanswered', async () => {
+    const before = up.received.length;
+    const c = await Client.open(gw);
+    c.send(get('/first?delay=50') + 'GET /bad HTTP/1.1\nHost: lean.test\n\n');
+    await c.closed();
+    const rs = splitResponses(c.data, false);
+    assert.equal(rs.length, 1, c.data);
+    assert.equal(rs[0]!.body, 'GET /first?delay=50 ');
+    assert.equal(c.data.slice(c.data.indexOf('GET /first?delay=50 ') + 'GET /first?delay=50 '.length), '', 'nothing after the answer');
+    assert.equal(up.received.length, before + 1);
+    c.destroy();
+  });
+
+  test('a valid request pipelined behind lean ones but left to node:http (Expect) is served, in order', async () => {
+    const c = await Client.open(gw);
+    c.send(get('/e1?delay=30') + get('/e2', 'Expect: 100-continue\r\n') + get('/e3'));
+    const rs = await waitFor(() => {
+      const all = splitResponses(c.data.replace(/HTTP\/1\.1 100 Continue\r\n\r\n/, ''), false);
+      return all.length >= 3 ? all : undefined;
+    }, 'three answers');
+    assert.deepEqual(rs.map((r) => r.body), ['GET /e1?delay=30 ', 'GET /e2 ', 'GET /e3 ']);
+    c.destroy();
+  });
+
+  test('an idle keep-alive connection is closed after timeouts.keepAlive', async () => {
+    const quick = await startGateway(simpleConfig([up.address], {}, {}, { timeouts: { keepAlive: '300ms' } }));
+    const c = await Client.open(quick);
+    c.send(get('/ka'));
+    await c.responses(1);
+    await c.closed();
+    c.destroy();
+    await quick.close();
+  });
+
+  test('with HTTP/2 off, a connection that sends nothing gets 408 as node:http answers it', async () => {
+    const h1only = await startGateway(simpleConfig([up.address], {}, {}, { http2: { enabled: false }, timeouts: { headers: '300ms' } }));
+    const c = await Client.open(h1only);
+    await c.closed();
+    assert.match(c.data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.match(c.data, /"code":"REQUEST_TIMEOUT"/);
+    c.destroy();
+    await h1only.close();
+  });
+
   test('a connection that sends nothing is closed after the headers timeout', async () => {
     const c = await Client.open(gw);
     await c.closed();
