@@ -10,11 +10,15 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import fc from 'fast-check';
 import { WebSocketServer } from 'ws';
 import { startGateway, simpleConfig, type TestGateway } from '../helpers/gateway.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
+import { createPki, type Pki } from '../helpers/certs.js';
+import { fuzzRuns } from '../helpers/fuzz.js';
 
 /** One raw client connection: everything it received so far, as latin1. */
 class Client {
@@ -27,6 +31,12 @@ class Client {
     socket.on('end', () => (this.ended = true));
     socket.on('close', () => (this.ended = true));
     socket.on('error', () => undefined);
+  }
+  static tls(gw: TestGateway, ca: string): Promise<Client> {
+    const u = new URL(gw.url());
+    return new Promise((resolve) => {
+      const s = tls.connect({ port: Number(u.port), host: u.hostname, servername: 'lean.test', ca, ALPNProtocols: ['http/1.1'] }, () => resolve(new Client(s)));
+    });
   }
   static open(gw: TestGateway): Promise<Client> {
     const u = new URL(gw.url());
@@ -419,6 +429,81 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     assert.equal(r!.headers.get('connection'), 'close');
     await c.closed();
     c.destroy();
+    await gw.close();
+  });
+});
+
+describe('lean HTTP/1.1 engine over TLS, and split heads as a property', () => {
+  let up: TestUpstream;
+  let pki: Pki;
+  let fds: number;
+  before(async () => {
+    fds = openFds();
+    pki = await createPki();
+    up = await startUpstream((req, res, body) => {
+      const text = `${req.method} ${req.url} ${body}`;
+      res.writeHead(200, { 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  after(async () => {
+    await up.close();
+    await pki.cleanup();
+    await fdsSettle(fds);
+  });
+
+  test('https with ALPN http/1.1: keep-alive and pipelining served lean, then a hand-over (split head) on the same TLS connection', async () => {
+    const cert = await pki.issue('lean.test');
+    const gw = await startGateway(
+      simpleConfig([up.address], {}, {}, { protocol: 'https', tls: { certificates: [{ cert: cert.cert, key: cert.key }] } }),
+    );
+    const c = await Client.tls(gw, pki.caPem);
+    c.send(get('/t1') + get('/t2'));
+    await c.responses(2);
+    c.send('GET /t3 HTTP/1.1\r\nHo');
+    await new Promise((r) => setTimeout(r, 50));
+    c.send('st: lean.test\r\n\r\n');
+    const rs = await c.responses(3);
+    assert.deepEqual(rs.map((r) => r.body), ['GET /t1 ', 'GET /t2 ', 'GET /t3 ']);
+    assert.equal(rs[0]!.headers.get('connection'), 'keep-alive');
+    c.destroy();
+    await gw.close();
+  });
+
+  test('property: a request cut at any point into two writes gets the same answer and upstream request as sent whole', async () => {
+    const gw = await startGateway(simpleConfig([up.address]));
+    const request = fc.record({
+      method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'),
+      path: fc.stringMatching(/^\/[a-zA-Z0-9._~!$&'()*+,;=:@%/-]{0,20}$/),
+      headers: fc.array(fc.tuple(fc.stringMatching(/^x-[a-z0-9-]{1,10}$/), fc.stringMatching(/^[ -~]{0,20}$/).map((v) => v.trim())), { maxLength: 5 }),
+      body: fc.stringMatching(/^[a-z0-9 ]{0,30}$/),
+    });
+    await fc.assert(
+      fc.asyncProperty(request, fc.nat(), async (r, cutAt) => {
+        const lines = r.headers.map(([n, v]) => `${n}: ${v}\r\n`).join('');
+        const length = r.body.length > 0 ? `Content-Length: ${r.body.length}\r\n` : '';
+        const bytes = Buffer.from(`${r.method} ${r.path} HTTP/1.1\r\nHost: lean.test\r\n${lines}${length}\r\n${r.body}`, 'latin1');
+        const answers: string[] = [];
+        const seen: unknown[] = [];
+        for (const cut of [bytes.length, 1 + (cutAt % (bytes.length - 1))]) {
+          const before = up.received.length;
+          const c = await Client.open(gw);
+          c.send(bytes.subarray(0, cut));
+          if (cut < bytes.length) {
+            await new Promise((res) => setTimeout(res, 5));
+            c.send(bytes.subarray(cut));
+          }
+          const [a] = await c.responses(1);
+          answers.push(`${a!.status} ${a!.body}`);
+          const got = up.received[before]!;
+          seen.push({ method: got.method, url: got.url, body: got.body, raw: got.rawHeaders.filter((_, i, all) => all[i - (i % 2)]!.startsWith('x-') && !/^x-(forwarded|real|request)/.test(all[i - (i % 2)]!)) });
+          c.destroy();
+        }
+        assert.equal(answers[0], answers[1]);
+        assert.deepEqual(seen[0], seen[1]);
+      }),
+      fuzzRuns(60),
+    );
     await gw.close();
   });
 });
