@@ -9,13 +9,15 @@
 // printable bytes) never make it throw, and every head it recognizes is
 // parsed by node:http's own parser (llhttp, a real server on a socket) to
 // the same method, target, raw headers and body: the lean engine never
-// serves what node:http would refuse or read differently.
+// serves what node:http would refuse or read differently; the lean
+// request's `headers` object is node:http's `req.headers` for the same head.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import { recognizeHead, type LeanHead } from '../../src/http1/head-parser.js';
+import { LeanRequest } from '../../src/http1/request.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 import { fdsSettle, openFds } from '../helpers/fds.js';
 
@@ -43,7 +45,15 @@ interface Parts {
 const partsArb: fc.Arbitrary<Parts> = fc.record({
   method: fc.constantFrom(...METHODS),
   url: pathArb,
-  headers: fc.array(fc.tuple(tokenArb.filter((n) => !SPECIAL.has(n.toLowerCase())), owsArb, valueArb, owsArb), { maxLength: 8 }),
+  headers: fc.array(
+    fc.tuple(
+      fc.oneof(tokenArb.filter((n) => !SPECIAL.has(n.toLowerCase())), fc.constantFrom('Cookie', 'set-cookie', 'Content-Type', 'X-Dup', 'user-agent', 'Accept')),
+      owsArb,
+      valueArb,
+      owsArb,
+    ),
+    { maxLength: 8 },
+  ),
   body: fc.string({ maxLength: 40 }),
   connection: fc.constantFrom(null, 'keep-alive', 'close', 'Keep-Alive, close'),
 });
@@ -130,6 +140,7 @@ interface Parsed {
   method: string;
   url: string;
   rawHeaders: string[];
+  headers: http.IncomingHttpHeaders;
   body: string;
 }
 
@@ -144,7 +155,7 @@ describe('lean HTTP/1.1 head recognizer against node:http', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        seen.set(req.headers['x-probe'] as string, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString('latin1') });
+        seen.set(req.headers['x-probe'] as string, { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: { ...req.headers }, body: Buffer.concat(chunks).toString('latin1') });
         res.end('ok');
       });
     });
@@ -209,6 +220,8 @@ describe('lean HTTP/1.1 head recognizer against node:http', () => {
         assert.equal(parsed.url, h.url);
         assert.deepEqual(parsed.rawHeaders, h.rawHeaders, JSON.stringify(text));
         assert.equal(parsed.body, bytes.subarray(h.bodyStart, h.end).toString('latin1'));
+        // The lean request's `headers` folds repeated fields as node:http does.
+        assert.deepEqual({ ...new LeanRequest(h, null as unknown as net.Socket, null).headers }, parsed.headers);
       }),
       fuzzRuns(400),
     );
