@@ -54,8 +54,9 @@ export class LeanConnection implements ResponseOwner {
   private pending: Buffer | null = null;
   /** The response being answered; null when idle. */
   private active: LeanResponse | null = null;
-  /** Requests served so far (0: the first read may still be the HTTP/2 preface). */
+  /** Requests taken so far. */
   private served = 0;
+  /** Something was read (the first read may be the HTTP/2 preface). */
   private started = false;
   /** No further request is taken: the connection ends after the response in flight. */
   private closing = false;
@@ -117,6 +118,7 @@ export class LeanConnection implements ResponseOwner {
         return this.host.sniff(this.socket, chunk);
       }
     }
+    if (this.closing) return;
     this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
     if (this.active !== null) {
       if (this.pending.length > PENDING_LIMIT) this.socket.pause();

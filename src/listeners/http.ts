@@ -14,7 +14,7 @@ import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.j
 import type { Binding, StreamListener } from './listener.js';
 import { mayBePreface, sniffPreface } from './h2-preface.js';
 import { LeanConnection, type LeanHost } from '../http1/connection.js';
-import { listSocket } from '../runtime/connection-registry.js';
+import { listSocket, unlistSocket } from '../runtime/connection-registry.js';
 import { H2SessionConnection, Http1Connection } from './http-connections.js';
 
 /** What an HTTP listener's sockets need from the gateway (while draining, responses close their connections). */
@@ -137,7 +137,12 @@ export class HttpListener implements StreamListener {
       sniff: (socket, first) => {
         socket.pause();
         socket.unshift(first);
-        sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.serveH2(socket) : this.h1.emit('connection', socket)));
+        sniffPreface(socket, this.config.timeouts.headers, (isH2) => {
+          if (!isH2) return this.leanHost.handOver(socket, false);
+          // Listed as an `h2-session` from here on, not as the `http1` connection it was taken for.
+          unlistSocket(socket);
+          this.serveH2(socket);
+        });
         socket.resume();
       },
       idleAtStart: (socket) => {

@@ -9,6 +9,7 @@ import { after, afterEach, before, beforeEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import fc from 'fast-check';
@@ -415,6 +416,26 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     await c.closed();
     assert.ok(Date.now() - started < 900, 'closed before the grace period ran out');
     c.destroy();
+  });
+
+  test('HTTP/2 with prior knowledge on the same port: told apart on the first read, served, listed once as h2-session', async () => {
+    const gw = await startGateway(simpleConfig([upAddress]));
+    const session = http2.connect(gw.url());
+    session.on('error', () => undefined);
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = session.request({ ':path': '/h2', ':authority': 'lean.test' });
+      let text = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (text += d));
+      req.on('end', () => resolve(text));
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(body, 'plain /h2');
+    const kinds = gw.gateway.connectionRegistry.list().map((e) => e.kind);
+    assert.deepEqual(kinds, ['h2-session']);
+    session.close();
+    await gw.close();
   });
 
   test('the connection registry closes a lean connection after its response in flight', async () => {
