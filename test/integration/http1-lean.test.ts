@@ -20,6 +20,7 @@ import { fdsSettle, openFds } from '../helpers/fds.js';
 import { waitFor } from '../helpers/wait.js';
 import { createPki, type Pki } from '../helpers/certs.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
+import { LeanResponse } from '../../src/http1/response.js';
 
 /** One raw client connection: everything it received so far, as latin1. */
 class Client {
@@ -526,5 +527,35 @@ describe('lean HTTP/1.1 engine over TLS, and split heads as a property', () => {
       fuzzRuns(60),
     );
     await gw.close();
+  });
+});
+
+describe('lean response headers', () => {
+  test('writeHead and setHeader refuse what node:http refuses, with node:http\'s error codes; valid heads are built alike', async () => {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    const accepted = await new Promise<net.Socket>((r) => server.once('connection', r));
+    const owner = { socket: accepted, keepAliveMs: () => 5000, ended: () => undefined };
+    const codeOf = (f: () => unknown): string | undefined => {
+      try {
+        f();
+        return undefined;
+      } catch (err) {
+        return (err as { code?: string }).code ?? 'no code';
+      }
+    };
+    const nodeRes = () => new http.ServerResponse({ method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1, headers: {} } as http.IncomingMessage);
+    const bad: [string, unknown][] = [['bad name', 'v'], ['', 'v'], ['x-a', 'a\nb'], ['x-a', 'a\rb'], ['x-a', 'a\u0000b'], ['x-a', undefined], ['x-a', 'caf\u20ac'], ['x-é', 'v']];
+    for (const [name, value] of bad) {
+      const expected = codeOf(() => nodeRes().writeHead(200, [name, value] as string[]));
+      assert.ok(expected !== undefined, `node:http refuses ${JSON.stringify([name, value])}`);
+      assert.equal(codeOf(() => new LeanResponse(owner, false, true).writeHead(200, [name, value] as string[])), expected, JSON.stringify([name, value]));
+      assert.equal(codeOf(() => new LeanResponse(owner, false, true).setHeader(name, value as string)), codeOf(() => nodeRes().setHeader(name, value as string)));
+    }
+    assert.equal(codeOf(() => new LeanResponse(owner, false, true).writeHead(200, ['x-a', 'tab\tand obs-text \xe9'])), undefined);
+    client.destroy();
+    accepted.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
   });
 });
