@@ -300,8 +300,9 @@ describe('lean HTTP/1.1 engine', () => {
     c.destroy();
   });
 
-  test('an idle keep-alive connection is closed after timeouts.keepAlive', async () => {
+  test('an idle keep-alive connection is closed after timeouts.keepAlive', async (t) => {
     const quick = await startGateway(simpleConfig([up.address], {}, {}, { timeouts: { keepAlive: '300ms' } }));
+    t.after(() => quick.close());
     const c = await Client.open(quick);
     c.send(get('/ka'));
     await c.responses(1);
@@ -310,8 +311,9 @@ describe('lean HTTP/1.1 engine', () => {
     await quick.close();
   });
 
-  test('with HTTP/2 off, a connection that sends nothing gets 408 as node:http answers it', async () => {
+  test('with HTTP/2 off, a connection that sends nothing gets 408 as node:http answers it', async (t) => {
     const h1only = await startGateway(simpleConfig([up.address], {}, {}, { http2: { enabled: false }, timeouts: { headers: '300ms' } }));
+    t.after(() => h1only.close());
     const c = await Client.open(h1only);
     await c.closed();
     assert.match(c.data, /^HTTP\/1\.1 408 Request Timeout\r\n/);
@@ -372,8 +374,9 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     await fdsSettle(fds);
   });
 
-  test('a WebSocket upgrade after lean requests on the same connection is handed over and works', async () => {
+  test('a WebSocket upgrade after lean requests on the same connection is handed over and works', async (t) => {
     const gw = await startGateway(simpleConfig([upAddress]));
+    t.after(() => gw.close());
     const c = await Client.open(gw);
     c.send(get('/a') + get('/b'));
     await c.responses(2);
@@ -392,8 +395,9 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     await gw.close();
   });
 
-  test('graceful stop: the response in flight is finished, then the connection ends; no new request is taken', async () => {
+  test('graceful stop: the response in flight is finished, then the connection ends; no new request is taken', async (t) => {
     const gw = await startGateway(simpleConfig([upAddress]));
+    t.after(() => gw.close());
     const c = await Client.open(gw);
     c.send(get('/first'));
     await c.responses(1);
@@ -407,8 +411,9 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     c.destroy();
   });
 
-  test('graceful close: an idle lean connection is closed at once', async () => {
+  test('graceful close: an idle lean connection is closed at once', async (t) => {
     const gw = await startGateway(simpleConfig([upAddress]));
+    t.after(() => gw.close());
     const c = await Client.open(gw);
     c.send(get('/idle'));
     await c.responses(1);
@@ -419,8 +424,9 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     c.destroy();
   });
 
-  test('HTTP/2 with prior knowledge on the same port: told apart on the first read, served, listed once as h2-session', async () => {
+  test('HTTP/2 with prior knowledge on the same port: told apart on the first read, served, listed once as h2-session', async (t) => {
     const gw = await startGateway(simpleConfig([upAddress]));
+    t.after(() => gw.close());
     const session = http2.connect(gw.url());
     session.on('error', () => undefined);
     const body = await new Promise<string>((resolve, reject) => {
@@ -439,8 +445,9 @@ describe('lean HTTP/1.1 engine: upgrades and graceful close', () => {
     await gw.close();
   });
 
-  test('the connection registry closes a lean connection after its response in flight', async () => {
+  test('the connection registry closes a lean connection after its response in flight', async (t) => {
     const gw = await startGateway(simpleConfig([upAddress]));
+    t.after(() => gw.close());
     const c = await Client.open(gw);
     c.send(get('/reg?delay=200'));
     await waitFor(() => seen.includes('/reg?delay=200'), 'the upstream got it');
@@ -474,11 +481,12 @@ describe('lean HTTP/1.1 engine over TLS, and split heads as a property', () => {
     await fdsSettle(fds);
   });
 
-  test('https with ALPN http/1.1: keep-alive and pipelining served lean, then a hand-over (split head) on the same TLS connection', async () => {
+  test('https with ALPN http/1.1: keep-alive and pipelining served lean, then a hand-over (split head) on the same TLS connection', async (t) => {
     const cert = await pki.issue('lean.test');
     const gw = await startGateway(
       simpleConfig([up.address], {}, {}, { protocol: 'https', tls: { certificates: [{ cert: cert.cert, key: cert.key }] } }),
     );
+    t.after(() => gw.close());
     const c = await Client.tls(gw, pki.caPem);
     c.send(get('/t1') + get('/t2'));
     await c.responses(2);
@@ -492,8 +500,9 @@ describe('lean HTTP/1.1 engine over TLS, and split heads as a property', () => {
     await gw.close();
   });
 
-  test('property: a request cut at any point into two writes gets the same answer and upstream request as sent whole', async () => {
+  test('property: a request cut at any point into two writes gets the same answer and upstream request as sent whole', async (t) => {
     const gw = await startGateway(simpleConfig([up.address]));
+    t.after(() => gw.close());
     const request = fc.record({
       method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'),
       path: fc.stringMatching(/^\/[a-zA-Z0-9._~!$&'()*+,;=:@%/-]{0,20}$/),
