@@ -66,7 +66,8 @@ export function createTokenEndpoint(config: TokenEndpointConfig, consumers: Cons
   const ttlSeconds = Math.max(1, Math.round(config.ttl / 1000));
 
   async function issue(ctx: RequestContext): Promise<void> {
-    const body = await readBody(ctx.req, TOKEN_BODY_LIMIT);
+    // A body already read whole (the lean HTTP/1.1 engine's) is in ctx.out.body; its size was checked against the limit.
+    const body = Buffer.isBuffer(ctx.out.body) ? ctx.out.body.toString('utf8') : await readBody(ctx.req, TOKEN_BODY_LIMIT);
     try {
       const contentType = ctx.req.headers['content-type'] ?? '';
       if (!FORM.test(contentType)) throw new OAuthError(400, 'invalid_request', 'the body must be application/x-www-form-urlencoded');

@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js';
 import { type ListenerRuntime, RequestContext } from '../snapshot/snapshot.js';
 import { upstreamRequest } from './exchange/exchange.js';
 import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
-import { closeAfterAnswer, isClosing, readingBody } from './exchange/request-body.js';
+import { closeAfterAnswer, isClosing, isLean, leanBody, readingBody } from './exchange/request-body.js';
 import { readInbound, type InboundView } from './forwarded.js';
 import { splitTarget } from './path.js';
 import type { Readable } from 'node:stream';
@@ -26,7 +26,7 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
   const ctx = createContext(listener, req, res, inbound, h2);
   const bad = readTarget(ctx, inbound);
   if (bad !== null) return refuse(ctx, bad);
-  if (!h2) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
+  if (!h2 && !isLean(req)) readingBody(req.socket, inbound.hasBody ? ctx : undefined);
   if (!match(ctx)) return fail(ctx, new GatewayError('ROUTE_NOT_FOUND'));
   requestFilter(ctx, forward);
 }
@@ -35,8 +35,9 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.out.headers = inbound.headers;
-  // HTTP/2: the body is the request stream's readable side (http/h2/body.ts).
-  if (inbound.hasBody) ctx.out.body = h2 ? ((req as unknown as H2Request).body as unknown as Readable) : req;
+  // The body: an HTTP/2 request stream's readable side (http/h2/body.ts); a lean HTTP/1.1 request's, read whole,
+  // from memory (it goes upstream, and to a retry, as a Buffer); else node:http's request stream.
+  if (inbound.hasBody) ctx.out.body = h2 ? ((req as unknown as H2Request).body as unknown as Readable) : (leanBody(req) ?? req);
   ctx.hostHeader = inbound.authority;
   ctx.hasBody = inbound.hasBody;
   ctx.contentLength = inbound.contentLength;

@@ -39,3 +39,9 @@ export function sniffPreface(socket: net.Socket, timeoutMs: number, decide: (isH
   socket.once('end', onEnd);
   socket.once('close', onClose);
 }
+
+/** Whether `first` (the first bytes of a cleartext connection) is the HTTP/2 preface or a beginning of it. */
+export function mayBePreface(first: Buffer): boolean {
+  const n = Math.min(first.length, PREFACE.length);
+  return first.compare(PREFACE, 0, n, 0, n) === 0;
+}

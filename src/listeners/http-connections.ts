@@ -25,6 +25,8 @@ export function endThenDestroy(socket: net.Socket): void {
 export class Http1Connection extends Carried {
   readonly kind = 'http1' as const;
   readonly socket: net.Socket;
+  /** The lean engine serving it (http1/connection.ts), until node:http takes it over; null: node:http's. */
+  lean: { shutdown(end: (socket: net.Socket) => void): boolean } | null = null;
 
   constructor(owner: Owner, socket: net.Socket) {
     super(owner);
@@ -44,6 +46,7 @@ export class Http1Connection extends Carried {
   }
 
   protected shutdown(): void {
+    if (this.lean !== null && this.lean.shutdown(endThenDestroy)) return;
     const socket = this.socket as HttpSocket;
     const res = socket._httpMessage;
     if (res == null || res.writableFinished) return endThenDestroy(socket);

@@ -12,8 +12,9 @@ import { WebSocketSessions } from '../http/websocket/sessions.js';
 import type { Logger } from '../observability/logger.js';
 import type { AnyListenerRuntime, ListenerRuntime } from '../snapshot/snapshot.js';
 import type { Binding, StreamListener } from './listener.js';
-import { sniffPreface } from './h2-preface.js';
-import { listSocket } from '../runtime/connection-registry.js';
+import { mayBePreface, sniffPreface } from './h2-preface.js';
+import { LeanConnection, type LeanHost } from '../http1/connection.js';
+import { listSocket, unlistSocket } from '../runtime/connection-registry.js';
 import { H2SessionConnection, Http1Connection } from './http-connections.js';
 import { H2Request } from '../http/h2/request.js';
 import { H2Response } from '../http/h2/response.js';
@@ -30,9 +31,14 @@ const H2_INITIAL_WINDOW = 1024 * 1024;
  *
  * - `http`: a connection that opens with the HTTP/2 client preface
  *   (RFC 9113 §3.4, prior knowledge) goes to the HTTP/2 server, any other
- *   to the HTTP/1.1 server.
+ *   to HTTP/1.1.
  * - `https`: TLS is terminated with the listener's certificates (picked by
  *   SNI), then ALPN decides: `h2` → HTTP/2, else HTTP/1.1.
+ *
+ * An HTTP/1.1 connection starts in the lean engine (http1/connection.ts),
+ * which serves the requests it fully recognizes and hands the connection
+ * to node:http (`h1`) at the first one it does not, so that odd or
+ * malformed input gets node:http's answer.
  *
  * Both servers hand requests to the same lifecycle (http/handler.ts) on
  * the snapshot current when each request arrives; HTTP/2 requests are
@@ -58,6 +64,18 @@ export class HttpListener implements StreamListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The socket being handed to the HTTP/2 server: its 'session' event comes synchronously, inside `emit('connection')`. */
   private handingOver: Duplex | null = null;
+  /** The socket the lean engine is handing to node:http: already listed, so its 'connection' event lists nothing. */
+  private leanHandover: Duplex | null = null;
+  /** Connections the lean engine serves now (for closing idle ones). */
+  private readonly leans = new Set<LeanConnection>();
+  private readonly leanHost: LeanHost;
+  /**
+   * Sockets handed over by the lean engine with bytes that were pipelined
+   * behind a response in flight, until node:http parses a request from
+   * them: a parse error there is the one node:http meets while a response
+   * is on its way (answerClientError: the connection closes, unanswered).
+   */
+  private readonly queuedBehindLean = new WeakSet<Duplex>();
   private closing = false;
 
   constructor(binding: HttpBinding, listener: ListenerRuntime, logger: Logger) {
@@ -81,7 +99,9 @@ export class HttpListener implements StreamListener {
       (req, res) => this.onRequest(req, res, false),
     );
     // Every connection handed to the HTTP/1.1 server (plain, or TLS without h2) is listed until it closes.
-    this.h1.on('connection', (socket: net.Socket) => listSocket(binding.registry, socket, new Http1Connection(binding, socket)));
+    this.h1.on('connection', (socket: net.Socket) => {
+      if (socket !== this.leanHandover) listSocket(binding.registry, socket, new Http1Connection(binding, socket));
+    });
     this.h1.on('clientError', (err: ParserError, socket: Duplex) => this.onClientError(err, socket));
     this.h1.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const l = this.listener();
@@ -100,6 +120,40 @@ export class HttpListener implements StreamListener {
     // 'listening' (that is when it starts tracking connections); this one
     // never listens itself, so it is told once here.
     this.h1.emit('listening');
+
+    this.leanHost = {
+      maxHeaderSize: config.maxHeaderSize,
+      keepAliveMs: () => this.config.timeouts.keepAlive,
+      headersTimeoutMs: () => this.config.timeouts.headers,
+      serve: (req, res) => this.onRequest(req, res, false),
+      handOver: (socket, queued) => {
+        if (queued) this.queuedBehindLean.add(socket);
+        this.leanHandover = socket;
+        try {
+          this.h1.emit('connection', socket);
+        } finally {
+          this.leanHandover = null;
+        }
+      },
+      mayBeH2: (first) => this.tlsServer === null && this.config.http2.enabled && mayBePreface(first),
+      sniff: (socket, first) => {
+        socket.pause();
+        socket.unshift(first);
+        sniffPreface(socket, this.config.timeouts.headers, (isH2) => {
+          if (!isH2) return this.leanHost.handOver(socket, false);
+          // Listed as an `h2-session` from here on, not as the `http1` connection it was taken for.
+          unlistSocket(socket);
+          this.serveH2(socket);
+        });
+        socket.resume();
+      },
+      idleAtStart: (socket) => {
+        // As before the lean engine: the HTTP/2 preface wait closes silently, node:http answers 408.
+        if (this.tlsServer === null && this.config.http2.enabled) socket.destroy();
+        else this.onClientError(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket);
+      },
+      forget: (conn) => this.leans.delete(conn),
+    };
 
     // No 'request' listener: requests are served from the core stream API (onStream), without the compatibility layer.
     this.h2 = http2.createServer({
@@ -133,7 +187,7 @@ export class HttpListener implements StreamListener {
     });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       if (socket.alpnProtocol === 'h2') this.serveH2(socket);
-      else this.h1.emit('connection', socket);
+      else this.serveH1(socket);
     });
     server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
       // A refused client certificate surfaces as a reset; the socket knows the real reason (e.g. CERT_HAS_EXPIRED).
@@ -156,11 +210,18 @@ export class HttpListener implements StreamListener {
       this.tlsServer.emit('connection', socket);
       return;
     }
-    if (!this.config.http2.enabled) {
-      this.h1.emit('connection', socket);
-      return;
-    }
-    sniffPreface(socket, this.config.timeouts.headers, (isH2) => (isH2 ? this.serveH2(socket) : this.h1.emit('connection', socket)));
+    // The lean engine's first read tells the HTTP/2 preface apart (leanHost.mayBeH2).
+    this.serveH1(socket);
+  }
+
+  /** An HTTP/1.1 connection (plain, or TLS without h2): the lean engine first, listed as `http1` until it closes. */
+  private serveH1(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const lean = new LeanConnection(this.leanHost, socket);
+    this.leans.add(lean);
+    const entry = new Http1Connection(this.binding, socket);
+    entry.lean = lean;
+    listSocket(this.binding.registry, socket, entry);
   }
 
   /**
@@ -194,10 +255,12 @@ export class HttpListener implements StreamListener {
     this.websockets.closeAll();
     for (const s of this.sessions) if (!s.closed) s.close();
     this.h1.closeIdleConnections();
+    for (const c of this.leans) c.closeIfIdle();
     return new Promise((resolve) => {
       const deadline = Date.now() + graceMs;
       const sweep = setInterval(() => {
         this.h1.closeIdleConnections();
+        for (const c of this.leans) c.closeIfIdle();
         if (this.sockets.size > 0 && Date.now() < deadline) return;
         clearInterval(sweep);
         for (const s of this.sessions) s.destroy();
@@ -210,6 +273,10 @@ export class HttpListener implements StreamListener {
   }
 
   private onClientError(err: ParserError, socket: Duplex): void {
+    if (this.queuedBehindLean.has(socket)) {
+      this.queuedBehindLean.delete(socket);
+      if (!clientGone(err) && bodyBeingRead(socket) === undefined) return closeUnanswered(socket as HttpSocket);
+    }
     answerClientError(err, socket as HttpSocket, this.logger, this.binding.name);
   }
 
@@ -219,6 +286,8 @@ export class HttpListener implements StreamListener {
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse, h2: boolean): void {
+    // node:http parsed a request from bytes the lean engine handed over: from here on its own rules apply.
+    if (!h2 && this.queuedBehindLean.has(req.socket)) this.queuedBehindLean.delete(req.socket);
     const listener = this.listener();
     if (!h2 && (listener === undefined || this.binding.draining())) res.shouldKeepAlive = false;
     if (listener === undefined) {
@@ -358,6 +427,18 @@ function answerClientError(err: ParserError, socket: HttpSocket, logger: Logger,
     return;
   }
   refuseRaw(socket, error);
+}
+
+/**
+ * Bad bytes pipelined behind a response the lean engine finished (it hands
+ * over only at a request boundary): as node:http does for bad bytes behind
+ * a response in flight, the connection ends without another answer
+ * (RFC 9112 §9.3, §9.6).
+ */
+function closeUnanswered(socket: HttpSocket): void {
+  refused.add(socket);
+  if (socket.writable) socket.end();
+  destroyLater(socket);
 }
 
 /** Answers a connection that has no request object (a parse error, a CONNECT) with `error` as JSON, then closes it. */

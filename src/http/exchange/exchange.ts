@@ -109,7 +109,8 @@ class Exchange {
       if (retry !== null) {
         retry.budget.onRequest();
         if (retry.allowsMethod(ctx.req.method!)) this.retriesLeft = retry.attempts;
-        if (ctx.hasBody) {
+        // A body already in memory (the lean HTTP/1.1 engine's) is replayable as it is.
+        if (ctx.hasBody && !Buffer.isBuffer(ctx.out.body)) {
           if (this.retriesLeft > 0 && ctx.contentLength <= retry.bufferBytes) return this.bufferBody(retry.bufferBytes);
           // Streamed: sent once.
           this.retriesLeft = 0;

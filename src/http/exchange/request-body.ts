@@ -21,7 +21,22 @@ export function isClosing(socket: object): boolean {
 /** Ends `ctx`'s HTTP/1.x connection after its answer (`Connection: close`); requests pipelined behind it are dropped unanswered. */
 export function closeAfterAnswer(ctx: RequestContext): void {
   ctx.res.shouldKeepAlive = false;
-  (ctx.req.socket as ClosingSocket)[CLOSING] = true;
+  // A lean connection (http1/connection.ts) takes no request after a `Connection: close` answer by itself.
+  if (!isLean(ctx.req)) (ctx.req.socket as ClosingSocket)[CLOSING] = true;
+}
+
+/**
+ * A request of the lean HTTP/1.1 engine (http1/request.ts): read whole,
+ * head and body, before the lifecycle sees it; its connection keeps its
+ * own state, so nothing is noted on its socket.
+ */
+export function isLean(req: object): boolean {
+  return (req as { lean?: unknown }).lean === true;
+}
+
+/** The body of a lean request, read whole (a Buffer), or null. */
+export function leanBody(req: object): Buffer | null {
+  return (req as { body?: Buffer | null }).body ?? null;
 }
 
 /** The cause a request failed with when its body broke off (failBody); it outranks what the phases record after it. */
