@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { formatHostPort, type HostPort } from '../net/address.js';
-import { ConnectTimeoutError, type ConnectCallback, type ConnectOptions, type Connector } from './connector.js';
+import { ConnectTimeoutError, type ConnectCallback, type ConnectOptions, type Connector, type ReadInto } from './connector.js';
 
 /**
  * Reaches a target by a TCP connection to its `host:port`. Callback-driven
@@ -19,14 +19,9 @@ export class TcpConnector implements Connector {
   connect(o: ConnectOptions, done: ConnectCallback): () => void {
     const { host, port } = this.address;
     // highWaterMark reaches the socket's stream options (missing from @types/node 20's NetConnectOpts).
-    const socket = net.connect({
-      host,
-      port,
-      allowHalfOpen: o.allowHalfOpen === true,
-      noDelay: true,
-      highWaterMark: o.highWaterMark ?? 64 * 1024,
-      ...(o.readInto !== undefined ? { onread: o.readInto } : {}),
-    } as net.NetConnectOpts);
+    const options = { host, port, allowHalfOpen: o.allowHalfOpen === true, noDelay: true, highWaterMark: o.highWaterMark ?? 64 * 1024 } as net.NetConnectOpts;
+    if (o.readInto !== undefined) (options as { onread?: ReadInto }).onread = o.readInto;
+    const socket = net.connect(options);
     let settled = false;
     const finish = (err: Error | null) => {
       if (settled) return;
