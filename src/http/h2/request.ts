@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { H2Body } from './body.js';
+import { StreamEvents } from './stream-events.js';
 
 /**
  * An HTTP/2 request as the exchange reads it, straight over node:http2's
@@ -14,8 +15,7 @@ import { H2Body } from './body.js';
  * front of the stream (its own buffer and six listeners per request) and
  * its response rebuilds the header object on every write of the head.
  */
-export class H2Request {
-  readonly stream: ServerHttp2Stream;
+export class H2Request extends StreamEvents {
   readonly headers: IncomingHttpHeaders;
   /** Names and values as received, pseudo-headers included (`[name, value, …]`, RFC 9113 §8.3). */
   readonly rawHeaders: string[];
@@ -28,7 +28,7 @@ export class H2Request {
   readonly httpVersionMinor = 0;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], socket: Duplex) {
-    this.stream = stream;
+    super(stream);
     this.headers = headers;
     this.rawHeaders = rawHeaders;
     this.method = headers[':method'] as string;
@@ -49,25 +49,6 @@ export class H2Request {
 
   get readableEnded(): boolean {
     return this.stream.readableEnded;
-  }
-
-  on(event: string, listener: (...args: any[]) => void): this {
-    this.stream.on(event, listener);
-    return this;
-  }
-
-  once(event: string, listener: (...args: any[]) => void): this {
-    this.stream.once(event, listener);
-    return this;
-  }
-
-  off(event: string, listener: (...args: any[]) => void): this {
-    this.stream.off(event, listener);
-    return this;
-  }
-
-  removeListener(event: string, listener: (...args: any[]) => void): this {
-    return this.off(event, listener);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {

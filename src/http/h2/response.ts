@@ -1,5 +1,6 @@
 import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import { StreamEvents } from './stream-events.js';
 
 /** Connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2): dropped from a response head rather than failing it. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -20,8 +21,7 @@ const NO_TRAILERS: OutgoingHttpHeaders = {};
  *   DATA frame, as node:http2's compatibility response does.
  * - Events (`close`, `drain`) are the stream's.
  */
-export class H2Response {
-  readonly stream: ServerHttp2Stream;
+export class H2Response extends StreamEvents {
   /** HTTP/1.x only; kept so that code shared with HTTP/1.x can set it. */
   shouldKeepAlive = false;
   /** `end()` was called. */
@@ -31,7 +31,7 @@ export class H2Response {
   private destroyCalled = false;
 
   constructor(stream: ServerHttp2Stream) {
-    this.stream = stream;
+    super(stream);
   }
 
   get headersSent(): boolean {
@@ -126,20 +126,5 @@ export class H2Response {
     if (this.destroyCalled) return;
     this.destroyCalled = true;
     this.stream.destroy(err);
-  }
-
-  on(event: string, listener: (...args: any[]) => void): this {
-    this.stream.on(event, listener);
-    return this;
-  }
-
-  once(event: string, listener: (...args: any[]) => void): this {
-    this.stream.once(event, listener);
-    return this;
-  }
-
-  off(event: string, listener: (...args: any[]) => void): this {
-    this.stream.off(event, listener);
-    return this;
   }
 }
