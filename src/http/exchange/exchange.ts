@@ -27,10 +27,11 @@ const DISCARDING = 2;
 /**
  * The upstreamRequest phase (exchange/phases.ts) of a proxied request:
  * pickTarget, dispatch the outbound request on the target's keep-alive
- * pool with undici's `dispatch`, and stream the response straight into
- * the downstream one with backpressure both ways (undici pipes the request
- * body; the response pauses the upstream socket while the downstream one
- * is full). `done` (the log phase) runs exactly once when it is over.
+ * pool (`dispatch` with undici's handler contract: the gateway's HTTP/1.1
+ * client in upstream/h1/, the HTTP/2 pool, undici for upgrades), and stream
+ * the response straight into the downstream one with backpressure both
+ * ways (the pool pipes the request body; the response pauses the upstream
+ * socket while the downstream one is full). `done` (the log phase) runs exactly once when it is over.
  *
  * Retry = pick again while the error is retryable (exchange/retry.ts): up
  * to 1 + `retries.attempts` tries, plus connect failovers, each through
@@ -304,9 +305,9 @@ class Exchange {
 }
 
 /**
- * One try of an exchange: undici's core handler for it (the interface its
- * HTTP/1.1 client calls directly: raw header buffers, boolean
- * backpressure; the controller-style one parses every head into an object).
+ * One try of an exchange: its dispatch handler, in undici's core handler
+ * contract, which every pool keeps (raw header buffers, boolean
+ * backpressure), plus `holdsChunk` for readers that reuse their buffers.
  */
 class UpstreamCall implements Dispatcher.DispatchHandler, BodySink, OnConnection, ChunkHolder {
   readonly exchange: Exchange;

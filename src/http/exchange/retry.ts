@@ -25,8 +25,8 @@ export function retriesError(policy: RetryPolicy, e: GatewayError): boolean {
 
 /**
  * Rule 2's precondition: a connect failure (errors.ts isConnectFailure)
- * before the request was written. undici's HTTP/1.1 client calls onConnect
- * only once the request is on a connected socket (`connected` false until
+ * before the request was written. The HTTP/1.1 clients (upstream/h1/ and
+ * undici) call onConnect only once the request is on a connected socket (`connected` false until
  * then); the HTTP/2 pool marks the requests a failed session connect fails
  * (h2-pool.ts wasNotSent).
  */
