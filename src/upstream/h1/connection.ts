@@ -221,8 +221,8 @@ export class Connection implements ResponseSink {
   onResponseBody(chunk: Buffer): boolean {
     const h = this.handler!;
     const go = h.onData!(chunk);
-    // A handler that cannot say it let go of the chunk is taken to keep it.
-    if (!this.readHeld && !((h as ChunkHolder).holdsChunk?.() === false)) this.readHeld = true;
+    // Only a read into `readBuffer` (plain TCP) asks; a handler that cannot tell is taken to keep the chunk.
+    if (this.readBuffer !== null && !this.readHeld && (h as ChunkHolder).holdsChunk?.() !== false) this.readHeld = true;
     return go;
   }
 
