@@ -20,6 +20,7 @@ import { HostClaims } from './tunnel/host-claims.js';
 import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
+import { Metrics } from './observability/metrics.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 import { workerIdentity } from './process/worker.js';
@@ -60,6 +61,8 @@ export class Gateway {
   private state: { key: string; store: StateStore } | undefined;
   /** Request statistics, kept across reloads (see observability/stats.ts). */
   readonly stats = new Stats(() => this.state?.store);
+  /** Prometheus metrics of this process (GET /metrics), kept across reloads. */
+  readonly metrics = new Metrics();
   /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
   readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
   /** Service codes registered by tunnel agents and relay services: `{ tunnel: CODE }` targets and relay clients find them here. */
@@ -131,7 +134,7 @@ export class Gateway {
       if (adminKey !== admin?.key) {
         if (adminConfig) {
           const server = createAdminServer(() => ({
-            apiKey: this.snapshot?.config.admin?.apiKey,
+            token: this.snapshot?.config.admin?.token,
             status: () => this.status(),
             stats: () => this.statsReport(),
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),

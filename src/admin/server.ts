@@ -4,8 +4,8 @@ import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type Connect
 import type { AgentInfo } from './agents.js';
 
 export interface AdminOptions {
-  /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <apiKey>`. */
-  apiKey?: string;
+  /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
+  token?: string;
   /** Describes the running gateway for GET /status. */
   status: () => unknown;
   /** Request statistics for GET /stats. */
@@ -49,7 +49,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
 };
 
 /**
- * The admin API. It binds to loopback unless an API key is configured
+ * The admin API. It binds to loopback unless a token is configured
  * (enforced by config validation). Slow and idle clients are cut by
  * `limits` (ADMIN_LIMITS). Endpoints:
  *   GET /health → 200 {"status":"ok"} while the process runs (no auth: liveness)
@@ -74,9 +74,9 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       const r = opts.ready();
       return json(res, r.ready ? 200 : 503, { status: r.status });
     }
-    if (opts.apiKey !== undefined && !authorized(req.headers.authorization, opts.apiKey)) {
+    if (opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');
-      return json(res, 401, { error: 'missing or wrong admin API key', code: 'ADMIN_UNAUTHORIZED' });
+      return json(res, 401, { error: 'missing or wrong admin token', code: 'ADMIN_UNAUTHORIZED' });
     }
     if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
     if (path === '/stats' && req.method === 'GET') {

@@ -68,8 +68,8 @@ export function checkReferences(config: Config): ConfigError[] {
   };
   if (config.admin) {
     claim(`${config.admin.listen.host}:${config.admin.listen.port}`, 'admin.listen');
-    if (!isLoopbackHost(config.admin.listen.host) && !config.admin.apiKey) {
-      errors.push({ path: 'admin.apiKey', message: 'is required when admin.listen is not a loopback address' });
+    if (!isLoopbackHost(config.admin.listen.host) && !config.admin.token) {
+      errors.push({ path: 'admin.token', message: 'is required when admin.listen is not a loopback address' });
     }
   }
 

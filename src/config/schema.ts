@@ -11,6 +11,8 @@ import { listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
 import { websocketSchema } from './schemas/websocket.js';
 import { grpcMetadataSchema } from './schemas/grpc.js';
 import { httpAccessLogSchema } from './schemas/access-log.js';
+import { adminSchema } from './schemas/admin.js';
+import { tracingSchema } from './schemas/tracing.js';
 import { relayListenerSchema, serviceCode, tunnelListenerSchema } from './schemas/tunnel.js';
 import { forwardProxyListenerSchema, sealedListenerSchema, tcpListenerSchema, tlsListenerSchema, udpListenerSchema } from './schemas/l4.js';
 
@@ -260,13 +262,8 @@ const route = z
   });
 
 export const configSchema = z.strictObject({
-  admin: z
-    .strictObject({
-      listen: listenAddress,
-      /** Required when `listen` is not a loopback address; sent as `Authorization: Bearer KEY`. */
-      apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
-    })
-    .optional(),
+  admin: adminSchema.optional(),
+  tracing: tracingSchema.prefault({}),
   log: z
     .strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
     .prefault({}),

@@ -10,7 +10,7 @@ export function createLogger(level = 'info'): Logger {
     level,
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['token', '*.apiKey', '*.secret', '*.password', '*.signingKey', '*.keys', '*.token', 'config.admin.apiKey'], censor: '[redacted]' },
+    redact: { paths: ['token', '*.apiKey', 'config.admin.token', '*.secret', '*.password', '*.signingKey', '*.keys', '*.token', 'config.admin.apiKey'], censor: '[redacted]' },
   });
 }
 

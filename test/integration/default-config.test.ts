@@ -9,5 +9,5 @@ import { ROOT, runCli } from '../helpers/cli.js';
 test('the default config refuses to put the admin API on a public address without a key', async () => {
   const r = await runCli(['validate', join(ROOT, 'examples', 'default.yaml')], { env: { PORTICO_ADMIN: '0.0.0.0:9180' } });
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /admin\.apiKey/);
+  assert.match(r.stderr, /admin\.token/);
 });

@@ -281,14 +281,18 @@ describe('validateConfig: addresses and security', () => {
     okConfig(validateConfig(doc, {}));
   });
 
-  it('admin on 0.0.0.0 needs an apiKey of at least 16 characters', () => {
+  it('admin on 0.0.0.0 needs a token of at least 16 characters (apiKey is its alias)', () => {
     assertError(
       oneError((d) => (d.admin = { listen: '0.0.0.0:9180' })),
-      'admin.apiKey',
+      'admin.token',
       'is required when admin.listen is not a loopback address',
     );
     assertError(oneError((d) => (d.admin = { listen: '0.0.0.0:9180', apiKey: 'short' })), 'admin.apiKey', 'must be at least 16 characters');
+    assertError(oneError((d) => (d.admin = { listen: '0.0.0.0:9180', token: 'short' })), 'admin.token', 'must be at least 16 characters');
     okConfig(validateConfig({ ...base(), admin: { listen: '0.0.0.0:9180', apiKey: 'x'.repeat(16) } }, {}));
+    const r = validateConfig({ ...base(), admin: { listen: '0.0.0.0:9180', apiKey: 'y'.repeat(16) } }, {});
+    assert.ok(r.ok && r.config.admin?.token === 'y'.repeat(16), 'apiKey is carried as token');
+    assertError(oneError((d) => (d.admin = { listen: '0.0.0.0:9180', token: 'x'.repeat(16), apiKey: 'x'.repeat(16) })), 'admin.apiKey', 'is the older name of token: set only token');
   });
 
   it('admin on a loopback address needs no apiKey', () => {
@@ -448,6 +452,7 @@ describe('loadConfigText', () => {
       routes: [],
       consumers: [],
       state: { store: 'memory' },
+      tracing: { sample: 0.1 },
       workers: 1,
     });
   });
@@ -527,7 +532,7 @@ routes:
 
   it('validates as written, with durations in ms and defaults filled in', () => {
     const c = okConfig(loadConfigText(example, {}));
-    assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9180 } });
+    assert.deepEqual(c.admin, { listen: { host: '127.0.0.1', port: 9180 }, writeBack: true, diagnostics: false });
     assert.deepEqual(c.log, { level: 'info' });
     assert.equal(c.watch, false);
     assert.equal(c.shutdownTimeout, 10_000);
