@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { createAdminServer } from './admin/server.js';
+import { createAdminServer, type AdminOptions } from './admin/server.js';
 import { compile } from './snapshot/compile.js';
 import { type Snapshot } from './snapshot/snapshot.js';
 import { formatHostPort, type HostPort } from './net/address.js';
@@ -77,6 +77,12 @@ export class Gateway {
   private drained: (() => void) | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   readonly logger: Logger;
+  /**
+   * What the process running this gateway adds to, or replaces in, the admin
+   * API (set before the first apply): the config source's endpoints, and with
+   * `workers: N` views that span every worker.
+   */
+  adminHooks: Partial<AdminOptions> = {};
 
   constructor(logger: Logger) {
     this.logger = logger;
@@ -140,6 +146,7 @@ export class Gateway {
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
+            ...this.adminHooks,
           }));
           await listen(server, adminConfig.listen, 'the admin API');
           newAdmin = { key: adminKey!, server };
