@@ -146,6 +146,7 @@ export class Gateway {
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
+            diagnostics: this.snapshot?.config.admin?.diagnostics === true,
             ...this.adminHooks,
           }));
           await listen(server, adminConfig.listen, 'the admin API');

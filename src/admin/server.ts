@@ -2,6 +2,7 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
+import { diagnostics } from './diagnostics.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -20,6 +21,8 @@ export interface AdminOptions {
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** Serve POST /debug/profile and /debug/heap (diagnostics.ts); off or absent: they answer 404 NOT_FOUND. Read per request. */
+  diagnostics?: boolean;
 }
 
 /**
@@ -61,6 +64,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
  *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
+ *   POST /debug/profile?seconds=N, POST /debug/heap → a CPU profile or heap snapshot, with `diagnostics` on (diagnostics.ts)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -88,6 +92,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
+    if (opts.diagnostics === true && path.startsWith('/debug/')) return diagnostics(req, res, url, path);
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
