@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer, type AdminOptions } from './admin/server.js';
+import { limitsReport } from './admin/limits.js';
 import { compile } from './snapshot/compile.js';
 import { type Snapshot } from './snapshot/snapshot.js';
 import { formatHostPort, type HostPort } from './net/address.js';
@@ -146,6 +147,7 @@ export class Gateway {
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
+            limits: () => (this.snapshot && this.state ? limitsReport(this.snapshot.config, this.state.store) : Promise.reject(new Error('no snapshot'))),
             diagnostics: this.snapshot?.config.admin?.diagnostics === true,
             ...this.adminHooks,
           }));

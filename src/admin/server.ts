@@ -21,6 +21,8 @@ export interface AdminOptions {
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** Rate-limit and quota usage per key (GET /limits, admin/limits.ts); absent: 404. */
+  limits?: () => Promise<unknown>;
   /** Serve POST /debug/profile and /debug/heap (diagnostics.ts); off or absent: they answer 404 NOT_FOUND. Read per request. */
   diagnostics?: boolean;
 }
@@ -64,6 +66,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
  *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
+ *   GET /limits → the keys each rate limit and consumer quota tracks, with their usage (limits.ts)
  *   POST /debug/profile?seconds=N, POST /debug/heap → a CPU profile or heap snapshot, with `diagnostics` on (diagnostics.ts)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
@@ -87,6 +90,14 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       opts.stats().then(
         (body) => json(res, 200, body),
         () => json(res, 500, { error: 'statistics unavailable', code: 'INTERNAL' }),
+      );
+      return;
+    }
+    if (path === '/limits' && opts.limits !== undefined) {
+      if (req.method !== 'GET') return json(res.setHeader('allow', 'GET'), 405, { error: `${req.method} is not allowed on /limits (use GET)`, code: 'METHOD_NOT_ALLOWED' });
+      opts.limits().then(
+        (body) => json(res, 200, body),
+        () => json(res, 500, { error: 'limits unavailable', code: 'INTERNAL' }),
       );
       return;
     }
