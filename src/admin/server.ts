@@ -3,6 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
 import { diagnostics } from './diagnostics.js';
+import { openApiDocument } from './openapi.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -66,6 +67,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
  *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
+ *   GET /openapi.json → an OpenAPI 3.1 description of every endpoint (openapi.ts)
  *   GET /limits → the keys each rate limit and consumer quota tracks, with their usage (limits.ts)
  *   POST /debug/profile?seconds=N, POST /debug/heap → a CPU profile or heap snapshot, with `diagnostics` on (diagnostics.ts)
  */
@@ -86,6 +88,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       return json(res, 401, { error: 'missing or wrong admin token', code: 'ADMIN_UNAUTHORIZED' });
     }
     if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
+    if (path === '/openapi.json' && req.method === 'GET') return json(res, 200, openApiDocument());
     if (path === '/stats' && req.method === 'GET') {
       opts.stats().then(
         (body) => json(res, 200, body),
