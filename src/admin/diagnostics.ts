@@ -90,6 +90,8 @@ async function cpuProfile(res: http.ServerResponse, seconds: number): Promise<vo
     await session.post('Profiler.start');
     // Until the time is up or the client goes away, whichever comes first.
     const gone = await new Promise<boolean>((resolve) => {
+      // The client may have gone while the profiler started.
+      if (res.socket === null || res.socket.destroyed) return resolve(true);
       const onClose = (): void => {
         clearTimeout(timer);
         resolve(true);
