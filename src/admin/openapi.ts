@@ -83,14 +83,18 @@ const UNAUTHORIZED = { '401': error('ADMIN_UNAUTHORIZED: `admin.token` is set an
 
 /** The errors every write of the config answers, besides its own. */
 const WRITE_ERRORS = {
-  '400': error('INVALID_JSON, INVALID_NAME, NAME_MISMATCH, or INVALID_CONFIG with `errors: [{ path, message }]`'),
+  '400': error('INVALID_JSON, INVALID_YAML, INVALID_NAME, NAME_MISMATCH, BAD_REQUEST, or INVALID_CONFIG with `errors: [{ path, message }]`'),
   ...UNAUTHORIZED,
   '403': error('CONFIG_READ_ONLY: `admin.writeBack: false`, or the config file cannot be written'),
   '409': error('DANGLING_REFERENCE with `errors`, APPLY_FAILED (say, a port in use), ALREADY_EXISTS, or IN_USE with `referencedBy`'),
   '412': error('PRECONDITION_FAILED: `If-Match` names another revision than the current one'),
   '413': error('BODY_TOO_LARGE'),
   '415': error('UNSUPPORTED_MEDIA_TYPE'),
+  '500': error('WRITE_FAILED (applied but not stored, so undone), SOURCE_UNAVAILABLE or INTERNAL'),
 };
+
+/** A whole document: JSON, or YAML text (`application/yaml`). */
+const documentBody = { required: true, content: { 'application/json': { schema: ref('Config') }, 'application/yaml': { schema: { type: 'string' } } } };
 
 function resourcePaths(): Record<string, unknown> {
   const paths: Record<string, unknown> = {};
@@ -293,14 +297,14 @@ function build(): Record<string, unknown> {
         operationId: 'get-config',
         tags: ['config'],
         summary: 'The whole document as written (`${ENV}` placeholders kept)',
-        responses: { '200': body(ref('Config'), 'The document', etag), ...UNAUTHORIZED, '404': error('NOT_FOUND: no config source') },
+        responses: { '200': body(ref('Config'), 'The document', etag), ...UNAUTHORIZED, '404': error('NOT_FOUND: no config source'), '500': error('SOURCE_UNAVAILABLE') },
       },
       put: {
         operationId: 'put-config',
         tags: ['config'],
         summary: 'Replaces the whole document: validated, applied, then written back',
         parameters: [ifMatch],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('Config') } } },
+        requestBody: documentBody,
         responses: { '200': body(ref('Revision'), 'Applied', etag), ...WRITE_ERRORS },
       },
     },
@@ -309,8 +313,8 @@ function build(): Record<string, unknown> {
         operationId: 'validate-config',
         tags: ['config'],
         summary: 'Validates a document without applying it',
-        requestBody: { required: true, content: { 'application/json': { schema: ref('Config') } } },
-        responses: { '200': body(ref('Validation'), 'Whether it is valid, and why not'), '400': error('INVALID_JSON'), ...UNAUTHORIZED, '413': error('BODY_TOO_LARGE'), '415': error('UNSUPPORTED_MEDIA_TYPE') },
+        requestBody: documentBody,
+        responses: { '200': body(ref('Validation'), 'Whether it is valid, and why not'), '400': error('INVALID_JSON, INVALID_YAML'), ...UNAUTHORIZED, '413': error('BODY_TOO_LARGE'), '415': error('UNSUPPORTED_MEDIA_TYPE') },
       },
     },
     '/config/reload': {
@@ -318,7 +322,7 @@ function build(): Record<string, unknown> {
         operationId: 'reload-config',
         tags: ['config'],
         summary: 'Loads the document from the config source again, in every worker',
-        responses: { '200': body(ref('Revision'), 'Applied', etag), '400': error('INVALID_CONFIG with `errors`'), ...UNAUTHORIZED, '409': error('APPLY_FAILED or DANGLING_REFERENCE') },
+        responses: { '200': body(ref('Revision'), 'Applied', etag), '400': error('INVALID_CONFIG with `errors`'), ...UNAUTHORIZED, '409': error('APPLY_FAILED or DANGLING_REFERENCE'), '500': error('SOURCE_UNAVAILABLE') },
       },
     },
     ...resourcePaths(),
