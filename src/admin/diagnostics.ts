@@ -76,6 +76,9 @@ export function parseSeconds(params: URLSearchParams): number | string {
   return seconds;
 }
 
+/** The CPU profiler's sampling period, µs (the DevTools default). */
+const SAMPLING_INTERVAL_US = 1000;
+
 /** `portico-<pid>-<UTC time, basic ISO 8601>.<extension>` */
 function fileName(extension: string): string {
   const time = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '');
@@ -87,6 +90,7 @@ async function cpuProfile(res: http.ServerResponse, seconds: number): Promise<vo
   session.connect();
   try {
     await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: SAMPLING_INTERVAL_US });
     await session.post('Profiler.start');
     // Until the time is up or the client goes away, whichever comes first.
     const gone = await new Promise<boolean>((resolve) => {
