@@ -1,8 +1,10 @@
 import type { Config } from '../config/schema.js';
 import type { RateLimitOptions } from '../config/schemas/middlewares.js';
+import type { ConnectionMiddlewareConfig } from '../config/schemas/l4.js';
 import { rateLimitPolicy } from '../middlewares/rate-limit.js';
 import { connectionLimitPrefix } from '../l4/admission.js';
 import { AUTH_MIDDLEWARES } from '../middlewares/registry.js';
+import { QUOTA_KEYS } from '../middlewares/consumer-quota.js';
 import type { BucketEntry, Listing, StateStore } from '../state/store.js';
 
 /** The most keys listed per limit: keys are chosen by clients (an IP, a header value), so the answer is bounded. */
@@ -89,56 +91,54 @@ export interface LimitsReport {
  */
 export async function limitsReport(config: Config, store: StateStore, max = MAX_KEYS): Promise<LimitsReport> {
   const wall = Date.now();
-  const routes = config.routes.flatMap((r) =>
-    r.middlewares
-      .filter((m) => m.name === 'rate-limit')
-      .map(async (m): Promise<RouteRateLimit> => {
-        const options = m.options as RateLimitOptions;
-        const policy = rateLimitPolicy(r.name, r.middlewares, options);
-        const listing = await store.listBuckets(policy.prefix, max);
-        return {
-          route: r.name,
-          middleware: 'rate-limit',
-          policy: policy.name,
-          per: options.key,
-          rate: options.rate,
-          burst: options.burst,
-          ...buckets(listing, () => options, wall),
-        };
-      }),
-  );
-  const listeners = config.listeners.flatMap((l) =>
-    ('middlewares' in l ? (l.middlewares as readonly object[]) : []).flatMap((m, index) => {
-      if (!('rate-limit' in m)) return [];
-      const o = (m as { 'rate-limit': { rate: number; burst: number; key: 'ip' | 'listener' } })['rate-limit'];
-      return [
-        (async (): Promise<ListenerRateLimit> => ({
-          listener: l.name,
-          middleware: 'rate-limit',
-          index,
-          per: o.key,
-          rate: o.rate,
-          burst: o.burst,
-          ...buckets(await store.listBuckets(connectionLimitPrefix(l.name, index), max), () => o, wall),
-        }))(),
-      ];
-    }),
-  );
+  // One limit after the other: each is at most a bounded SCAN, never a burst of them at Redis.
+  const routes: RouteRateLimit[] = [];
+  for (const r of config.routes) {
+    for (const m of r.middlewares) {
+      if (m.name !== 'rate-limit') continue;
+      const options = m.options as RateLimitOptions;
+      const policy = rateLimitPolicy(r.name, r.middlewares, options);
+      routes.push({
+        route: r.name,
+        middleware: 'rate-limit',
+        policy: policy.name,
+        per: options.key,
+        rate: options.rate,
+        burst: options.burst,
+        ...buckets(await store.listBuckets(policy.prefix, max), () => options, wall),
+      });
+    }
+  }
+  const listeners: ListenerRateLimit[] = [];
+  for (const l of config.listeners) {
+    const middlewares: readonly ConnectionMiddlewareConfig[] = 'middlewares' in l ? l.middlewares : [];
+    for (const [index, m] of middlewares.entries()) {
+      if (!('rate-limit' in m)) continue;
+      const o = m['rate-limit'];
+      listeners.push({
+        listener: l.name,
+        middleware: 'rate-limit',
+        index,
+        per: o.key,
+        rate: o.rate,
+        burst: o.burst,
+        ...buckets(await store.listBuckets(connectionLimitPrefix(l.name, index), max), () => o, wall),
+      });
+    }
+  }
   const consumers = new Map(config.consumers.map((c) => [c.id, c]));
-  const qps = (async () => {
-    const listing = await store.listBuckets('quota:qps:', max);
-    return buckets(
-      listing,
-      (id) => {
-        const q = consumers.get(id)?.qps;
-        return q === undefined ? undefined : { rate: q, burst: Math.max(1, q) };
-      },
-      wall,
-    );
-  })();
-  const qpd = (async (): Promise<LimitUsage<CounterUsage>> => {
-    const listing = await store.listCounters('quota:qpd:', max);
-    const keys = listing.entries.map((e): CounterUsage => {
+  const qps = buckets(
+    await store.listBuckets(QUOTA_KEYS.qps, max),
+    (id) => {
+      const q = consumers.get(id)?.qps;
+      return q === undefined ? undefined : { rate: q, burst: Math.max(1, q) };
+    },
+    wall,
+  );
+  const days = await store.listCounters(QUOTA_KEYS.qpd, max);
+  const qpd: LimitUsage<CounterUsage> = {
+    keys: days.entries.map((e): CounterUsage => {
+      // `<consumer id>:<YYYY-MM-DD>` (see middlewares/consumer-quota.ts); ids hold no ":".
       const cut = e.key.lastIndexOf(':');
       const id = cut < 0 ? e.key : e.key.slice(0, cut);
       return {
@@ -146,16 +146,21 @@ export async function limitsReport(config: Config, store: StateStore, max = MAX_
         day: cut < 0 ? '' : e.key.slice(cut + 1),
         count: e.value,
         limit: consumers.get(id)?.qpd ?? null,
-        resetAt: new Date(wall + Math.max(0, e.expiresAt - listing.now)).toISOString(),
+        resetAt: new Date(wall + Math.max(0, e.expiresAt - days.now)).toISOString(),
       };
-    });
-    return { keys, truncated: listing.truncated };
-  })();
+    }),
+    truncated: days.truncated,
+  };
   return {
     maxKeys: max,
-    routes: await Promise.all(routes),
-    consumerQuota: { middleware: 'consumer-quota', routes: config.routes.filter((r) => r.middlewares.some((m) => AUTH_MIDDLEWARES.has(m.name))).map((r) => r.name), qps: await qps, qpd: await qpd },
-    listeners: await Promise.all(listeners),
+    routes,
+    consumerQuota: {
+      middleware: 'consumer-quota',
+      routes: config.routes.filter((r) => r.middlewares.some((m) => AUTH_MIDDLEWARES.has(m.name))).map((r) => r.name),
+      qps,
+      qpd,
+    },
+    listeners,
   };
 }
 
