@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MemoryStore } from '../../src/state/memory.js';
 import { RedisStore, escapeGlob } from '../../src/state/redis.js';
+import { FallbackStore } from '../../src/state/fallback.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { fuzzRuns } from '../helpers/fuzz.js';
 import { waitFor } from '../helpers/wait.js';
@@ -76,4 +78,26 @@ test('memory and Redis list the same keys for any prefix and key prefix, at most
     }),
     fuzzRuns(100),
   );
+});
+
+test('a hung Redis (SIGSTOP) never hangs a listing: given up after the timeout, answered from memory', async () => {
+  const store = new FallbackStore(new RedisStore({ url: redis.url, keyPrefix: 'hung:', timeoutMs: 150 }), createLogger('silent'));
+  try {
+    await waitFor(() => store.usingRedis, 'the store to use redis', 5000);
+    await store.takeToken('rl:x:k1', 1, 5);
+    assert.deepEqual((await store.listBuckets('rl:x:', 10)).entries.map((e) => e.key), ['k1']);
+    redis.pause();
+    try {
+      // Redis holds the connection but never answers: the listing fails over to memory, which has never seen k1.
+      const listed = await store.listBuckets('rl:x:', 10);
+      assert.deepEqual(listed, { entries: [], truncated: false, now: listed.now });
+      assert.equal(store.usingRedis, false);
+      store.takeToken('rl:x:k2', 1, 5);
+      assert.deepEqual((await store.listBuckets('rl:x:', 10)).entries.map((e) => e.key), ['k2']);
+    } finally {
+      redis.resume();
+    }
+  } finally {
+    await store.close();
+  }
 });
