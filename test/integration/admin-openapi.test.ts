@@ -88,9 +88,13 @@ async function call(method: string, template: string, path = template, headers: 
 
 test('the document is OpenAPI 3.1 and its schemas compile', () => {
   assert.equal(doc.openapi, '3.1.0');
+  const ids = new Set<string>();
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
       if (method === 'parameters') continue;
+      const id = (op as { operationId?: string }).operationId;
+      assert.ok(id !== undefined && !ids.has(id), `${method} ${path} has its own operationId`);
+      ids.add(id);
       for (const [status, response] of Object.entries(op.responses)) {
         assert.match(status, /^[1-5]\d\d$/);
         if (response.content?.['application/json'] === undefined) continue;
