@@ -13,13 +13,21 @@ const isoTime = z.string().describe('ISO 8601 date and time (UTC)');
 /** `{ path, message }`: one problem of a document, `path` in dotted form (`routes[2].upstream`). */
 export const problemSchema = z.object({ path: z.string(), message: z.string() });
 
-/** Every error: `{ error, code }`, with `errors` (invalid documents) and `referencedBy` (a resource still in use) where they apply. */
+/** One process's part in POST /config/reload: its worker index (0 for a single process), whether it applied the document, and why not. */
+const workerReload = z.looseObject({ index: z.number().int(), ok: z.boolean(), error: z.string().optional() });
+
+/**
+ * Every error: `{ error, code }`, with `errors` (invalid documents),
+ * `referencedBy` (a resource still in use) and `workers` (POST
+ * /config/reload refused by some process) where they apply.
+ */
 export const errorSchema = z.object({
   error: z.string().describe('What went wrong, for people'),
   code: z.string().describe('Stable, for programs: NOT_FOUND, BAD_REQUEST, ADMIN_UNAUTHORIZED, PROFILE_RUNNING…'),
   requestId: z.string().optional(),
   errors: z.array(problemSchema).optional(),
   referencedBy: z.array(z.object({ kind: z.string(), name: z.string(), path: z.string() })).optional(),
+  workers: z.array(workerReload).optional(),
 });
 
 export const healthSchema = z.object({ status: z.literal('ok') });
@@ -180,5 +188,7 @@ export const certificateSchema = z.strictObject({
 });
 
 export const revisionSchema = z.object({ revision: z.string(), version: z.number().int() });
+/** POST /config/reload: the admin-serving process's revision (null when not known) and snapshot version, and every process's part. */
+export const reloadSchema = z.object({ revision: z.string().nullable(), version: z.number().int(), workers: z.array(workerReload) });
 export const validationSchema = z.object({ valid: z.boolean(), errors: z.array(problemSchema) });
 export const deletedSchema = z.object({ deleted: z.string() });
