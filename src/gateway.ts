@@ -1,6 +1,8 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer, type AdminOptions } from './admin/server.js';
+import type { ConfigAccess } from './admin/config-api.js';
+import type { ConfigSource } from './sources/config-source.js';
 import { compile } from './snapshot/compile.js';
 import { type Snapshot } from './snapshot/snapshot.js';
 import { formatHostPort, type HostPort } from './net/address.js';
@@ -83,6 +85,10 @@ export class Gateway {
    * `workers: N` views that span every worker.
    */
   adminHooks: Partial<AdminOptions> = {};
+  /** Where the config comes from (attachSource): the admin API reads and writes the config through it. */
+  private source: ConfigSource | undefined;
+  /** With `workers: N`: makes every other worker load the stored document after an admin API write (see ConfigAccess.afterWrite). */
+  afterConfigWrite: (() => Promise<string | undefined>) | undefined;
 
   constructor(logger: Logger) {
     this.logger = logger;
@@ -91,6 +97,27 @@ export class Gateway {
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
     this.hostClaims = new HostClaims(this.targets, logger);
     this.tunnels.hosts = this.hostClaims;
+  }
+
+  /**
+   * Serves `source`: each document it delivers is applied here, and the
+   * admin API reads and changes the config through it (writes refused with
+   * `admin.writeBack: false`).
+   */
+  attachSource(source: ConfigSource): void {
+    this.source = source;
+    source.subscribe((doc) => this.apply(doc.config));
+  }
+
+  /** The admin API's access to the config source, or undefined when there is none. */
+  private configAccess(): ConfigAccess | undefined {
+    const source = this.source;
+    if (source === undefined) return undefined;
+    return {
+      source,
+      readOnly: () => (this.snapshot?.config.admin?.writeBack === false ? 'admin.writeBack is false: change the config file and reload instead' : undefined),
+      ...(this.afterConfigWrite !== undefined ? { afterWrite: this.afterConfigWrite } : {}),
+    };
   }
 
   get current(): Snapshot {
@@ -146,6 +173,7 @@ export class Gateway {
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
+            config: this.configAccess(),
             ...this.adminHooks,
           }));
           await listen(server, adminConfig.listen, 'the admin API');

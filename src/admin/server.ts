@@ -2,6 +2,8 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
+import { serveConfig, type ConfigAccess } from './config-api.js';
+import { json } from './reply.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -12,6 +14,8 @@ export interface AdminOptions {
   stats: () => Promise<unknown>;
   /** Whether the gateway takes new traffic (GET /ready): false while it drains or stops. */
   ready: () => { ready: boolean; status: string };
+  /** The config source: GET/PUT /config, POST /config/validate and the resources; absent: those answer 404. */
+  config?: ConfigAccess;
   /** The process's connection registry (GET /connections, DELETE /connections/:id); absent: those answer 404. */
   connections?: ConnectionRegistry;
   /** Tunnel agents and relay services (GET /agents, DELETE /agents/:id); absent: those answer 404. */
@@ -72,7 +76,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
       const r = opts.ready();
-      return json(res, r.ready ? 200 : 503, { status: r.status });
+      return json(res, r.ready ? 200 : 503, { status: r.status, ...(opts.config !== undefined ? { source: opts.config.source.health() } : {}) });
     }
     if (opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');
@@ -88,6 +92,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
+    if (opts.config !== undefined && serveConfig(req, res, path, opts.config)) return;
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
@@ -167,12 +172,6 @@ function parseFilter(params: URLSearchParams): ConnectionFilter | string {
     }
   }
   return filter;
-}
-
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }
 
 /**
