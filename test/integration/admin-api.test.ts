@@ -35,7 +35,9 @@ describe('admin API: resources over real HTTP, written back to the file', () => 
     fds = openFds();
     up = await startUpstream((req, res) => {
       res.setHeader('content-type', 'text/plain');
-      res.end(`upstream saw ${req.url}`);
+      // /slow answers after the test has changed the config under it.
+      if (req.url?.includes('slow')) setTimeout(() => res.end(`upstream saw ${req.url}`), 300);
+      else res.end(`upstream saw ${req.url}`);
     });
     g = await startFromFile(FILE);
   });
@@ -84,6 +86,18 @@ describe('admin API: resources over real HTTP, written back to the file', () => 
     assert.deepEqual(p.json.match, { pathPrefix: '/v2' });
     assert.equal((await send(g.url(), { path: '/v2/y' })).body, 'upstream saw /v2/y');
     assert.equal((await send(g.url(), { path: '/api/x' })).status, 404);
+  });
+
+  it('a request in flight during a change finishes on the snapshot it started with', async () => {
+    const inflight = send(g.url(), { path: '/v2/slow' });
+    await new Promise((r) => setTimeout(r, 50));
+    const p = await g.api('PATCH', '/routes/api', { match: { pathPrefix: '/v3' } });
+    assert.equal(p.status, 200, p.body);
+    const done = await inflight;
+    assert.equal(done.status, 200);
+    assert.equal(done.body, 'upstream saw /v2/slow');
+    assert.equal((await send(g.url(), { path: '/v2/y' })).status, 404);
+    assert.equal((await g.api('PATCH', '/routes/api', { match: { pathPrefix: '/v2' } })).status, 200);
   });
 
   it('refuses to delete what a route uses (409 IN_USE naming the route)', async () => {
