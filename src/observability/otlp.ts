@@ -6,13 +6,20 @@ import type { TracingConfig } from '../config/schemas/tracing.js';
 import type { RequestContext } from '../snapshot/snapshot.js';
 import type { Logger } from './logger.js';
 import { maskUserinfo } from './redact.js';
-import type { SpanSink } from './tracing.js';
 
 /*
  * The OpenTelemetry SDK part of tracing, loaded only when `tracing.otlp`
  * is set (tracing.ts imports this module dynamically): spans exported over
  * OTLP/HTTP (JSON) by a BatchSpanProcessor.
  */
+
+/** What otlp.ts builds: the OpenTelemetry SDK's exporter, behind the two calls the gateway makes. */
+export interface SpanSink {
+  /** Queues the SERVER span of a finished, sampled request; never blocks and never throws. */
+  record(ctx: RequestContext, endedAt: bigint): void;
+  /** Exports what is queued, then stops; resolves within `timeoutMs` even if the collector does not answer. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
 
 type OtlpConfig = NonNullable<TracingConfig['otlp']>;
 

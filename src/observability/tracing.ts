@@ -1,14 +1,8 @@
 import type { TracingConfig } from '../config/schemas/tracing.js';
 import type { RequestContext, RequestTracer } from '../snapshot/snapshot.js';
 import type { Logger } from './logger.js';
-
-/** What otlp.ts builds: the OpenTelemetry SDK's exporter, behind the two calls the gateway makes. */
-export interface SpanSink {
-  /** Queues the SERVER span of a finished, sampled request; never blocks and never throws. */
-  record(ctx: RequestContext, endedAt: bigint): void;
-  /** Exports what is queued, then stops; resolves within `timeoutMs` even if the collector does not answer. */
-  shutdown(timeoutMs: number): Promise<void>;
-}
+// Type only: erased from the JavaScript, so this module loads no SDK code (otlp.ts is imported dynamically below).
+import type { SpanSink } from './otlp.js';
 
 /** How long a stop (or a reload that replaces the exporter) waits for the last spans to reach the collector. */
 export const FLUSH_TIMEOUT_MS = 5000;
