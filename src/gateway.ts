@@ -23,6 +23,7 @@ import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { Metrics } from './observability/metrics.js';
+import { Tracer } from './observability/tracing.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 import { workerIdentity } from './process/worker.js';
@@ -65,6 +66,8 @@ export class Gateway {
   readonly stats = new Stats(() => this.state?.store);
   /** Prometheus metrics of this process (GET /metrics), kept across reloads. */
   readonly metrics = new Metrics();
+  /** W3C trace propagation settings and the OTLP exporter (`tracing:`), kept across reloads. */
+  readonly tracer: Tracer;
   /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
   readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
   /** Service codes registered by tunnel agents and relay services: `{ tunnel: CODE }` targets and relay clients find them here. */
@@ -92,6 +95,7 @@ export class Gateway {
 
   constructor(logger: Logger) {
     this.logger = logger;
+    this.tracer = new Tracer(logger);
     // Tunnel registrations are targets: their identities dial through the agent's connection.
     this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
@@ -142,7 +146,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, claims: this.hostClaims });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, tracer: this.tracer, claims: this.hostClaims });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
@@ -226,6 +230,7 @@ export class Gateway {
       this.admin = admin;
     }
     this.releaseUnused();
+    await this.tracer.configure(config.tracing);
     this.logger.level = config.log.level;
     if (previous) this.logger.info({ version: next.version }, 'config reloaded');
     return { ok: true, version: next.version };
@@ -418,6 +423,7 @@ export class Gateway {
     this.admin = undefined;
     await this.targets.destroy();
     await this.stats.close();
+    await this.tracer.close();
     await this.state?.store.close();
     this.accessLogs.close();
   }
