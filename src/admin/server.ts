@@ -2,6 +2,7 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
+import { serveMetrics } from './metrics.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -20,6 +21,8 @@ export interface AdminOptions {
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** The Prometheus exposition for GET /metrics (admin/metrics.ts); absent: /metrics answers 404. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /**
@@ -57,6 +60,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
+ *   GET /metrics → Prometheus text exposition (docs/observability.md, Metrics)
  *   GET /connections[?kind=…&listener=…] → live connections, streams and sessions
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
@@ -86,6 +90,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       );
       return;
     }
+    if (path === '/metrics' && opts.metrics !== undefined) return serveMetrics(req, res, opts.metrics);
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
