@@ -268,6 +268,7 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
   // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
   const source = new FileSource(file, logger);
   source.subscribe((doc) => gateway.apply(doc.config));
+  source.onInvalid = () => gateway.metrics.reloaded(false);
   source.setWatch(config.watch);
 
   const listeners = config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, url: listenerUrl(l.protocol, gateway.listenerAddress(l.name)!) }));
