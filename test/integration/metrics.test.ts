@@ -2,6 +2,7 @@
 // upstream and a real TCP echo server; known traffic in, exact values out.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
 import http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
@@ -72,6 +73,7 @@ describe('GET /metrics', () => {
   let tcp: TcpServer;
   let gw: TestGateway;
   let dead: number;
+  let udpEcho: dgram.Socket;
   let doc: any;
   let fdsAtStart = 0;
   const admin = () => `http://${formatHostPort(gw.gateway.adminAddress()!)}`;
@@ -96,17 +98,22 @@ describe('GET /metrics', () => {
       res.end(body);
     });
     tcp = await startTcpServer(echo);
+    udpEcho = dgram.createSocket('udp4');
+    udpEcho.on('message', (msg, rinfo) => udpEcho.send(msg, rinfo.port, rinfo.address));
+    await new Promise<void>((r) => udpEcho.bind(0, '127.0.0.1', r));
     dead = await deadPort();
     doc = {
       admin: { listen: '127.0.0.1:0', token: TOKEN },
       listeners: [
         { name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false },
         { name: 'tcp', protocol: 'tcp', listen: '127.0.0.1:0', accessLog: false, upstream: 'echo' },
+        { name: 'dns', protocol: 'udp', listen: '127.0.0.1:0', accessLog: false, upstream: 'dnsup', idleTimeout: '100ms' },
       ],
       upstreams: [
         // A drained target (weight 0) is not healthy: the balancer never picks it.
         { name: 'up', targets: [{ address: up.address }, { address: `127.0.0.1:${dead}`, weight: 0 }], circuitBreaker: {} },
         { name: 'echo', targets: [{ address: tcp.address }] },
+        { name: 'dnsup', targets: [{ address: `127.0.0.1:${(udpEcho.address()).port}` }] },
       ],
       routes: [
         { name: 'api', listener: 'web', upstream: 'up', match: { pathPrefix: '/api' } },
@@ -120,6 +127,7 @@ describe('GET /metrics', () => {
     await gw.close();
     await up.close();
     await tcp.close();
+    await new Promise<void>((r) => udpEcho.close(() => r()));
     await fdsSettle(fdsAtStart, 4);
   });
 
@@ -204,6 +212,24 @@ describe('GET /metrics', () => {
     assert.equal(value(e, 'portico_open_connections', { listener: 'tcp', kind: 'tcp' }), undefined);
   });
 
+  test('a UDP session: counted with its bytes when it ends', async () => {
+    const client = dgram.createSocket('udp4');
+    try {
+      const reply = new Promise<Buffer>((r) => client.once('message', r));
+      client.send(Buffer.from('12345'), gw.gateway.listenerAddress('dns')!.port, '127.0.0.1');
+      assert.equal((await reply).toString(), '12345');
+      // The session ends after its idleTimeout (100 ms) without traffic.
+      const e = await waitFor(async () => {
+        const x = await scrape();
+        return value(x, 'portico_l4_connections_total', { listener: 'dns', upstream: 'dnsup', code: 'ok' }) === 1 ? x : undefined;
+      }, 'the UDP session counted once ended');
+      assert.equal(value(e, 'portico_l4_received_bytes_total', { listener: 'dns', upstream: 'dnsup' }), 5);
+      assert.equal(value(e, 'portico_l4_sent_bytes_total', { listener: 'dns', upstream: 'dnsup' }), 5);
+    } finally {
+      client.close();
+    }
+  });
+
   test('client-chosen paths, hosts and addresses create no series', async () => {
     const before = await scrape();
     for (let i = 0; i < 20; i++) {
@@ -238,8 +264,8 @@ describe('GET /metrics', () => {
     assert.equal(value(e, 'portico_config_reloads_total', { result: 'error' }), 0);
     assert.equal(value(e, 'portico_config_last_reload_successful'), 1);
 
-    // A reload that drops the `limited` route.
-    const next = { ...doc, routes: doc.routes.filter((r: { name: string }) => r.name !== 'limited') };
+    // A reload that drops the `limited` route and the `dns` listener.
+    const next = { ...doc, listeners: doc.listeners.filter((l: { name: string }) => l.name !== 'dns'), routes: doc.routes.filter((r: { name: string }) => r.name !== 'limited') };
     assert.equal((await gw.reload(next)).ok, true);
     // A config that validates but cannot be applied: its listener's port is taken.
     const bad = validateConfig({ ...next, listeners: [...next.listeners, { name: 'taken', protocol: 'http', listen: up.address, accessLog: false }] });
@@ -253,6 +279,8 @@ describe('GET /metrics', () => {
     assert.equal(value(e, 'portico_config_last_reload_successful'), 0);
     assert.ok(value(e, 'portico_config_last_reload_timestamp_seconds')! * 1000 <= Date.now());
     assert.equal(e.samples.filter((s) => s.labels.route === 'limited').length, 0, 'the removed route has no series left');
+    assert.equal(e.samples.filter((s) => s.labels.listener === 'dns').length, 0, 'the removed listener has no series left');
+    assert.equal(value(e, 'portico_l4_connections_total', { listener: 'tcp', code: 'ok' }), 1, 'a kept listener keeps its series');
     assert.equal(value(e, 'portico_http_requests_total', { route: 'api', status_class: '2xx' }), 17, 'a kept route keeps counting');
     // Still serving on the kept route after the refused config.
     assert.equal((await send(gw.url(), { path: '/api/x' })).status, 200);
