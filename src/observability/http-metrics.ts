@@ -5,7 +5,7 @@ import { bucketOf, pushHistogram, type Sample } from './scraped-metric.js';
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 const BUCKETS_NS = DURATION_BUCKETS.map((s) => s * 1e9);
 
-/** `status_class` values: index = status / 100; index 0 is a request that got no response (the client left, the head was refused). */
+/** `status_class` values: index = status / 100; index 0 (`none`) is an exchange logged with no status (a client that left is a 499). */
 export const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
 /** `middleware` values of limit rejections, by the GatewayError code each answers with (both 429): RATE_LIMITED, QUOTA_EXCEEDED. */

@@ -48,7 +48,7 @@ export class Metrics {
     const http = this.http;
     const l4 = this.l4;
 
-    new ScrapedMetric(`${p}http_requests_total`, 'HTTP requests (and WebSocket sessions) by listener, route, upstream and response status class ("none": no response was sent).', 'counter', 'sum', (o) => http.requests(o)).register(r);
+    new ScrapedMetric(`${p}http_requests_total`, 'HTTP requests (and WebSocket sessions) by listener, route, upstream and response status class ("none": logged with no status; a client that left is a 499).', 'counter', 'sum', (o) => http.requests(o)).register(r);
     new ScrapedMetric(`${p}http_received_bytes_total`, 'HTTP request body bytes received from clients (as declared by Content-Length).', 'counter', 'sum', (o) => http.received(o)).register(r);
     new ScrapedMetric(`${p}http_sent_bytes_total`, 'HTTP response body bytes sent to clients.', 'counter', 'sum', (o) => http.sent(o)).register(r);
     const duration = `${p}http_request_duration_seconds`;
@@ -127,9 +127,21 @@ function countKinds(registry: ConnectionRegistry, kinds: ReadonlySet<string>, ou
   for (const [listener, n] of counts) out.push({ labels: { listener }, value: n });
 }
 
+/**
+ * One sample per upstream and target. A tunnel registration's identity
+ * (`tunnel:CODE@AGENT#SEQ`, new at every reconnect) is labelled by its
+ * code alone (`tunnel:CODE`), healthy when any registration of it is.
+ */
 function targetHealth(upstreams: Iterable<Upstream>, out: Sample[]): void {
   for (const u of upstreams) {
-    for (const t of u.health().targets) out.push({ labels: { upstream: u.name, target: t.address }, value: t.healthy ? 1 : 0 });
+    const byTarget = new Map<string, number>();
+    for (const t of u.health().targets) {
+      const at = t.address.startsWith('tunnel:') ? t.address.indexOf('@') : -1;
+      const target = at < 0 ? t.address : t.address.slice(0, at);
+      const healthy = t.healthy ? 1 : 0;
+      byTarget.set(target, Math.max(byTarget.get(target) ?? 0, healthy));
+    }
+    for (const [target, healthy] of byTarget) out.push({ labels: { upstream: u.name, target }, value: healthy });
   }
 }
 
