@@ -106,7 +106,8 @@ export class Metrics {
   }
 }
 
-const AGENT_KINDS: ReadonlySet<string> = new Set(['tunnel-agent', 'tunnel-service']);
+// A relay service's connection is a 'tunnel-agent' entry too; 'tunnel-service' entries are the codes an agent registered.
+const AGENT_KINDS: ReadonlySet<string> = new Set(['tunnel-agent']);
 const STREAM_KINDS: ReadonlySet<string> = new Set(['tunnel-stream']);
 
 function openConnections(registry: ConnectionRegistry, out: Sample[]): void {
