@@ -29,13 +29,18 @@ export class ScrapedMetric {
     readonly help: string,
     readonly type: 'counter' | 'gauge' | 'histogram',
     readonly aggregator: Aggregator,
-    /** Appends the current samples; must not throw (a failing source leaves its samples out). */
+    /** Appends the current samples (a throw drops this metric's samples from the scrape). */
     private readonly read: (out: Sample[]) => void,
   ) {}
 
+  /** The current samples; none when reading the source threw (one broken source never fails the whole scrape). */
   get(): { name: string; help: string; type: string; aggregator: Aggregator; values: Sample[] } {
-    const values: Sample[] = [];
-    this.read(values);
+    let values: Sample[] = [];
+    try {
+      this.read(values);
+    } catch {
+      values = [];
+    }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 
