@@ -16,6 +16,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { formatHostPort } from '../../src/net/address.js';
 
 const TOKEN = 'metrics-test-admin-token';
+const QUOTA_KEY = 'metrics-test-consumer-key-0001';
 
 /** One sample line of the text exposition. */
 interface Sample {
@@ -118,7 +119,10 @@ describe('GET /metrics', () => {
       routes: [
         { name: 'api', listener: 'web', upstream: 'up', match: { pathPrefix: '/api' } },
         { name: 'limited', listener: 'web', upstream: 'up', match: { pathPrefix: '/limited' }, middlewares: [{ 'rate-limit': { rate: 0.001, burst: 1 } }] },
+        { name: 'quota', listener: 'web', upstream: 'up', match: { pathPrefix: '/quota' }, middlewares: [{ 'key-auth': {} }] },
       ],
+      // One request a day: the second is 429 QUOTA_EXCEEDED (consumer-quota, added after key-auth).
+      consumers: [{ id: 'quota-consumer', keys: [QUOTA_KEY], qpd: 1 }],
     };
     gw = await startGateway(doc);
   });
@@ -152,6 +156,10 @@ describe('GET /metrics', () => {
     for (let i = 0; i < 2; i++) assert.equal((await send(gw.url(), { path: '/nowhere' })).status, 404);
     assert.equal((await send(gw.url(), { path: '/limited/a' })).status, 200);
     assert.equal((await send(gw.url(), { path: '/limited/a' })).status, 429);
+    assert.equal((await send(gw.url(), { path: '/quota/a', headers: { 'x-api-key': QUOTA_KEY } })).status, 200);
+    const overQuota = await send(gw.url(), { path: '/quota/a', headers: { 'x-api-key': QUOTA_KEY } });
+    assert.equal(overQuota.status, 429);
+    assert.equal(JSON.parse(overQuota.body).code, 'QUOTA_EXCEEDED');
 
     const e = await scrape();
     const api = { listener: 'web', route: 'api', upstream: 'up' };
@@ -168,7 +176,10 @@ describe('GET /metrics', () => {
     assert.equal(value(e, 'portico_http_sent_bytes_total', api), 7 * 'ok\n'.length + 3 * 'nope\n'.length);
 
     assert.equal(value(e, 'portico_http_limit_rejections_total', { listener: 'web', route: 'limited', middleware: 'rate-limit' }), 1);
+    assert.equal(value(e, 'portico_http_limit_rejections_total', { listener: 'web', route: 'quota', middleware: 'consumer-quota' }), 1);
+    assert.equal(value(e, 'portico_http_limit_rejections_total', { route: 'quota', middleware: 'rate-limit' }), undefined);
     assert.equal(value(e, 'portico_http_limit_rejections_total', { route: 'api' }), undefined);
+    assert.doesNotMatch(await (await scrapeRaw()).body, /quota-consumer|metrics-test-consumer-key/, 'no consumer id or key in a label');
 
     assert.equal(e.types.get('portico_http_request_duration_seconds'), 'histogram');
     assertHistogram(e, 'portico_http_request_duration_seconds', api, 10);
