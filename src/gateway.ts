@@ -24,6 +24,7 @@ import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { Metrics } from './observability/metrics.js';
 import { Tracer } from './observability/tracing.js';
+import { Recorders } from './observability/recorders.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 import { workerIdentity } from './process/worker.js';
@@ -65,7 +66,13 @@ export class Gateway {
   /** Request statistics, kept across reloads (see observability/stats.ts). */
   readonly stats = new Stats(() => this.state?.store);
   /** Prometheus metrics of this process (GET /metrics), kept across reloads. */
-  readonly metrics = new Metrics();
+  readonly metrics = new Metrics({
+    upstreams: () => this.snapshot?.upstreams.values() ?? [],
+    connections: () => this.connectionRegistry,
+    tunnelCodes: () => this.tunnels.codesRegistered().length,
+  });
+  /** What the log phase records each HTTP request in: the statistics and the metrics. */
+  private readonly recorder = new Recorders(this.stats, this.metrics.http);
   /** W3C trace propagation settings and the OTLP exporter (`tracing:`), kept across reloads. */
   readonly tracer: Tracer;
   /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
@@ -134,7 +141,13 @@ export class Gateway {
    * failure comes back as `{ ok: false }` with the running snapshot kept.
    */
   apply(config: Config): Promise<ApplyResult> {
-    const run = this.queue.then(() => this.applyNow(config)).catch((err: unknown): ApplyResult => ({ ok: false, error: `apply failed: ${(err as Error).message}` }));
+    const run = this.queue
+      .then(() => this.applyNow(config))
+      .catch((err: unknown): ApplyResult => ({ ok: false, error: `apply failed: ${(err as Error).message}` }))
+      .then((result) => {
+        this.metrics.reloaded(result.ok);
+        return result;
+      });
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -146,7 +159,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, tracer: this.tracer, claims: this.hostClaims });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.recorder, tracer: this.tracer, claims: this.hostClaims });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
@@ -178,6 +191,7 @@ export class Gateway {
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
             config: this.configAccess(),
+            metrics: () => this.metrics.exposition(),
             ...this.adminHooks,
           }));
           await listen(server, adminConfig.listen, 'the admin API');
@@ -231,6 +245,7 @@ export class Gateway {
     }
     this.releaseUnused();
     await this.tracer.configure(config.tracing);
+    this.metrics.retain(next);
     this.logger.level = config.log.level;
     if (previous) this.logger.info({ version: next.version }, 'config reloaded');
     return { ok: true, version: next.version };
@@ -244,6 +259,7 @@ export class Gateway {
       draining: () => this.stopping,
       registry: this.connectionRegistry,
       tunnels: this.tunnels,
+      metrics: this.metrics.l4,
     };
     if (runtime.config.protocol === 'udp') {
       const server = dgram.createSocket({ type: runtime.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });

@@ -4,6 +4,7 @@ import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type Connect
 import type { AgentInfo } from './agents.js';
 import { serveConfig, type ConfigAccess } from './config-api.js';
 import { json } from './reply.js';
+import { serveMetrics } from './metrics.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -24,6 +25,8 @@ export interface AdminOptions {
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** The Prometheus exposition for GET /metrics (admin/metrics.ts); absent: /metrics answers 404. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /**
@@ -61,6 +64,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
+ *   GET /metrics → Prometheus text exposition (docs/observability.md, Metrics)
  *   GET /connections[?kind=…&listener=…] → live connections, streams and sessions
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
@@ -90,6 +94,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       );
       return;
     }
+    if (path === '/metrics' && opts.metrics !== undefined) return serveMetrics(req, res, opts.metrics);
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
     if (opts.config !== undefined && serveConfig(req, res, path, opts.config)) return;

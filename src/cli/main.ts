@@ -269,6 +269,7 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
   const source = new FileSource(file, logger);
   gateway.attachSource(source);
   source.adopt();
+  source.onInvalid = () => gateway.metrics.reloaded(false);
   source.setWatch(config.watch);
 
   const listeners = config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, url: listenerUrl(l.protocol, gateway.listenerAddress(l.name)!) }));

@@ -65,6 +65,12 @@ export class FileSource implements ConfigSource {
   private lastError: string | undefined;
   /** Reloads and writes run one at a time, in order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Called for each document refused before it reaches the subscriber
+   * (unreadable, invalid, naming files that fail their checks), e.g. to
+   * count it as a refused reload; the subscriber's own refusals are its own.
+   */
+  onInvalid: ((errors: readonly ConfigError[]) => void) | undefined;
 
   constructor(file: string, logger: Logger) {
     this.file = resolve(file);
@@ -157,14 +163,14 @@ export class FileSource implements ConfigSource {
     try {
       const text = reason === 'file changed' ? await this.readSettled() : readConfigText(this.file);
       if (this.closed) return false;
-      if (typeof text !== 'string') return this.refuse(reason, [text]);
+      if (typeof text !== 'string') return this.invalid(reason, [text]);
       const revision = textRevision(text);
       // A change event for the text last applied (late or repeated events of one save) applies nothing; SIGHUP always does.
       if (reason === 'file changed' && revision === this.applied) return true;
       const loaded = loadConfigText(text);
-      if (!loaded.ok) return this.refuse(reason, loaded.errors);
+      if (!loaded.ok) return this.invalid(reason, loaded.errors);
       const fileErrors = checkConfigFiles(loaded.config);
-      if (fileErrors.length > 0) return this.refuse(reason, fileErrors);
+      if (fileErrors.length > 0) return this.invalid(reason, fileErrors);
       if (this.subscriber === undefined) return false;
       const result = await this.subscriber({ config: loaded.config, revision, origin: this.origin, reason });
       if (!result.ok) return this.refuse(reason, [{ path: '(apply)', message: result.error }]);
@@ -178,6 +184,12 @@ export class FileSource implements ConfigSource {
       log.error({ file: this.file, reason, error: (err as Error).message }, 'config rejected; keeping the running config');
       return false;
     }
+  }
+
+  /** Refuses a document that never reached the subscriber (see `onInvalid`). */
+  private invalid(reason: string, errors: readonly ConfigError[]): false {
+    this.onInvalid?.(errors);
+    return this.refuse(reason, errors);
   }
 
   private refuse(reason: string, errors: readonly ConfigError[]): false {
