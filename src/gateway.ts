@@ -3,6 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import { createAdminServer, type AdminOptions } from './admin/server.js';
 import type { ConfigAccess } from './admin/config-api.js';
 import type { ConfigSource } from './sources/config-source.js';
+import { limitsReport } from './admin/limits.js';
 import { compile } from './snapshot/compile.js';
 import { type Snapshot } from './snapshot/snapshot.js';
 import { formatHostPort, type HostPort } from './net/address.js';
@@ -192,6 +193,8 @@ export class Gateway {
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
             config: this.configAccess(),
             metrics: () => this.metrics.exposition(),
+            limits: () => (this.snapshot && this.state ? limitsReport(this.snapshot.config, this.state.store) : Promise.reject(new Error('no snapshot'))),
+            diagnostics: this.snapshot?.config.admin?.diagnostics === true,
             ...this.adminHooks,
           }));
           await listen(server, adminConfig.listen, 'the admin API');

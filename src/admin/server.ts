@@ -5,6 +5,8 @@ import type { AgentInfo } from './agents.js';
 import { serveConfig, type ConfigAccess } from './config-api.js';
 import { json } from './reply.js';
 import { serveMetrics } from './metrics.js';
+import { diagnostics } from './diagnostics.js';
+import { openApiDocument } from './openapi.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -27,6 +29,10 @@ export interface AdminOptions {
   };
   /** The Prometheus exposition for GET /metrics (admin/metrics.ts); absent: /metrics answers 404. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Rate-limit and quota usage per key (GET /limits, admin/limits.ts); absent: 404. */
+  limits?: () => Promise<unknown>;
+  /** Serve POST /debug/profile and /debug/heap (diagnostics.ts); off or absent: they answer 404 NOT_FOUND. Read per request. */
+  diagnostics?: boolean;
 }
 
 /**
@@ -69,6 +75,9 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
  *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
+ *   GET /openapi.json → an OpenAPI 3.1 description of every endpoint (openapi.ts)
+ *   GET /limits → the keys each rate limit and consumer quota tracks, with their usage (limits.ts)
+ *   POST /debug/profile?seconds=N, POST /debug/heap → a CPU profile or heap snapshot, with `diagnostics` on (diagnostics.ts)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -87,6 +96,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       return json(res, 401, { error: 'missing or wrong admin token', code: 'ADMIN_UNAUTHORIZED' });
     }
     if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
+    if (path === '/openapi.json' && req.method === 'GET') return json(res, 200, openApiDocument());
     if (path === '/stats' && req.method === 'GET') {
       opts.stats().then(
         (body) => json(res, 200, body),
@@ -95,8 +105,17 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       return;
     }
     if (path === '/metrics' && opts.metrics !== undefined) return serveMetrics(req, res, opts.metrics);
+    if (path === '/limits' && opts.limits !== undefined) {
+      if (req.method !== 'GET') return json(res.setHeader('allow', 'GET'), 405, { error: `${req.method} is not allowed on /limits (use GET)`, code: 'METHOD_NOT_ALLOWED' });
+      opts.limits().then(
+        (body) => json(res, 200, body),
+        () => json(res, 500, { error: 'limits unavailable', code: 'INTERNAL' }),
+      );
+      return;
+    }
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
+    if (opts.diagnostics === true && path.startsWith('/debug/')) return diagnostics(req, res, url, path);
     if (opts.config !== undefined && serveConfig(req, res, path, opts.config)) return;
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });

@@ -311,3 +311,6 @@ export type UpstreamConfig = Config['upstreams'][number];
 export type RouteConfig = Config['routes'][number];
 export type HeaderRulesConfig = z.output<typeof headerRules>;
 export type HeaderMatchConfig = z.output<typeof headerMatch>;
+
+/** The per-resource schemas (one entry of `listeners`, `upstreams`, `routes`), for the admin API and its OpenAPI description. */
+export { listener as listenerSchema, upstream as upstreamSchema, route as routeSchema };

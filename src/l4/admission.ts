@@ -32,7 +32,7 @@ export function compileAdmission(listener: string, middlewares: readonly Connect
       return (ip) => ((deny !== null && deny.has(ip)) || (allow !== null && !allow.has(ip)) ? 'ip-restriction' : null);
     }
     const { rate, burst, key } = m['rate-limit'];
-    const prefix = `cl:${listener}.${n}:`;
+    const prefix = connectionLimitPrefix(listener, n);
     return (ip) => {
       const r = state.takeToken(prefix + (key === 'ip' ? ip : '*'), rate, burst);
       if (r instanceof Promise) return r.then((res) => (res.allowed ? null : 'rate-limit'));
@@ -49,6 +49,11 @@ export function compileAdmission(listener: string, middlewares: readonly Connect
       return null;
     },
   };
+}
+
+/** Where the rate limit at `middlewares[n]` of L4 listener `listener` keeps its buckets, followed by the client IP or `*`. */
+export function connectionLimitPrefix(listener: string, n: number): string {
+  return `cl:${listener}.${n}:`;
 }
 
 async function runFrom(steps: readonly ((ip: string) => RefusalReason | null | Promise<RefusalReason | null>)[], from: number, ip: string): Promise<RefusalReason | null> {

@@ -6,6 +6,9 @@ import type { MiddlewareCompileContext } from '../snapshot/snapshot.js';
 
 const DAY_S = 86_400;
 
+/** Where quotas live in the state store: `<qps><consumer id>` buckets and `<qpd><consumer id>:<YYYY-MM-DD>` counters. */
+export const QUOTA_KEYS = { qps: 'quota:qps:', qpd: 'quota:qpd:' } as const;
+
 /**
  * Consumer quotas, added by the compiler right after a route's auth
  * middlewares (see snapshot/compile.ts): once a consumer is identified, its `qps`
@@ -52,7 +55,7 @@ export function consumerQuota(ctx: MiddlewareCompileContext): Middleware {
   const perDay = (id: string, qpd: number): void | Promise<void> => {
     const now = clock();
     const w = currentDay(now);
-    const n = store.increment(`quota:qpd:${id}:${w.day}`, 1, w.end);
+    const n = store.increment(`${QUOTA_KEYS.qpd}${id}:${w.day}`, 1, w.end);
     if (n instanceof Promise) return n.then((count) => checkQpd(qpd, count, now, w));
     checkQpd(qpd, n, now, w);
   };
@@ -65,7 +68,7 @@ export function consumerQuota(ctx: MiddlewareCompileContext): Middleware {
       const { qps, qpd } = consumer.config;
       if (qps !== undefined) {
         const burst = Math.max(1, qps);
-        const r = store.takeToken(`quota:qps:${consumer.id}`, qps, burst);
+        const r = store.takeToken(QUOTA_KEYS.qps + consumer.id, qps, burst);
         if (r instanceof Promise) {
           return r.then((res) => {
             checkQps(qps, burst, res);

@@ -32,14 +32,7 @@ export function rateLimit(options: RateLimitOptions, ctx: MiddlewareCompileConte
   const route = ctx.route.name;
   const maxDelayMs = options.mode === 'delay' ? options.maxDelay : 0;
 
-  // Where this limit stands among the route's limits (the same options object is in the route config).
-  const limits = ctx.route.middlewares.filter((m) => m.name === 'rate-limit').map((m) => m.options);
-  const index = Math.max(0, limits.indexOf(options));
-  const settings = JSON.stringify([rate, burst, options.key, options.mode, options.maxDelay]);
-  const twins = limits.slice(0, index).filter((o) => settingsOf(o) === settings).length;
-  const prefix = `rl:${route}:${createHash('sha256').update(settings).digest('hex').slice(0, 12)}${twins > 0 ? `.${twins}` : ''}:`;
-  const name = index === 0 ? route : `${route}.${index + 1}`;
-  const window = Math.max(1, Math.ceil(burst / rate));
+  const { prefix, name, window } = rateLimitPolicy(route, ctx.route.middlewares, options);
   const policy = `"${name}";q=${burst};w=${window}`;
   const keyOf = keyFunction(options.key);
   // A store that can be read synchronously (memory) is asked again on the response, so no
@@ -82,6 +75,28 @@ export function rateLimit(options: RateLimitOptions, ctx: MiddlewareCompileConte
       }
       head.headers.push('RateLimit-Policy', policy, 'RateLimit', `"${name}";r=${remaining};t=${Math.ceil(resetMs / 1000)}`);
     },
+  };
+}
+
+/**
+ * Where one limit of a route keeps its buckets (`prefix`, followed by the
+ * per-request key), its policy name and window (seconds to refill from
+ * empty). `options` must be the very object listed in `middlewares` (the
+ * route config's), which tells its place among the route's limits.
+ */
+export function rateLimitPolicy(
+  route: string,
+  middlewares: readonly { name: string; options: unknown }[],
+  options: RateLimitOptions,
+): { prefix: string; name: string; window: number } {
+  const limits = middlewares.filter((m) => m.name === 'rate-limit').map((m) => m.options);
+  const index = Math.max(0, limits.indexOf(options));
+  const settings = settingsOf(options);
+  const twins = limits.slice(0, index).filter((o) => settingsOf(o) === settings).length;
+  return {
+    prefix: `rl:${route}:${createHash('sha256').update(settings).digest('hex').slice(0, 12)}${twins > 0 ? `.${twins}` : ''}:`,
+    name: index === 0 ? route : `${route}.${index + 1}`,
+    window: Math.max(1, Math.ceil(options.burst / options.rate)),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { MemoryStore } from './memory.js';
 import type { RedisStore } from './redis.js';
-import type { StateStore, TokenBucketResult } from './store.js';
+import type { BucketEntry, CounterEntry, Listing, StateStore, TokenBucketResult } from './store.js';
 
 /** While Redis is considered down, how often a PING checks whether it answers again. */
 const PROBE_MS = 500;
@@ -58,6 +58,23 @@ export class FallbackStore implements StateStore {
     return this.redis.increment(key, by, expiresAt).then(undefined, (err: unknown) => {
       this.down(err);
       return this.memory.increment(key, by, expiresAt);
+    });
+  }
+
+  /** From whichever store answers the limits now: Redis, or the memory store while Redis is down. */
+  listBuckets(prefix: string, max: number): Listing<BucketEntry> | Promise<Listing<BucketEntry>> {
+    if (!this.useRedis) return this.memory.listBuckets(prefix, max);
+    return this.redis.listBuckets(prefix, max).then(undefined, (err: unknown) => {
+      this.down(err);
+      return this.memory.listBuckets(prefix, max);
+    });
+  }
+
+  listCounters(prefix: string, max: number): Listing<CounterEntry> | Promise<Listing<CounterEntry>> {
+    if (!this.useRedis) return this.memory.listCounters(prefix, max);
+    return this.redis.listCounters(prefix, max).then(undefined, (err: unknown) => {
+      this.down(err);
+      return this.memory.listCounters(prefix, max);
     });
   }
 

@@ -1,4 +1,4 @@
-import type { StateStore, TokenBucketResult } from './store.js';
+import type { BucketEntry, CounterEntry, Listing, StateStore, TokenBucketResult } from './store.js';
 
 interface Bucket {
   /** May be negative: a bucket in debt (delay mode). */
@@ -63,6 +63,36 @@ export class MemoryStore implements StateStore {
     }
     c.value += by;
     return c.value;
+  }
+
+  /** Iterates the map: the cost follows every key held, not only the prefix's (an admin read, never on the request path). */
+  listBuckets(prefix: string, max: number): Listing<BucketEntry> {
+    const entries: BucketEntry[] = [];
+    let truncated = false;
+    for (const [k, b] of this.buckets) {
+      if (!k.startsWith(prefix)) continue;
+      if (entries.length >= max) {
+        truncated = true;
+        break;
+      }
+      entries.push({ key: k.slice(prefix.length), tokens: b.tokens, at: b.at });
+    }
+    return { entries, truncated, now: this.now() };
+  }
+
+  listCounters(prefix: string, max: number): Listing<CounterEntry> {
+    const now = this.now();
+    const entries: CounterEntry[] = [];
+    let truncated = false;
+    for (const [k, c] of this.counters) {
+      if (!k.startsWith(prefix) || c.expiresAt <= now) continue;
+      if (entries.length >= max) {
+        truncated = true;
+        break;
+      }
+      entries.push({ key: k.slice(prefix.length), value: c.value, expiresAt: c.expiresAt });
+    }
+    return { entries, truncated, now };
   }
 
   /** Number of live buckets and counters (for tests and the admin API). */

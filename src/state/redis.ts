@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { StateStore, TokenBucketResult } from './store.js';
+import type { BucketEntry, CounterEntry, Listing, StateStore, TokenBucketResult } from './store.js';
 
 /**
  * Token bucket, atomically in Redis. KEYS[1] is a hash { tk: tokens, ts: ms
@@ -62,9 +62,24 @@ if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]
 return v
 `;
 
+/** Redis TIME ([seconds, microseconds]) as epoch ms. */
+function serverTime(reply: unknown): number {
+  const [s, us] = reply as [string, string];
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
 interface Scripts {
   porticoTakeToken(key: string, rate: number, burst: number, cost: number, maxDelayMs: number): Promise<number[]>;
   porticoIncrement(key: string, by: number, expiresAt: number): Promise<number>;
+}
+
+/** SCAN's COUNT hint, and the most SCAN calls one listing makes (so at most about 100,000 keys are looked at). */
+const SCAN_COUNT = 1000;
+const SCAN_CALLS = 100;
+
+/** `text` with the glob characters of SCAN's MATCH (`*`, `?`, `[`, `]` and backslash) escaped by a backslash. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 export interface RedisStoreOptions {
@@ -90,7 +105,10 @@ export class RedisStore implements StateStore {
   readonly timeZone: string;
   private readonly scripts: Scripts;
 
+  private readonly keyPrefix: string;
+
   constructor(options: RedisStoreOptions) {
+    this.keyPrefix = options.keyPrefix;
     this.timeZone = options.timeZone ?? 'UTC';
     this.client = new Redis(options.url, {
       keyPrefix: options.keyPrefix,
@@ -118,6 +136,73 @@ export class RedisStore implements StateStore {
 
   increment(key: string, by: number, expiresAt: number): Promise<number> {
     return this.scripts.porticoIncrement(key, by, Math.ceil(expiresAt));
+  }
+
+  /** Buckets by SCAN (bounded, see SCAN_CALLS), then one pipeline of HMGET tk ts and the server's TIME. */
+  async listBuckets(prefix: string, max: number): Promise<Listing<BucketEntry>> {
+    const { keys, truncated } = await this.scan(prefix, max);
+    const pipe = this.client.pipeline().time();
+    for (const k of keys) pipe.hmget(k, 'tk', 'ts');
+    const replies = await this.run(pipe);
+    const entries: BucketEntry[] = [];
+    keys.forEach((k, i) => {
+      const [tk, ts] = (replies[i + 1] as (string | null)[] | null) ?? [];
+      if (tk == null || ts == null || !Number.isFinite(Number(tk)) || !Number.isFinite(Number(ts))) return; // gone since the SCAN
+      entries.push({ key: k.slice(prefix.length), tokens: Number(tk), at: Number(ts) });
+    });
+    return { entries, truncated, now: serverTime(replies[0]) };
+  }
+
+  /** Counters by SCAN (bounded), then one pipeline of GET and PTTL. */
+  async listCounters(prefix: string, max: number): Promise<Listing<CounterEntry>> {
+    const { keys, truncated } = await this.scan(prefix, max);
+    const pipe = this.client.pipeline().time();
+    for (const k of keys) pipe.get(k).pttl(k);
+    const replies = await this.run(pipe);
+    const now = serverTime(replies[0]);
+    const entries: CounterEntry[] = [];
+    keys.forEach((k, i) => {
+      const value = replies[1 + 2 * i] as string | null;
+      const ttl = replies[2 + 2 * i] as number | null;
+      if (value === null || ttl === null || ttl < 0 || !/^-?\d+$/.test(value)) return; // gone since the SCAN, or not a counter of ours
+      entries.push({ key: k.slice(prefix.length), value: Number(value), expiresAt: now + ttl });
+    });
+    return { entries, truncated, now };
+  }
+
+  /**
+   * Up to `max` keys (without the store's keyPrefix) starting with `prefix`:
+   * SCAN MATCH with COUNT, at most SCAN_CALLS calls. `truncated` when more
+   * keys matched or the scan stopped before the end. ioredis does not
+   * prefix SCAN's pattern nor strip its replies, so both are done here.
+   */
+  private async scan(prefix: string, max: number): Promise<{ keys: string[]; truncated: boolean }> {
+    const match = `${escapeGlob(this.keyPrefix + prefix)}*`;
+    const found = new Set<string>();
+    let cursor = '0';
+    for (let calls = 0; calls < SCAN_CALLS; calls++) {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', SCAN_COUNT);
+      for (const k of keys) {
+        if (found.size > max) break;
+        found.add(k.slice(this.keyPrefix.length));
+      }
+      cursor = next;
+      if (cursor === '0' || found.size > max) break;
+    }
+    const keys = [...found];
+    const truncated = keys.length > max || cursor !== '0';
+    return { keys: keys.slice(0, max), truncated };
+  }
+
+  /**
+   * The pipeline's replies; a failed TIME (the first command) fails the
+   * listing, a failed read of one key (say WRONGTYPE, a key of someone
+   * else's under the prefix) reads as that key being absent.
+   */
+  private async run(pipe: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+    const results = (await pipe.exec()) ?? [];
+    if (results.length === 0 || results[0]![0]) throw results[0]?.[0] ?? new Error('redis answered no TIME');
+    return results.map(([err, value]) => (err ? null : value));
   }
 
   /** Whether the connection is up and ready for commands. */

@@ -24,6 +24,35 @@ export interface TokenBucketResult {
   delayMs?: number;
 }
 
+/** A token bucket as stored: `tokens` at the instant `at` (epoch ms, the store's clock), not refilled since. */
+export interface BucketEntry {
+  /** The bucket's key without the prefix it was listed by. */
+  key: string;
+  /** Negative while the bucket is in debt (delay mode). */
+  tokens: number;
+  at: number;
+}
+
+/** A counter as stored. */
+export interface CounterEntry {
+  /** The counter's key without the prefix it was listed by. */
+  key: string;
+  value: number;
+  /** Epoch ms (the store's clock) when the counter expires. */
+  expiresAt: number;
+}
+
+/**
+ * What a bounded enumeration found: at most `max` entries, `truncated`
+ * when there were more or the store stopped looking before the end, and
+ * `now`, the store's clock when it looked (epoch ms), to refill buckets by.
+ */
+export interface Listing<T> {
+  entries: T[];
+  truncated: boolean;
+  now: number;
+}
+
 export interface StateStore {
   /**
    * Token bucket `key`: refills `rate` tokens per second up to `burst`;
@@ -41,6 +70,13 @@ export interface StateStore {
   peekTokens?(key: string, rate: number, burst: number): number;
   /** Adds `by` to counter `key`, which expires at `expiresAt` (epoch ms); returns the new total. */
   increment(key: string, by: number, expiresAt: number): number | Promise<number>;
+  /**
+   * Read-only, for the admin API (GET /limits): the token buckets whose key
+   * starts with `prefix`, at most `max` of them. Never changes a bucket.
+   */
+  listBuckets(prefix: string, max: number): Listing<BucketEntry> | Promise<Listing<BucketEntry>>;
+  /** Read-only: the live counters whose key starts with `prefix`, at most `max` of them. */
+  listCounters(prefix: string, max: number): Listing<CounterEntry> | Promise<Listing<CounterEntry>>;
   close(): Promise<void>;
   /** IANA time zone of day-based counters (consumer `qpd`); "UTC" when absent. */
   readonly timeZone?: string;
