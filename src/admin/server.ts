@@ -1,25 +1,54 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
+import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionInfo } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
   token?: string;
-  /** Describes the running gateway for GET /status. */
+  /** Describes the running gateway for GET /status (with `workers: N`, every worker: it may answer later). */
   status: () => unknown;
   /** Request statistics for GET /stats. */
   stats: () => Promise<unknown>;
   /** Whether the gateway takes new traffic (GET /ready): false while it drains or stops. */
   ready: () => { ready: boolean; status: string };
-  /** The process's connection registry (GET /connections, DELETE /connections/:id); absent: those answer 404. */
-  connections?: ConnectionRegistry;
+  /** The process's connection registry, or a view across workers (GET /connections, DELETE /connections/:id); absent: those answer 404. */
+  connections?: ConnectionsView;
   /** Tunnel agents and relay services (GET /agents, DELETE /agents/:id); absent: those answer 404. */
   agents?: {
     list(): AgentInfo[];
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** GET /metrics: the Prometheus text exposition (with `workers: N`, every worker's metrics aggregated); absent: 404. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * Reloads the config from its source in every process serving this
+   * gateway (POST /config/reload; also the admin API's write path after a
+   * write-back). Never rejects. Absent: POST /config/reload answers 404.
+   */
+  reloadEverywhere?: (reason: string) => Promise<ReloadReport>;
+}
+
+/**
+ * What GET and DELETE /connections read: a ConnectionRegistry, or a view
+ * across workers that answers later. `close` answers 'unavailable' when the
+ * owner of `id` cannot be asked (→ 503).
+ */
+export interface ConnectionsView {
+  list(filter: ConnectionFilter): ConnectionInfo[] | Promise<ConnectionInfo[]>;
+  close(id: string): CloseOutcome | Promise<CloseOutcome>;
+}
+export type CloseOutcome = 'closing' | 'already-closing' | 'unknown' | 'unavailable';
+
+/** The outcome of reloading every process: `ok` only when every one applied the document. */
+export interface ReloadReport {
+  ok: boolean;
+  /** The serving process's revision (its source's) and snapshot version after the reload. */
+  revision: string | null;
+  version: number;
+  /** One entry per process (worker index; 0 for a single process). */
+  workers: { index: number; ok: boolean; error?: string; [field: string]: unknown }[];
 }
 
 /**
@@ -61,6 +90,9 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
  *   DELETE /agents/:id → 202, every connection of that agent id is being closed; 404 UNKNOWN_AGENT when none
+ *   GET /metrics → Prometheus text exposition
+ *   POST /config/reload → 200 {revision, version, workers}: every process reloaded its config source;
+ *                 409 APPLY_FAILED {error, code, workers} when any refused (those keep their running config)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -78,7 +110,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');
       return json(res, 401, { error: 'missing or wrong admin token', code: 'ADMIN_UNAUTHORIZED' });
     }
-    if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
+    if (path === '/status' && req.method === 'GET') return settle(opts.status, (body) => json(res, 200, body), () => json(res, 500, { error: 'status unavailable', code: 'INTERNAL' }));
     if (path === '/stats' && req.method === 'GET') {
       opts.stats().then(
         (body) => json(res, 200, body),
@@ -88,12 +120,14 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
+    if (opts.metrics !== undefined && path === '/metrics' && req.method === 'GET') return metrics(res, opts.metrics);
+    if (opts.reloadEverywhere !== undefined && path === '/config/reload') return reload(req, res, opts.reloadEverywhere);
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
 
 /** GET /connections (with `kind` and `listener` filters) and DELETE /connections/:id, on the running process's registry. */
-function connections(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string, registry: ConnectionRegistry): void {
+function connections(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string, registry: ConnectionsView): void {
   if (path === '/connections') {
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET');
@@ -102,28 +136,68 @@ function connections(req: http.IncomingMessage, res: http.ServerResponse, url: s
     const q = url.indexOf('?');
     const filter = parseFilter(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
     if (typeof filter === 'string') return json(res, 400, { error: filter, code: 'BAD_REQUEST' });
-    let listed;
-    try {
-      listed = registry.list(filter);
-    } catch {
-      // A socket torn down between its destroy and its 'close' must not take the admin API down.
-      return json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' });
-    }
-    return json(res, 200, { connections: listed });
+    // A socket torn down between its destroy and its 'close' must not take the admin API down.
+    settle(
+      () => registry.list(filter),
+      (listed) => json(res, 200, { connections: listed }),
+      () => json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' }),
+    );
+    return;
   }
   if (req.method !== 'DELETE') {
     res.setHeader('allow', 'DELETE');
     return json(res, 405, { error: `${req.method} is not allowed on /connections/:id (use DELETE)`, code: 'METHOD_NOT_ALLOWED' });
   }
   const id = path.slice('/connections/'.length);
-  let outcome;
+  settle(
+    () => registry.close(id),
+    (outcome) => {
+      if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
+      if (outcome === 'unavailable') return json(res, 503, { error: `the worker owning "${id.slice(0, 64)}" did not answer`, code: 'WORKER_UNAVAILABLE' });
+      json(res, 202, { id, status: 'closing' });
+    },
+    () => json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' }),
+  );
+}
+
+/** Runs `f` (sync or async); its value to `ok`, a throw or rejection to `failed`. */
+function settle<T>(f: () => T | Promise<T>, ok: (value: T) => void, failed: () => void): void {
+  let p: Promise<T>;
   try {
-    outcome = registry.close(id);
+    p = Promise.resolve(f());
   } catch {
-    return json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' });
+    return failed();
   }
-  if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
-  return json(res, 202, { id, status: 'closing' });
+  p.then(ok, failed);
+}
+
+/** GET /metrics. */
+function metrics(res: http.ServerResponse, m: NonNullable<AdminOptions['metrics']>): void {
+  settle(
+    m,
+    ({ contentType, body }) => {
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(body);
+    },
+    () => json(res, 500, { error: 'metrics unavailable', code: 'INTERNAL' }),
+  );
+}
+
+/** POST /config/reload: 200 when every process applied its source's document, else 409 APPLY_FAILED. */
+function reload(req: http.IncomingMessage, res: http.ServerResponse, reloadEverywhere: NonNullable<AdminOptions['reloadEverywhere']>): void {
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return json(res, 405, { error: `${req.method} is not allowed on /config/reload (use POST)`, code: 'METHOD_NOT_ALLOWED' });
+  }
+  settle(
+    () => reloadEverywhere('admin API'),
+    (r) => {
+      if (r.ok) return json(res, 200, { revision: r.revision, version: r.version, workers: r.workers });
+      const refused = r.workers.filter((w) => !w.ok).map((w) => `worker ${w.index}: ${w.error ?? 'refused'}`);
+      json(res, 409, { error: `the config was not applied everywhere (${refused.join('; ')})`, code: 'APPLY_FAILED', workers: r.workers });
+    },
+    () => json(res, 500, { error: 'reload failed', code: 'INTERNAL' }),
+  );
 }
 
 /** GET /agents and DELETE /agents/:id. */
