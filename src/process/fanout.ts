@@ -1,4 +1,5 @@
 import type { Worker } from 'node:cluster';
+import type { Logger } from '../observability/logger.js';
 
 /**
  * Asks between sibling processes of `workers: N`, over node:cluster IPC.
@@ -229,12 +230,14 @@ export class AskRelay {
   private readonly slots: () => readonly RelaySlot[];
   /** Told of each slot that is not asked because it does not serve yet (e.g. to reload it once it does). */
   private readonly notServing: (index: number, ask: Ask) => void;
+  private readonly logger: Logger | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(slots: () => readonly RelaySlot[], notServing: (index: number, ask: Ask) => void = () => undefined) {
+  constructor(slots: () => readonly RelaySlot[], notServing: (index: number, ask: Ask) => void = () => undefined, logger?: Logger) {
     this.slots = slots;
     this.notServing = notServing;
+    this.logger = logger;
   }
 
   /** A message from `from`: an ask to forward or an answer to collect; anything else is ignored. */
@@ -286,6 +289,7 @@ export class AskRelay {
     }, ASK_TIMEOUT_MS);
     const p: Pending = { asker, askerId: m.id, open, replies, timer };
     this.pending.set(id, p);
+    this.logger?.debug({ ask: m.ask.kind.slice(0, 64), workers: targets.map((x) => x.index) }, 'relaying an ask to the workers');
     for (const t of targets) {
       sendToWorker(t.worker, { type: ASK, id, ask: m.ask }, (err) => {
         if (!p.open.delete(t.worker)) return;

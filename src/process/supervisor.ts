@@ -79,6 +79,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       (index, ask) => {
         if (ask.kind === 'reload') slots[index]!.reloadPending = true;
       },
+      logger,
     );
 
     const fork = (slot: Slot) => {
