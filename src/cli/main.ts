@@ -264,7 +264,7 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
   const gateway = new Gateway(logger);
   // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
   const source = new FileSource(file, logger);
-  const here: ProcessAdmin = { index: worker?.index ?? 0, workers: worker ? config.workers : 1, gateway, reload: recordingReload(source, gateway) };
+  const here: ProcessAdmin = { index: worker?.index ?? 0, workers: worker ? config.workers : 1, gateway, reload: recordingReload(source, gateway, loadConfigFile) };
   // The admin API (slot 0's) answers for every worker: the others answer its asks (process/cluster-admin.ts).
   gateway.adminHooks = worker ? clusterAdminHooks(here) : singleProcessHooks(here);
   // Reopens the access-log files (logrotate). Installed first: without a listener, SIGUSR1 would start Node's inspector.

@@ -1,11 +1,9 @@
 import { AggregatorRegistry } from 'prom-client';
-import type { AdminOptions, CloseOutcome, ConnectionsView, ReloadReport } from '../admin/server.js';
-import type { Gateway } from '../gateway.js';
-import { isConnectionKind, type ConnectionFilter, type ConnectionInfo } from '../runtime/connection-registry.js';
+import type { Config } from '../config/schema.js';
+import type { LoadResult } from '../config/load.js';
+import type { Logger } from '../observability/logger.js';
+import { isConnectionKind, type ConnectionFilter, type ConnectionInfo, type ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { Dimension, StatsView } from '../observability/stats.js';
-import type { ConfigSubscriber } from '../sources/config-source.js';
-import { errorLines } from '../sources/config-source.js';
-import { loadConfigFile, type FileSource } from '../sources/file.js';
 import { answerAsks, askOthers, type Ask, type Reply } from './fanout.js';
 
 /**
@@ -43,25 +41,61 @@ export interface LocalReload {
   error?: string;
 }
 
+/**
+ * What these views read of the running gateway (the Gateway class has it;
+ * named here structurally: process/ sits below the gateway, see DESIGN.md, Layering).
+ */
+export interface GatewayViews {
+  statsReport(): Promise<unknown>;
+  status(): unknown;
+  readonly connectionRegistry: ConnectionRegistry;
+  readonly metrics: { readonly registry: { getMetricsAsJSON(): Promise<object[]> } };
+  readonly logger: Logger;
+  apply(config: Config): Promise<{ ok: true; version: number } | { ok: false; error: string }>;
+}
+
+type Outcome = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/** The config source as a reload uses it (the FileSource has it). */
+export interface ReloadableSource {
+  readonly file: string;
+  subscribe(subscriber: (doc: { readonly config: Config; readonly revision: string }) => Promise<Outcome>): void;
+  /** Resolves true when the document was applied; never rejects (see sources/config-source.ts). */
+  reload(reason: string): Promise<boolean>;
+}
+
+/** DELETE /connections/:id outcomes (admin/server.ts): 'unavailable' when the owner cannot be asked. */
+export type CloseOutcome = 'closing' | 'already-closing' | 'unknown' | 'unavailable';
+
+/** POST /config/reload's outcome (admin/server.ts ReloadReport). */
+export interface ReloadReport {
+  ok: boolean;
+  revision: string | null;
+  version: number;
+  workers: { index: number; ok: boolean; error?: string; [field: string]: unknown }[];
+}
+
 export interface ProcessAdmin {
   /** This process's worker slot (0 for a single process). */
   index: number;
   /** How many worker slots there are (`workers:`; 1 for a single process). */
   workers: number;
-  gateway: Gateway;
+  gateway: GatewayViews;
   reload(reason: string): Promise<LocalReload>;
 }
 
 /**
- * Wires a FileSource to the gateway and records what each reload did, so a
- * refusal can be answered with its reason (the source itself only logs it).
- * Concurrent reloads of one source (a file watch firing during an admin
- * reload) may report each other's outcome: both read the same file.
+ * Wires a config source to the gateway and records what each reload did, so
+ * a refusal can be answered with its reason (the source itself only logs
+ * it). A document refused before it reached the gateway is explained by
+ * loading the file again with `load` (the source's own checks). Concurrent
+ * reloads of one source (a file watch firing during an admin reload) may
+ * report each other's outcome: both read the same file.
  */
-export function recordingReload(source: FileSource, gateway: Gateway): ProcessAdmin['reload'] {
-  type Applied = { revision: string; outcome: { ok: boolean; error?: string } };
+export function recordingReload(source: ReloadableSource, gateway: GatewayViews, load: (file: string) => LoadResult): ProcessAdmin['reload'] {
+  type Applied = { revision: string; outcome: Outcome };
   let last = undefined as Applied | undefined;
-  const subscriber: ConfigSubscriber = async (doc) => {
+  const subscriber = async (doc: { readonly config: Config; readonly revision: string }): Promise<Outcome> => {
     const result = await gateway.apply(doc.config);
     last = { revision: doc.revision, outcome: result };
     return result;
@@ -80,14 +114,14 @@ export function recordingReload(source: FileSource, gateway: Gateway): ProcessAd
     let error = applied && !applied.outcome.ok ? applied.outcome.error : undefined;
     if (error === undefined) {
       // Refused before it reached the gateway: read, parse, validate or a named file (the source logged the same).
-      const loaded = loadConfigFile(source.file);
-      error = loaded.ok ? 'config rejected (see the log)' : errorLines(source.file, loaded.errors).join('; ');
+      const loaded = load(source.file);
+      error = loaded.ok ? 'config rejected (see the log)' : loaded.errors.map((e) => (e.line !== undefined ? `${source.file}:${e.line}:${e.column ?? 1}: ${e.message}` : `${e.path}: ${e.message}`)).join('; ');
     }
     return { ok: false, revision, version, error };
   };
 }
 
-function snapshotVersion(gateway: Gateway): number {
+function snapshotVersion(gateway: GatewayViews): number {
   const v = (gateway.status() as { version?: unknown }).version;
   return typeof v === 'number' ? v : 0;
 }
@@ -174,14 +208,14 @@ function workerList(parts: Part<unknown>[]): { index: number; pid: number | null
 }
 
 /** The admin options that make slot 0's admin API answer for every worker (set as `gateway.adminHooks`). */
-export function clusterAdminHooks(p: ProcessAdmin): Partial<AdminOptions> {
-  const connections: ConnectionsView = {
-    list: async (filter) => {
+export function clusterAdminHooks(p: ProcessAdmin) {
+  const connections = {
+    list: async (filter: ConnectionFilter): Promise<ConnectionInfo[]> => {
       const parts = await gather<ConnectionInfo[]>(p, { kind: 'connections', filter: { ...filter } });
       for (const x of parts) if (!x.ok) p.gateway.logger.warn({ worker: x.index, error: x.error }, 'GET /connections: a worker did not answer; its entries are missing');
       return answered(parts).flatMap((x) => (Array.isArray(x.value) ? x.value : []));
     },
-    close: (id) => closeConnection(p, id),
+    close: (id: string) => closeConnection(p, id),
   };
   return {
     stats: async () => {
@@ -190,18 +224,14 @@ export function clusterAdminHooks(p: ProcessAdmin): Partial<AdminOptions> {
     },
     status: async () => mergeStatus(await gather<StatusReport>(p, { kind: 'status' })),
     connections,
-    metrics: async () => {
-      const parts = await gather<object[]>(p, { kind: 'metrics' });
-      const registry = AggregatorRegistry.aggregate(answered(parts).map((x) => x.value));
-      return { contentType: registry.contentType, body: await registry.metrics() };
-    },
-    reloadEverywhere: (reason) => reloadEverywhere(p, reason),
+    metrics: async () => aggregateMetrics(answered(await gather<object[]>(p, { kind: 'metrics' })).map((x) => x.value)),
+    reloadEverywhere: (reason: string) => reloadEverywhere(p, reason),
   };
 }
 
 /** The admin options of a single process: POST /config/reload reloads this process. */
-export function singleProcessHooks(p: ProcessAdmin): Partial<AdminOptions> {
-  return { reloadEverywhere: (reason) => reloadEverywhere(p, reason) };
+export function singleProcessHooks(p: ProcessAdmin) {
+  return { reloadEverywhere: (reason: string) => reloadEverywhere(p, reason) };
 }
 
 /**
@@ -239,6 +269,16 @@ async function closeConnection(p: ProcessAdmin, id: string): Promise<CloseOutcom
 }
 
 // ------------------------------------------------------------------ merging (pure)
+
+/**
+ * One Prometheus exposition of several workers' `registry.getMetricsAsJSON()`:
+ * prom-client's AggregatorRegistry.aggregate, each metric by its `aggregator`
+ * (sum unless the metric says otherwise, e.g. `max` or `omit`).
+ */
+export async function aggregateMetrics(perWorker: object[]): Promise<{ contentType: string; body: string }> {
+  const registry = AggregatorRegistry.aggregate(perWorker);
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}
 
 export type StatsReport = Record<Dimension, Record<string, StatsView>>;
 
