@@ -93,6 +93,8 @@ export function supervise(o: SupervisorOptions): Promise<number> {
         else relay.onMessage(worker, m);
       });
       worker.once('exit', (code, signal) => onExit(slot, worker, code, signal));
+      // An IPC failure (a send to a worker that is exiting) is logged; unhandled, it would end the primary.
+      worker.on('error', (err: Error) => logger.warn({ worker: slot.index, workerPid: worker.process.pid, error: err.message }, 'worker IPC error'));
     };
 
     const onReady = (slot: Slot, worker: Worker, m: ReadyMessage) => {
