@@ -218,11 +218,15 @@ test('workers: 2 — /stats, /status, /connections, /metrics and POST /config/re
     ],
   );
 
-  // /metrics: every worker's registry aggregated into one exposition.
+  // /metrics: every worker's registry aggregated into one exposition: a valid text format where each
+  // series appears once (both workers' samples merged, not listed one after the other).
   const metrics = await call(admin, 'GET', '/metrics');
   assert.equal(metrics.status, 200, metrics.text);
   assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
-  assert.doesNotMatch(metrics.text, /"error"/);
+  const samples = metrics.text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  for (const line of samples) assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/, line);
+  const series = samples.map((l) => l.slice(0, l.lastIndexOf(' ')));
+  assert.equal(new Set(series).size, series.length, 'a series listed twice: not aggregated');
 
   // DELETE /connections/<1-…> goes to worker 1 and closes that connection; the others stay open.
   const victim = held.find((h) => h.worker === 1)!;
