@@ -2,6 +2,7 @@ import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionInfo } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
+import { configReload, type ReloadReport } from './config-reload.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
@@ -41,15 +42,6 @@ export interface ConnectionsView {
 }
 export type CloseOutcome = 'closing' | 'already-closing' | 'unknown' | 'unavailable';
 
-/** The outcome of reloading every process: `ok` only when every one applied the document. */
-export interface ReloadReport {
-  ok: boolean;
-  /** The serving process's revision (its source's) and snapshot version after the reload. */
-  revision: string | null;
-  version: number;
-  /** One entry per process (worker index; 0 for a single process). */
-  workers: { index: number; ok: boolean; error?: string; [field: string]: unknown }[];
-}
 
 /**
  * The admin listener's protection against slow and idle clients, the same
@@ -121,7 +113,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
     if (opts.metrics !== undefined && path === '/metrics' && req.method === 'GET') return metrics(res, opts.metrics);
-    if (opts.reloadEverywhere !== undefined && path === '/config/reload') return reload(req, res, opts.reloadEverywhere);
+    if (opts.reloadEverywhere !== undefined && path === '/config/reload') return configReload(req, res, opts.reloadEverywhere, (status, body) => json(res, status, body));
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
@@ -180,23 +172,6 @@ function metrics(res: http.ServerResponse, m: NonNullable<AdminOptions['metrics'
       res.end(body);
     },
     () => json(res, 500, { error: 'metrics unavailable', code: 'INTERNAL' }),
-  );
-}
-
-/** POST /config/reload: 200 when every process applied its source's document, else 409 APPLY_FAILED. */
-function reload(req: http.IncomingMessage, res: http.ServerResponse, reloadEverywhere: NonNullable<AdminOptions['reloadEverywhere']>): void {
-  if (req.method !== 'POST') {
-    res.setHeader('allow', 'POST');
-    return json(res, 405, { error: `${req.method} is not allowed on /config/reload (use POST)`, code: 'METHOD_NOT_ALLOWED' });
-  }
-  settle(
-    () => reloadEverywhere('admin API'),
-    (r) => {
-      if (r.ok) return json(res, 200, { revision: r.revision, version: r.version, workers: r.workers });
-      const refused = r.workers.filter((w) => !w.ok).map((w) => `worker ${w.index}: ${w.error ?? 'refused'}`);
-      json(res, 409, { error: `the config was not applied everywhere (${refused.join('; ')})`, code: 'APPLY_FAILED', workers: r.workers });
-    },
-    () => json(res, 500, { error: 'reload failed', code: 'INTERNAL' }),
   );
 }
 
