@@ -17,9 +17,9 @@ import { waitFor } from '../helpers/wait.js';
 // ---------------------------------------------------------------- clients
 
 /** One admin request on its own connection: status and parsed JSON body (raw text when not JSON). */
-function call(admin: string, method: string, p: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any; text: string }> {
+function call(admin: string, method: string, p: string, token?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(admin + p, { method, agent: false }, (res) => {
+    const req = http.request(admin + p, { method, agent: false, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (c) => (text += c));
       res.on('end', () => {
@@ -347,18 +347,27 @@ test('workers: 2 — a worker that does not answer is reported missing after the
   await fdsSettle(fdsBefore);
 });
 
-test('workers: 1 — POST /config/reload reloads the one process; a bad file is refused with 409', async (t) => {
+test('workers: 1 — POST /config/reload (admin token required) reloads the one process; a bad file is refused with 409', async (t) => {
   const upstream = await startUpstream();
   t.after(() => upstream.close());
   const fdsBefore = openFds();
   const dir = tempDir(t, 'workers-admin');
   const ports = { web: await freePort(), admin: await freePort() };
   const file = path.join(dir, 'portico.yaml');
-  fs.writeFileSync(file, stringify(config(ports, upstream.address, [], 1)));
+  const TOKEN = 'workers-admin-test-token';
+  const withToken = (routes: unknown[]) => {
+    const c = config(ports, upstream.address, routes, 1);
+    return { ...c, admin: { ...c.admin, token: TOKEN } };
+  };
+  fs.writeFileSync(file, stringify(withToken([])));
   const { gw, admin } = await start(t, file);
 
-  fs.writeFileSync(file, stringify(config(ports, upstream.address, [FRESH_ROUTE], 1)));
-  const ok = await call(admin, 'POST', '/config/reload');
+  fs.writeFileSync(file, stringify(withToken([FRESH_ROUTE])));
+  // Without the token: 401, and nothing is reloaded.
+  const anonymous = await call(admin, 'POST', '/config/reload');
+  assert.equal(anonymous.status, 401, anonymous.text);
+  assert.equal((await get(ports.web, '/new')).status, 404);
+  const ok = await call(admin, 'POST', '/config/reload', TOKEN);
   assert.equal(ok.status, 200, ok.text);
   assert.deepEqual(Object.keys(ok.body).sort(), ['revision', 'version', 'workers']);
   assert.equal(ok.body.version, 2);
@@ -366,7 +375,7 @@ test('workers: 1 — POST /config/reload reloads the one process; a bad file is 
   assert.equal((await get(ports.web, '/new')).body, 'fresh');
 
   fs.writeFileSync(file, 'listeners: [');
-  const bad = await call(admin, 'POST', '/config/reload');
+  const bad = await call(admin, 'POST', '/config/reload', TOKEN);
   assert.equal(bad.status, 409, bad.text);
   assert.equal(bad.body.code, 'APPLY_FAILED');
   assert.equal(bad.body.workers[0].ok, false);
