@@ -192,7 +192,7 @@ async function gather<T>(p: ProcessAdmin, ask: Ask): Promise<Part<T>[]> {
   for (let index = 0; index < p.workers; index++) {
     if (index === p.index) continue;
     const r = replies.find((x) => x.index === index);
-    if (r === undefined) parts.push({ index, pid: null, ok: false, error: 'no answer (the primary could not be asked)' });
+    if (r === undefined) parts.push({ index, pid: null, ok: false, error: 'no answer: the primary did not relay the ask in time' });
     else if (r.ok) parts.push({ index, pid: r.pid, ok: true, value: r.value as T });
     else parts.push({ index, pid: r.pid, ok: false, error: r.error, ...('starting' in r && r.starting ? { starting: true } : {}) });
   }
