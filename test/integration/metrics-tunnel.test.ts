@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import tls from 'node:tls';
 import { formatHostPort } from '../../src/net/address.js';
 import type { Agent } from '../../src/tunnel/agent/agent.js';
 import type { Pki } from '../helpers/certs.js';
@@ -10,6 +11,8 @@ import { fdsSettle, openFds } from '../helpers/fds.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { send } from '../helpers/http.js';
 import { startAgent, tunnelListener, tunnelPki } from '../helpers/tunnel.js';
+import { CLIENT_TOKEN, relayListener } from '../helpers/relay.js';
+import { readAll } from '../helpers/tcp.js';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -22,7 +25,7 @@ function sample(text: string, name: string, labels = ''): number | undefined {
   return m === null ? undefined : Number(m[1]);
 }
 
-describe('GET /metrics: tunnel agents and streams', () => {
+describe('GET /metrics: tunnel agents, streams and relay clients', () => {
   let pki: Pki;
   let gw: TestGateway;
   let origin: TestUpstream;
@@ -45,7 +48,7 @@ describe('GET /metrics: tunnel agents and streams', () => {
     });
     gw = await startGateway({
       admin: { listen: '127.0.0.1:0', token: TOKEN },
-      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }, tunnelListener(cert)],
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }, tunnelListener(cert), relayListener(cert)],
       upstreams: [{ name: 'crm', targets: [{ tunnel: 'crm' }] }],
       routes: [{ name: 'crm', listener: 'web', upstream: 'crm' }],
     });
@@ -83,5 +86,23 @@ describe('GET /metrics: tunnel agents and streams', () => {
       return sample(t, 'portico_tunnel_streams', 'listener="tunnel"') === undefined ? t : undefined;
     }, 'the stream gone');
     assert.equal(sample(text, 'portico_http_requests_total', 'listener="web",route="crm",upstream="crm",status_class="2xx"'), 1);
+  });
+
+  test('a refused relay client counts under its outcome; the code it asked for is no label', async () => {
+    const s = tls.connect({ host: '127.0.0.1', port: gw.gateway.listenerAddress('relay')!.port, ca: pki.caPem, servername: 'localhost' });
+    s.on('error', () => undefined);
+    s.end(`PORTICO-RELAY/1 dev-nobody-registered ${CLIENT_TOKEN}\n`);
+    assert.match((await readAll(s)).toString(), /^404 /);
+    const text = await waitFor(async () => {
+      const t = await scrape();
+      return sample(t, 'portico_l4_connections_total', 'listener="relay",upstream="",code="unknown-code"') === 1 ? t : undefined;
+    }, 'the refused relay client counted');
+    assert.doesNotMatch(text, /dev-nobody-registered/);
+  });
+
+  test('an agent connection counts when it ends', async () => {
+    await agent.stop();
+    await waitFor(async () => sample(await scrape(), 'portico_l4_connections_total', 'listener="tunnel",upstream="",code="ok"') === 1 || undefined, 'the agent connection counted');
+    assert.equal(sample(await scrape(), 'portico_tunnel_agents', 'listener="tunnel"'), undefined);
   });
 });
