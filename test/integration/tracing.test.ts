@@ -180,6 +180,24 @@ describe('tracing: W3C propagation and OTLP export', () => {
     }
   });
 
+  test('an upstream that cannot be reached: the span has status ERROR, the 502 and the gateway error code', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    assert.equal((await gw.reload({ ...config(1), upstreams: [{ name: 'up', targets: [{ address: dead }] }] })).ok, true);
+    try {
+      const id = traceId(++n);
+      const r = await send(gw.url(), { path: '/dead', headers: { traceparent: `00-${id}-${PARENT}-01` } });
+      assert.equal(r.status, 502);
+      const s = await spanOf(rx, id);
+      assert.equal(s.status.code, 2, 'ERROR');
+      assert.equal(s.attributes['http.response.status_code'], 502);
+      assert.equal(s.attributes['portico.target'], dead);
+      assert.equal(s.attributes['error.type'], JSON.parse(r.body).code);
+      assert.equal(s.status.message, JSON.parse(r.body).code);
+    } finally {
+      assert.equal((await gw.reload(config(1))).ok, true);
+    }
+  });
+
   test('the OTLP headers are sent to the collector', async () => {
     assert.equal((await gw.reload(config(1, { endpoint: rx.endpoint, headers: { 'x-api-key': 'k-123' } }))).ok, true);
     const id = traceId(++n);
