@@ -29,6 +29,8 @@ const BATCH = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMilli
 const EXPORT_TIMEOUT_MS = 10_000;
 /** At most one "export failed" line per this period. */
 const REPORT_EVERY_MS = 60_000;
+/** The longest attribute value exported (characters). */
+const ATTRIBUTE_MAX_LENGTH = 1024;
 /** ExportResultCode.SUCCESS (@opentelemetry/core). */
 const SUCCESS = 0;
 
@@ -113,6 +115,8 @@ class OtlpSink implements SpanSink {
       idGenerator: this.ids,
       // The sampling decision is the request's (trace-context.ts): only sampled requests reach this sink.
       sampler: new AlwaysOnSampler(),
+      // A client's path can be long (up to the head size limit): an attribute value is cut there, never exported whole.
+      spanLimits: { attributeValueLengthLimit: ATTRIBUTE_MAX_LENGTH },
       spanProcessors: [new BatchSpanProcessor(new ReportingExporter(exporter, config.endpoint, logger), BATCH)],
     });
     this.tracer = this.provider.getTracer('portico');

@@ -198,6 +198,14 @@ describe('tracing: W3C propagation and OTLP export', () => {
     }
   });
 
+  test('a long path is exported cut to 1024 characters', async () => {
+    const id = traceId(++n);
+    const path = `/${'p'.repeat(3000)}`;
+    assert.equal((await send(gw.url(), { path, headers: { traceparent: `00-${id}-${PARENT}-01` } })).status, 200);
+    const s = await spanOf(rx, id);
+    assert.equal(s.attributes['url.path'], path.slice(0, 1024));
+  });
+
   test('the OTLP headers are sent to the collector', async () => {
     assert.equal((await gw.reload(config(1, { endpoint: rx.endpoint, headers: { 'x-api-key': 'k-123' } }))).ok, true);
     const id = traceId(++n);
