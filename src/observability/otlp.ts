@@ -169,7 +169,8 @@ class OtlpSink implements SpanSink {
  * http.request.method, http.response.status_code, url.path,
  * network.protocol.version, client.address, portico.listener,
  * portico.route, portico.upstream, portico.target (the address of the
- * last target tried), portico.request_id, and when they apply
+ * last target tried), portico.tries (targets tried: 2 and more after a
+ * retry or connect failover), portico.request_id, and when they apply
  * error.type (the gateway error code) and rpc.grpc.status_code.
  */
 function attributesOf(ctx: RequestContext, method: string): Attributes {
@@ -185,6 +186,7 @@ function attributesOf(ctx: RequestContext, method: string): Attributes {
   if (ctx.route !== undefined) a['portico.route'] = ctx.route.name;
   if (ctx.upstream !== undefined) a['portico.upstream'] = ctx.upstream.name;
   if (ctx.target !== undefined) a['portico.target'] = ctx.target.address;
+  if (ctx.tries > 0) a['portico.tries'] = ctx.tries;
   if (ctx.error !== undefined) a['error.type'] = ctx.error.code;
   if (ctx.grpcStatus >= 0) a['rpc.grpc.status_code'] = ctx.grpcStatus;
   return a;

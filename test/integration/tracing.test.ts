@@ -198,6 +198,33 @@ describe('tracing: W3C propagation and OTLP export', () => {
     }
   });
 
+  test('a retried request is one span counting its tries; every try carried the same parent-id', async () => {
+    const flaky = await startUpstream((_req, res) => res.writeHead(503, { 'content-length': '4' }).end('busy'));
+    try {
+      const doc = config(1);
+      doc.upstreams = [{ name: 'up', targets: [{ address: flaky.address }, { address: up.address }], balancer: 'round-robin', retries: { attempts: 1, on: [503], backoff: { base: 0, max: 0 } } } as never];
+      assert.equal((await gw.reload(doc)).ok, true);
+      const ids: string[] = [];
+      // Round robin: within two requests one starts on the failing target and is retried on the other.
+      for (let k = 0; k < 2; k++) {
+        const id = traceId(++n);
+        ids.push(id);
+        assert.equal((await send(gw.url(), { path: `/retried-${k}`, headers: { traceparent: `00-${id}-${PARENT}-01` } })).status, 200);
+      }
+      const spans = await Promise.all(ids.map((id) => spanOf(rx, id)));
+      const retried = spans.find((s) => s.attributes['portico.tries'] === 2);
+      assert.ok(retried, `one request was retried: ${JSON.stringify(spans.map((s) => s.attributes['portico.tries']))}`);
+      assert.equal(retried.attributes['portico.target'], up.address);
+      const first = flaky.received.find((x) => String(x.headers.traceparent).includes(retried.traceId))!;
+      const second = up.received.find((x) => String(x.headers.traceparent).includes(retried.traceId))!;
+      assert.equal(first.headers.traceparent, second.headers.traceparent);
+      assert.equal(TRACEPARENT.exec(String(second.headers.traceparent))![2], retried.spanId);
+    } finally {
+      assert.equal((await gw.reload(config(1))).ok, true);
+      await flaky.close();
+    }
+  });
+
   test('a long path is exported cut to 1024 characters', async () => {
     const id = traceId(++n);
     const path = `/${'p'.repeat(3000)}`;
