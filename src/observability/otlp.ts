@@ -29,6 +29,8 @@ const BATCH = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMilli
 const EXPORT_TIMEOUT_MS = 10_000;
 /** At most one "export failed" line per this period. */
 const REPORT_EVERY_MS = 60_000;
+/** The longest attribute value exported (characters). */
+const ATTRIBUTE_MAX_LENGTH = 1024;
 /** ExportResultCode.SUCCESS (@opentelemetry/core). */
 const SUCCESS = 0;
 
@@ -113,6 +115,8 @@ class OtlpSink implements SpanSink {
       idGenerator: this.ids,
       // The sampling decision is the request's (trace-context.ts): only sampled requests reach this sink.
       sampler: new AlwaysOnSampler(),
+      // A client's path can be long (up to the head size limit): an attribute value is cut there, never exported whole.
+      spanLimits: { attributeValueLengthLimit: ATTRIBUTE_MAX_LENGTH },
       spanProcessors: [new BatchSpanProcessor(new ReportingExporter(exporter, config.endpoint, logger), BATCH)],
     });
     this.tracer = this.provider.getTracer('portico');
@@ -165,7 +169,8 @@ class OtlpSink implements SpanSink {
  * http.request.method, http.response.status_code, url.path,
  * network.protocol.version, client.address, portico.listener,
  * portico.route, portico.upstream, portico.target (the address of the
- * last target tried), portico.request_id, and when they apply
+ * last target tried), portico.tries (targets tried: 2 and more after a
+ * retry or connect failover), portico.request_id, and when they apply
  * error.type (the gateway error code) and rpc.grpc.status_code.
  */
 function attributesOf(ctx: RequestContext, method: string): Attributes {
@@ -181,6 +186,7 @@ function attributesOf(ctx: RequestContext, method: string): Attributes {
   if (ctx.route !== undefined) a['portico.route'] = ctx.route.name;
   if (ctx.upstream !== undefined) a['portico.upstream'] = ctx.upstream.name;
   if (ctx.target !== undefined) a['portico.target'] = ctx.target.address;
+  if (ctx.tries > 0) a['portico.tries'] = ctx.tries;
   if (ctx.error !== undefined) a['error.type'] = ctx.error.code;
   if (ctx.grpcStatus >= 0) a['rpc.grpc.status_code'] = ctx.grpcStatus;
   return a;

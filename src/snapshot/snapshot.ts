@@ -250,6 +250,8 @@ export class RequestContext {
   consumer: Consumer | undefined = undefined;
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
+  /** Targets picked for this request (pickTarget, http/exchange/phases.ts): 0 when none was tried; above 1 after a retry or connect failover. */
+  tries = 0;
 
   /** The request that goes upstream (http/exchange/outbound.ts): the inbound method, no header, no body until createContext (handler.ts) fills it. */
   readonly out: OutboundRequest;

@@ -180,6 +180,59 @@ describe('tracing: W3C propagation and OTLP export', () => {
     }
   });
 
+  test('an upstream that cannot be reached: the span has status ERROR, the 502 and the gateway error code', async () => {
+    const dead = `127.0.0.1:${await freePort()}`;
+    assert.equal((await gw.reload({ ...config(1), upstreams: [{ name: 'up', targets: [{ address: dead }] }] })).ok, true);
+    try {
+      const id = traceId(++n);
+      const r = await send(gw.url(), { path: '/dead', headers: { traceparent: `00-${id}-${PARENT}-01` } });
+      assert.equal(r.status, 502);
+      const s = await spanOf(rx, id);
+      assert.equal(s.status.code, 2, 'ERROR');
+      assert.equal(s.attributes['http.response.status_code'], 502);
+      assert.equal(s.attributes['portico.target'], dead);
+      assert.equal(s.attributes['error.type'], JSON.parse(r.body).code);
+      assert.equal(s.status.message, JSON.parse(r.body).code);
+    } finally {
+      assert.equal((await gw.reload(config(1))).ok, true);
+    }
+  });
+
+  test('a retried request is one span counting its tries; every try carried the same parent-id', async () => {
+    const flaky = await startUpstream((_req, res) => res.writeHead(503, { 'content-length': '4' }).end('busy'));
+    try {
+      const doc = config(1);
+      doc.upstreams = [{ name: 'up', targets: [{ address: flaky.address }, { address: up.address }], balancer: 'round-robin', retries: { attempts: 1, on: [503], backoff: { base: 0, max: 0 } } } as never];
+      assert.equal((await gw.reload(doc)).ok, true);
+      const ids: string[] = [];
+      // Round robin: within two requests one starts on the failing target and is retried on the other.
+      for (let k = 0; k < 2; k++) {
+        const id = traceId(++n);
+        ids.push(id);
+        assert.equal((await send(gw.url(), { path: `/retried-${k}`, headers: { traceparent: `00-${id}-${PARENT}-01` } })).status, 200);
+      }
+      const spans = await Promise.all(ids.map((id) => spanOf(rx, id)));
+      const retried = spans.find((s) => s.attributes['portico.tries'] === 2);
+      assert.ok(retried, `one request was retried: ${JSON.stringify(spans.map((s) => s.attributes['portico.tries']))}`);
+      assert.equal(retried.attributes['portico.target'], up.address);
+      const first = flaky.received.find((x) => String(x.headers.traceparent).includes(retried.traceId))!;
+      const second = up.received.find((x) => String(x.headers.traceparent).includes(retried.traceId))!;
+      assert.equal(first.headers.traceparent, second.headers.traceparent);
+      assert.equal(TRACEPARENT.exec(String(second.headers.traceparent))![2], retried.spanId);
+    } finally {
+      assert.equal((await gw.reload(config(1))).ok, true);
+      await flaky.close();
+    }
+  });
+
+  test('a long path is exported cut to 1024 characters', async () => {
+    const id = traceId(++n);
+    const path = `/${'p'.repeat(3000)}`;
+    assert.equal((await send(gw.url(), { path, headers: { traceparent: `00-${id}-${PARENT}-01` } })).status, 200);
+    const s = await spanOf(rx, id);
+    assert.equal(s.attributes['url.path'], path.slice(0, 1024));
+  });
+
   test('the OTLP headers are sent to the collector', async () => {
     assert.equal((await gw.reload(config(1, { endpoint: rx.endpoint, headers: { 'x-api-key': 'k-123' } }))).ok, true);
     const id = traceId(++n);

@@ -121,6 +121,7 @@ export function pickTarget(ctx: RequestContext, tried: readonly Target[] | null)
   const target = tried === null ? upstream.pick(ctx) : upstream.pickOther(ctx, tried);
   if (target === undefined) return undefined;
   ctx.target = target;
+  ctx.tries++;
   const host = ctx.route!.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
   ctx.out.setTarget(target, host, ctx.requestId, upstream.serverNameFor(target));
   return target;
