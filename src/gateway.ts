@@ -1,6 +1,8 @@
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer, type AdminOptions } from './admin/server.js';
+import type { ConfigAccess } from './admin/config-api.js';
+import type { ConfigSource } from './sources/config-source.js';
 import { limitsReport } from './admin/limits.js';
 import { compile } from './snapshot/compile.js';
 import { type Snapshot } from './snapshot/snapshot.js';
@@ -22,6 +24,8 @@ import { JwksCache } from './runtime/jwks-cache.js';
 import type { UpstreamPlan } from './runtime/upstream-state.js';
 import { Stats, type Dimension } from './observability/stats.js';
 import { Metrics } from './observability/metrics.js';
+import { Tracer } from './observability/tracing.js';
+import { Recorders } from './observability/recorders.js';
 import { createStateStore, type StateStore } from './state/index.js';
 import { bindOptions, listenerBindOptions, servesAdmin, type BindOptions } from './process/port-sharing.js';
 import { workerIdentity } from './process/worker.js';
@@ -63,7 +67,15 @@ export class Gateway {
   /** Request statistics, kept across reloads (see observability/stats.ts). */
   readonly stats = new Stats(() => this.state?.store);
   /** Prometheus metrics of this process (GET /metrics), kept across reloads. */
-  readonly metrics = new Metrics();
+  readonly metrics = new Metrics({
+    upstreams: () => this.snapshot?.upstreams.values() ?? [],
+    connections: () => this.connectionRegistry,
+    tunnelCodes: () => this.tunnels.codesRegistered().length,
+  });
+  /** What the log phase records each HTTP request in: the statistics and the metrics. */
+  private readonly recorder = new Recorders(this.stats, this.metrics.http);
+  /** W3C trace propagation settings and the OTLP exporter (`tracing:`), kept across reloads. */
+  readonly tracer: Tracer;
   /** Every live connection, stream and session of every listener, kept across reloads (GET/DELETE /connections). */
   readonly connectionRegistry = new ConnectionRegistry(workerIdentity()?.index ?? 0);
   /** Service codes registered by tunnel agents and relay services: `{ tunnel: CODE }` targets and relay clients find them here. */
@@ -84,14 +96,40 @@ export class Gateway {
    * `workers: N` views that span every worker.
    */
   adminHooks: Partial<AdminOptions> = {};
+  /** Where the config comes from (attachSource): the admin API reads and writes the config through it. */
+  private source: ConfigSource | undefined;
+  /** With `workers: N`: makes every other worker load the stored document after an admin API write (see ConfigAccess.afterWrite). */
+  afterConfigWrite: (() => Promise<string | undefined>) | undefined;
 
   constructor(logger: Logger) {
     this.logger = logger;
+    this.tracer = new Tracer(logger);
     // Tunnel registrations are targets: their identities dial through the agent's connection.
     this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
     this.hostClaims = new HostClaims(this.targets, logger);
     this.tunnels.hosts = this.hostClaims;
+  }
+
+  /**
+   * Serves `source`: each document it delivers is applied here, and the
+   * admin API reads and changes the config through it (writes refused with
+   * `admin.writeBack: false`).
+   */
+  attachSource(source: ConfigSource): void {
+    this.source = source;
+    source.subscribe((doc) => this.apply(doc.config));
+  }
+
+  /** The admin API's access to the config source, or undefined when there is none. */
+  private configAccess(): ConfigAccess | undefined {
+    const source = this.source;
+    if (source === undefined) return undefined;
+    return {
+      source,
+      readOnly: () => (this.snapshot?.config.admin?.writeBack === false ? 'admin.writeBack is false: change the config file and reload instead' : undefined),
+      ...(this.afterConfigWrite !== undefined ? { afterWrite: this.afterConfigWrite } : {}),
+    };
   }
 
   get current(): Snapshot {
@@ -104,7 +142,13 @@ export class Gateway {
    * failure comes back as `{ ok: false }` with the running snapshot kept.
    */
   apply(config: Config): Promise<ApplyResult> {
-    const run = this.queue.then(() => this.applyNow(config)).catch((err: unknown): ApplyResult => ({ ok: false, error: `apply failed: ${(err as Error).message}` }));
+    const run = this.queue
+      .then(() => this.applyNow(config))
+      .catch((err: unknown): ApplyResult => ({ ok: false, error: `apply failed: ${(err as Error).message}` }))
+      .then((result) => {
+        this.metrics.reloaded(result.ok);
+        return result;
+      });
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -116,7 +160,7 @@ export class Gateway {
     let state = this.state?.key === stateKey ? this.state : undefined;
     try {
       state ??= { key: stateKey, store: createStateStore(config.state, this.logger) };
-      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.stats, claims: this.hostClaims });
+      next = compile(config, this.version + 1, { targets: this.targets, jwks: this.jwks, accessLogs: this.accessLogs, state: state.store, logger: this.logger, stats: this.recorder, tracer: this.tracer, claims: this.hostClaims });
     } catch (err) {
       if (state && state !== this.state) void state.store.close();
       this.releaseUnused();
@@ -147,6 +191,8 @@ export class Gateway {
             ready: () => (this.leaving === undefined ? { ready: true, status: 'ready' } : { ready: false, status: this.leaving }),
             connections: this.connectionRegistry,
             agents: { list: () => this.agents(), disconnect: (id) => this.disconnectAgent(id) },
+            config: this.configAccess(),
+            metrics: () => this.metrics.exposition(),
             limits: () => (this.snapshot && this.state ? limitsReport(this.snapshot.config, this.state.store) : Promise.reject(new Error('no snapshot'))),
             diagnostics: this.snapshot?.config.admin?.diagnostics === true,
             ...this.adminHooks,
@@ -201,6 +247,8 @@ export class Gateway {
       this.admin = admin;
     }
     this.releaseUnused();
+    await this.tracer.configure(config.tracing);
+    this.metrics.retain(next);
     this.logger.level = config.log.level;
     if (previous) this.logger.info({ version: next.version }, 'config reloaded');
     return { ok: true, version: next.version };
@@ -214,6 +262,7 @@ export class Gateway {
       draining: () => this.stopping,
       registry: this.connectionRegistry,
       tunnels: this.tunnels,
+      metrics: this.metrics.l4,
     };
     if (runtime.config.protocol === 'udp') {
       const server = dgram.createSocket({ type: runtime.config.listen.host.includes(':') ? 'udp6' : 'udp4', ...listenerBindOptions().createDatagram });
@@ -393,6 +442,7 @@ export class Gateway {
     this.admin = undefined;
     await this.targets.destroy();
     await this.stats.close();
+    await this.tracer.close();
     await this.state?.store.close();
     this.accessLogs.close();
   }

@@ -1,32 +1,57 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionRegistry } from '../runtime/connection-registry.js';
+import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionInfo } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
+import { serveConfig, type ConfigAccess } from './config-api.js';
+import { json } from './reply.js';
+import { serveMetrics } from './metrics.js';
 import { diagnostics } from './diagnostics.js';
 import { openApiDocument } from './openapi.js';
+import { configReload, type ReloadReport } from './config-reload.js';
 
 export interface AdminOptions {
   /** When set, every endpoint but /health and /ready requires `Authorization: Bearer <token>`. */
   token?: string;
-  /** Describes the running gateway for GET /status. */
+  /** Describes the running gateway for GET /status (with `workers: N`, every worker: it may answer later). */
   status: () => unknown;
   /** Request statistics for GET /stats. */
   stats: () => Promise<unknown>;
   /** Whether the gateway takes new traffic (GET /ready): false while it drains or stops. */
   ready: () => { ready: boolean; status: string };
-  /** The process's connection registry (GET /connections, DELETE /connections/:id); absent: those answer 404. */
-  connections?: ConnectionRegistry;
+  /** The config source: GET/PUT /config, POST /config/validate and the resources; absent: those answer 404. */
+  config?: ConfigAccess;
+  /** The process's connection registry, or a view across workers (GET /connections, DELETE /connections/:id); absent: those answer 404. */
+  connections?: ConnectionsView;
   /** Tunnel agents and relay services (GET /agents, DELETE /agents/:id); absent: those answer 404. */
   agents?: {
     list(): AgentInfo[];
     /** Disconnects every connection of agent `id`; how many there were. */
     disconnect(id: string): number;
   };
+  /** GET /metrics: the Prometheus text exposition (with `workers: N`, every worker's metrics aggregated; admin/metrics.ts); absent: 404. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
   /** Rate-limit and quota usage per key (GET /limits, admin/limits.ts); absent: 404. */
   limits?: () => Promise<unknown>;
   /** Serve POST /debug/profile and /debug/heap (diagnostics.ts); off or absent: they answer 404 NOT_FOUND. Read per request. */
   diagnostics?: boolean;
+  /**
+   * Reloads the config from its source in every process serving this
+   * gateway (POST /config/reload). Never rejects. Absent: POST /config/reload answers 404.
+   */
+  reloadEverywhere?: (reason: string) => Promise<ReloadReport>;
 }
+
+/**
+ * What GET and DELETE /connections read: a ConnectionRegistry, or a view
+ * across workers that answers later. `close` answers 'unavailable' when the
+ * owner of `id` cannot be asked (→ 503).
+ */
+export interface ConnectionsView {
+  list(filter: ConnectionFilter): ConnectionInfo[] | Promise<ConnectionInfo[]>;
+  close(id: string): CloseOutcome | Promise<CloseOutcome>;
+}
+export type CloseOutcome = 'closing' | 'already-closing' | 'unknown' | 'unavailable';
+
 
 /**
  * The admin listener's protection against slow and idle clients, the same
@@ -63,6 +88,7 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *                 once a graceful stop began (no auth: readiness for load balancers)
  *   GET /status → snapshot version, listeners and their bound addresses
  *   GET /stats  → request statistics per route, upstream, target and consumer
+ *   GET /metrics → Prometheus text exposition (docs/observability.md, Metrics)
  *   GET /connections[?kind=…&listener=…] → live connections, streams and sessions
  *   DELETE /connections/:id → 202, the entry is being closed its kind's way; 404 for an unknown id
  *   GET /agents → connected tunnel agents and relay services, their codes, refusals, streams, heartbeat
@@ -70,6 +96,9 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   GET /openapi.json → an OpenAPI 3.1 description of every endpoint (openapi.ts)
  *   GET /limits → the keys each rate limit and consumer quota tracks, with their usage (limits.ts)
  *   POST /debug/profile?seconds=N, POST /debug/heap → a CPU profile or heap snapshot, with `diagnostics` on (diagnostics.ts)
+ *   GET /metrics → Prometheus text exposition
+ *   POST /config/reload → 200 {revision, version, workers}: every process reloaded its config source;
+ *                 409 APPLY_FAILED {error, code, workers} when any refused (those keep their running config)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
@@ -81,13 +110,13 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
       const r = opts.ready();
-      return json(res, r.ready ? 200 : 503, { status: r.status });
+      return json(res, r.ready ? 200 : 503, { status: r.status, ...(opts.config !== undefined ? { source: opts.config.source.health() } : {}) });
     }
     if (opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');
       return json(res, 401, { error: 'missing or wrong admin token', code: 'ADMIN_UNAUTHORIZED' });
     }
-    if (path === '/status' && req.method === 'GET') return json(res, 200, opts.status());
+    if (path === '/status' && req.method === 'GET') return settle(opts.status, (body) => json(res, 200, body), () => json(res, 500, { error: 'status unavailable', code: 'INTERNAL' }));
     if (path === '/openapi.json' && req.method === 'GET') return json(res, 200, openApiDocument());
     if (path === '/stats' && req.method === 'GET') {
       opts.stats().then(
@@ -96,6 +125,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
       );
       return;
     }
+    if (path === '/metrics' && opts.metrics !== undefined) return serveMetrics(req, res, opts.metrics);
     if (path === '/limits' && opts.limits !== undefined) {
       if (req.method !== 'GET') return json(res.setHeader('allow', 'GET'), 405, { error: `${req.method} is not allowed on /limits (use GET)`, code: 'METHOD_NOT_ALLOWED' });
       opts.limits().then(
@@ -107,12 +137,14 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     if (opts.connections !== undefined && (path === '/connections' || path.startsWith('/connections/'))) return connections(req, res, url, path, opts.connections);
     if (opts.agents !== undefined && (path === '/agents' || path.startsWith('/agents/'))) return agents(req, res, path, opts.agents);
     if (opts.diagnostics === true && path.startsWith('/debug/')) return diagnostics(req, res, url, path);
+    if (opts.reloadEverywhere !== undefined && path === '/config/reload') return configReload(req, res, opts.reloadEverywhere, (status, body) => json(res, status, body));
+    if (opts.config !== undefined && serveConfig(req, res, path, opts.config)) return;
     return json(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
   });
 }
 
 /** GET /connections (with `kind` and `listener` filters) and DELETE /connections/:id, on the running process's registry. */
-function connections(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string, registry: ConnectionRegistry): void {
+function connections(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string, registry: ConnectionsView): void {
   if (path === '/connections') {
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET');
@@ -121,28 +153,39 @@ function connections(req: http.IncomingMessage, res: http.ServerResponse, url: s
     const q = url.indexOf('?');
     const filter = parseFilter(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
     if (typeof filter === 'string') return json(res, 400, { error: filter, code: 'BAD_REQUEST' });
-    let listed;
-    try {
-      listed = registry.list(filter);
-    } catch {
-      // A socket torn down between its destroy and its 'close' must not take the admin API down.
-      return json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' });
-    }
-    return json(res, 200, { connections: listed });
+    // A socket torn down between its destroy and its 'close' must not take the admin API down.
+    settle(
+      () => registry.list(filter),
+      (listed) => json(res, 200, { connections: listed }),
+      () => json(res, 500, { error: 'connections unavailable', code: 'INTERNAL' }),
+    );
+    return;
   }
   if (req.method !== 'DELETE') {
     res.setHeader('allow', 'DELETE');
     return json(res, 405, { error: `${req.method} is not allowed on /connections/:id (use DELETE)`, code: 'METHOD_NOT_ALLOWED' });
   }
   const id = path.slice('/connections/'.length);
-  let outcome;
+  settle(
+    () => registry.close(id),
+    (outcome) => {
+      if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
+      if (outcome === 'unavailable') return json(res, 503, { error: `the worker owning "${id.slice(0, 64)}" did not answer`, code: 'WORKER_UNAVAILABLE' });
+      json(res, 202, { id, status: 'closing' });
+    },
+    () => json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' }),
+  );
+}
+
+/** Runs `f` (sync or async); its value to `ok`, a throw or rejection to `failed`. */
+function settle<T>(f: () => T | Promise<T>, ok: (value: T) => void, failed: () => void): void {
+  let p: Promise<T>;
   try {
-    outcome = registry.close(id);
+    p = Promise.resolve(f());
   } catch {
-    return json(res, 500, { error: 'closing the connection failed', code: 'INTERNAL' });
+    return failed();
   }
-  if (outcome === 'unknown') return json(res, 404, { error: `no live connection with id "${id.slice(0, 64)}"`, code: 'CONNECTION_NOT_FOUND' });
-  return json(res, 202, { id, status: 'closing' });
+  p.then(ok, failed);
 }
 
 /** GET /agents and DELETE /agents/:id. */
@@ -186,12 +229,6 @@ function parseFilter(params: URLSearchParams): ConnectionFilter | string {
     }
   }
   return filter;
-}
-
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }
 
 /**

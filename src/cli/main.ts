@@ -16,7 +16,9 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { acquirePidFile } from '../process/pid-file.js';
 import { reusePortAvailable, setProcessRole } from '../process/port-sharing.js';
 import { supervise } from '../process/supervisor.js';
-import { reportReady, workerIdentity, type ListenerUrl } from '../process/worker.js';
+import { reloadOtherWorkers } from '../process/propagate-write.js';
+import { reportReady, workerIdentity, type ListenerUrl, type WorkerIdentity } from '../process/worker.js';
+import { answerForThisWorker, clusterAdminHooks, recordingReload, singleProcessHooks, type ProcessAdmin } from '../process/cluster-admin.js';
 import { parseDuration } from '../config/duration.js';
 import { COMMANDS, isCommand, parseCommand, PID_SIGNALS, UsageError, type CommandName, type ParsedCommand } from './args.js';
 import { runAgent } from './agent.js';
@@ -211,10 +213,16 @@ async function start(file: string): Promise<number> {
   const worker = workerIdentity();
   if (worker) {
     setProcessRole({ sharing: worker.sharing, admin: worker.admin });
-    const code = await serve(file, config, logger, (listeners, admin) => {
-      logger.info({ worker: worker.index, listeners, admin }, 'worker serving');
-      reportReady(listeners, admin);
-    });
+    const code = await serve(
+      file,
+      config,
+      logger,
+      (listeners, admin) => {
+        logger.info({ worker: worker.index, listeners, admin }, 'worker serving');
+        reportReady(listeners, admin);
+      },
+      worker,
+    );
     // Stopped or failed: close the IPC channel (it would keep this process alive) and exit with `code`.
     cluster.worker?.disconnect();
     return code;
@@ -253,8 +261,17 @@ async function startWorkers(file: string, config: Config, logger: Logger): Promi
  * Runs one gateway on `config` until SIGTERM/SIGINT (graceful stop, resolves 0);
  * SIGHUP reloads the file. Resolves 1 when the config cannot be served.
  */
-async function serve(file: string, config: Config, logger: Logger, onReady: (listeners: ListenerUrl[], admin: string | undefined) => void): Promise<number> {
+async function serve(file: string, config: Config, logger: Logger, onReady: (listeners: ListenerUrl[], admin: string | undefined) => void, worker?: WorkerIdentity): Promise<number> {
   const gateway = new Gateway(logger);
+  // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
+  const source = new FileSource(file, logger);
+  // The admin API reads and writes the config through the source (recordingReload below subscribes the gateway to it).
+  gateway.attachSource(source);
+  const here: ProcessAdmin = { index: worker?.index ?? 0, workers: worker ? config.workers : 1, gateway, reload: recordingReload(source, gateway, loadConfigFile) };
+  // The admin API (slot 0's) answers for every worker: the others answer its asks (process/cluster-admin.ts).
+  gateway.adminHooks = worker ? clusterAdminHooks(here) : singleProcessHooks(here);
+  // An admin API write is applied and stored by this worker; the others then load the stored document.
+  if (worker) gateway.afterConfigWrite = () => reloadOtherWorkers(config.workers, worker.index, 'admin API write');
   // Reopens the access-log files (logrotate). Installed first: without a listener, SIGUSR1 would start Node's inspector.
   process.on('SIGUSR1', () => gateway.reopenLogs());
   const result = await gateway.apply(config);
@@ -265,10 +282,10 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
     await gateway.stop(0);
     return 1;
   }
-  // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
-  const source = new FileSource(file, logger);
-  source.subscribe((doc) => gateway.apply(doc.config));
+  source.adopt();
+  source.onInvalid = () => gateway.metrics.reloaded(false);
   source.setWatch(config.watch);
+  if (worker) answerForThisWorker(here);
 
   const listeners = config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, url: listenerUrl(l.protocol, gateway.listenerAddress(l.name)!) }));
   const admin = gateway.adminAddress();

@@ -6,6 +6,7 @@ import { interpolate, type InterpolationError } from './interpolate.js';
 import { configSchema, type Config } from './schema.js';
 import type { ConfigError } from './errors.js';
 import { checkNames, checkReferences } from './references.js';
+import { resolveCertificates } from './certificates.js';
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
 
@@ -42,7 +43,7 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.en
     const seen = new Set(errors.map((e) => e.path));
     return { ok: false, errors: [...errors, ...nameErrors.filter((e) => !seen.has(e.path))] };
   }
-  const refErrors = [...nameErrors, ...checkReferences(parsed.data)];
+  const refErrors = [...nameErrors, ...resolveCertificates(parsed.data), ...checkReferences(parsed.data)];
   if (parsed.data.listeners.length === 0) {
     // An empty or comment-only file (a truncate-then-write caught half way) must never be applied as "serve nothing".
     refErrors.push({ path: 'listeners', message: 'a config needs at least one listener (an empty or comment-only document is refused)' });

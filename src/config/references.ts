@@ -22,6 +22,7 @@ export function checkNames(doc: unknown): ConfigError[] {
   const listenerNames = unique(section('listeners'), 'listeners', errors);
   const upstreamNames = unique(section('upstreams'), 'upstreams', errors);
   unique(section('routes'), 'routes', errors);
+  unique(section('certificates'), 'certificates', errors);
   section('routes').forEach((r, i) => {
     if (typeof r.listener === 'string' && !listenerNames.has(r.listener)) {
       errors.push({ path: `routes[${i}].listener`, message: `no listener named "${r.listener}"` });

@@ -7,7 +7,7 @@ import { stateSchema } from './schemas/state.js';
 import { consumerSchema, tokenEndpointSchema } from './schemas/consumers.js';
 import { MIDDLEWARE_SCHEMAS } from './schemas/middlewares.js';
 import { BALANCERS, circuitBreakerSchema, healthCheckSchema, retriesSchema } from './schemas/upstream-policy.js';
-import { listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
+import { certificateResourceSchema, listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
 import { websocketSchema } from './schemas/websocket.js';
 import { grpcMetadataSchema } from './schemas/grpc.js';
 import { httpAccessLogSchema } from './schemas/access-log.js';
@@ -293,6 +293,8 @@ export const configSchema = z.strictObject({
   upstreams: z.array(upstream).default([]),
   routes: z.array(route).default([]),
   consumers: z.array(consumerSchema).default([]),
+  /** Named certificates that listeners' `tls.certificates` use as `{ certificate: NAME }`. */
+  certificates: z.array(certificateResourceSchema).default([]),
   state: stateSchema,
 });
 

@@ -37,6 +37,10 @@ export interface InboundView {
   contentLength: number;
   /** Set for a gRPC call (content-type application/grpc…): its `grpc-timeout` in ms, 0 when absent. */
   grpcTimeout: number | undefined;
+  /** The `traceparent` value when exactly one was sent (two make it invalid, W3C Trace Context §3.2). */
+  traceparent: string | undefined;
+  /** Every `tracestate` field joined with `,` (RFC 9110 §5.3), if any. */
+  tracestate: string | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
@@ -59,6 +63,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,200}$/;
  * request's authority (absolute-form target, Host, `:authority`), and every
  * Transfer-Encoding line (framing.ts). `X-Forwarded-Host` is that
  * authority, not the Host header an absolute-form target overrides.
+ * `traceparent` and `tracestate` are read, not copied: the request's own
+ * trace context replaces them (W3C Trace Context).
  */
 export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, h2 = false): InboundView {
   const peer = peerAddress(req.socket.remoteAddress);
@@ -79,6 +85,9 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
   let grpc = false;
   let grpcTimeout = 0;
   let cookies: string | undefined;
+  let traceparent: string | undefined;
+  let traceparents = 0;
+  let tracestate: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -134,6 +143,14 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
       case 'grpc-timeout':
         grpcTimeout = parseGrpcTimeout(value) ?? 0;
         break;
+      case 'traceparent':
+        // Replaced by the request's own (handler.ts createContext, observability/trace-context.ts).
+        traceparent = value;
+        traceparents++;
+        continue;
+      case 'tracestate':
+        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+        continue;
       case 'te':
         // `TE: trailers` is end-to-end in practice (gRPC needs it); other TE values are hop-by-hop.
         if (value.trim().toLowerCase() === 'trailers') out.push(name, value);
@@ -196,6 +213,8 @@ export function readInbound(req: IncomingMessage, trusted: IpSet, tls: boolean, 
     hasBody,
     contentLength,
     grpcTimeout: grpc ? grpcTimeout : undefined,
+    traceparent: traceparents === 1 ? traceparent : undefined,
+    tracestate,
   };
 }
 

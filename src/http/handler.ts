@@ -7,6 +7,7 @@ import { answerLocally, fail, log, requestFilter } from './exchange/phases.js';
 import { closeAfterAnswer, isClosing, isLean, leanBody, readingBody } from './exchange/request-body.js';
 import { readInbound, type InboundView } from './forwarded.js';
 import { splitTarget } from './path.js';
+import { beginTrace } from '../observability/trace-context.js';
 import type { Readable } from 'node:stream';
 import type { H2Request } from './h2/request.js';
 
@@ -35,6 +36,11 @@ export function handleRequest(listener: ListenerRuntime, req: IncomingMessage, r
 export function createContext(listener: ListenerRuntime, req: IncomingMessage, res: ServerResponse, inbound: InboundView, h2 = false): RequestContext {
   const ctx = new RequestContext(req, res, listener, inbound.requestId ?? randomUUID(), inbound.clientIp, h2);
   ctx.out.headers = inbound.headers;
+  // W3C Trace Context: the upstream sees this request's span as the parent (the incoming trace's, or a new one).
+  const trace = beginTrace(inbound.traceparent, inbound.tracestate, listener.tracer?.sample ?? 0);
+  ctx.trace = trace;
+  inbound.headers.push('traceparent', trace.traceparent);
+  if (trace.tracestate !== undefined) inbound.headers.push('tracestate', trace.tracestate);
   // The body: an HTTP/2 request stream's readable side (http/h2/body.ts); a lean HTTP/1.1 request's, read whole,
   // from memory (it goes upstream, and to a retry, as a Buffer); else node:http's request stream.
   if (inbound.hasBody) ctx.out.body = h2 ? ((req as unknown as H2Request).body as unknown as Readable) : (leanBody(req) ?? req);

@@ -69,6 +69,9 @@ export class LeanRequest {
     const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!.toLowerCase();
+      // node:http builds `headers` on a plain object, where a `__proto__` header is a no-op: the same here
+      // (it stays in rawHeaders, as there), so both engines hand the exchange the same headers.
+      if (name === '__proto__') continue;
       const value = raw[i + 1]!;
       const prior = out[name];
       if (prior === undefined) out[name] = name === 'set-cookie' ? [value] : value;

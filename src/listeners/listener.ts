@@ -20,6 +20,7 @@ import type net from 'node:net';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { TunnelHub } from '../tunnel/hub.js';
+import type { L4Metrics } from '../observability/l4-metrics.js';
 import type { ListenerConfig } from '../config/schema.js';
 import type { AnyListenerRuntime } from '../snapshot/snapshot.js';
 
@@ -33,6 +34,8 @@ export interface Binding {
   readonly registry: ConnectionRegistry;
   /** The gateway's tunnel hub: service codes registered by agents and relay services (tunnel and relay listeners). */
   readonly tunnels: TunnelHub;
+  /** The process's L4 metrics: each connection (UDP session) is recorded there once, in its log phase. */
+  readonly metrics: L4Metrics;
 }
 
 /**

@@ -177,6 +177,8 @@ export class RelayListener implements StreamListener {
   /** One line per client connection, when it ends (or is refused). */
   private log(runtime: L4ListenerRuntime<RelayListenerConfig>, peer: { address?: string; port?: number }, startedAt: bigint, r: RelayEnd): void {
     this.ended.set(r.outcome, (this.ended.get(r.outcome) ?? 0) + 1);
+    // The service code is a label only for a relayed pair (a registered code); a refused client's code is its own choice.
+    this.binding.metrics.record(runtime.name, r.outcome === 'ok' ? r.service : undefined, r.outcome, r.bytesUp, r.bytesDown);
     const durationMs = Math.round(Number(process.hrtime.bigint() - startedAt) / 1e3) / 1e3;
     const client = formatPeer(peer.address, peer.port);
     if (runtime.accessLog !== null) {

@@ -149,7 +149,7 @@ export abstract class L4StreamListener<C extends StreamListenerConfig> implement
   /**
    * The log phase, exactly once per connection (later calls are ignored):
    * records `err` (null: ended normally), counts the connection under its
-   * code in `ended`, and writes its access-log line: `outcome` (outcomeOf,
+   * code in `ended` and in the metrics, and writes its access-log line: `outcome` (outcomeOf,
    * the values the log always had) and `code` (the GatewayError code). A
    * listener without an access log reports failures to the logger
    * instead: upstream and internal ones at warn, the client's own at debug.
@@ -161,6 +161,7 @@ export abstract class L4StreamListener<C extends StreamListenerConfig> implement
     const code = err === null ? 'ok' : err.code;
     this.ended.set(code, (this.ended.get(code) ?? 0) + 1);
     const runtime = ctx.runtime;
+    this.binding.metrics.record(runtime.name, ctx.upstream?.name, code, ctx.bytesUp, ctx.bytesDown);
     const error = ctx.detail ?? err?.message;
     if (runtime.accessLog === null) {
       if (err === null) return;

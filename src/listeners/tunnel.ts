@@ -93,6 +93,7 @@ export class TunnelListener implements StreamListener {
       onClose: (s, reason) => {
         this.sessions.delete(s);
         this.pending.settle(secure);
+        this.binding.metrics.record(this.binding.name, undefined, s.agentId === '' ? 'NOT_AUTHENTICATED' : 'ok', secure.bytesRead, secure.bytesWritten);
         // One line per agent connection, when it ends (the shape of L4 connection lines).
         runtime.accessLog?.writeConnection({
           listener: this.binding.name,

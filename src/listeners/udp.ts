@@ -176,7 +176,7 @@ export class UdpListener implements Listener {
     this.listed.delete(s);
     s.target.inflight--;
     const err = end.error;
-    this.count(err);
+    this.count(err, s.upstream.name, s.bytesUp, s.bytesDown);
     if (err !== null) {
       this.upstreamErrors++;
       s.upstream.passive?.failure(s.target, `udp: ${err.message}`);
@@ -206,9 +206,11 @@ export class UdpListener implements Listener {
     });
   }
 
-  private count(err: GatewayError | null): void {
+  /** Counts a session's end (or a refused client) under its code, in `ended` and in the metrics. */
+  private count(err: GatewayError | null, upstream?: string, bytesUp?: number, bytesDown?: number): void {
     const code = err === null ? 'ok' : err.code;
     this.endings.set(code, (this.endings.get(code) ?? 0) + 1);
+    this.binding.metrics.record(this.runtime.name, upstream, code, bytesUp, bytesDown);
   }
 
   /**
@@ -250,7 +252,7 @@ export class UdpListener implements Listener {
     if (first === undefined) return;
     const { runtime, rinfo } = first;
     const err = first.error ?? (reason === 'max-sessions' ? new GatewayError('SESSION_LIMIT') : refusalError(reason as RefusalReason));
-    this.count(err);
+    this.count(err, first.upstream);
     const key = `${rinfo.address} ${rinfo.port}`;
     const now = Date.now();
     const last = this.dropLog.get(key);

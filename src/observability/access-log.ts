@@ -89,9 +89,12 @@ export class AccessLog {
     if ((f & REQUEST_ID) !== 0) line += `,"requestId":${jsonString(ctx.requestId)}`;
     let userAgent: string | undefined;
     if ((f & (TRACE_ID | USER_AGENT)) !== 0) {
-      const h = readLoggedHeaders(req.rawHeaders, (f & TRACE_ID) !== 0);
-      // A trace id is hex digits and dashes only (trace-id.ts): no escaping needed.
-      if (h.traceId !== undefined) line += `,"traceId":"${h.traceId}"`;
+      // The trace id Portico used (the incoming traceparent's, or the one it created); else what the headers carry.
+      const trace = ctx.trace;
+      const h = readLoggedHeaders(req.rawHeaders, (f & TRACE_ID) !== 0 && trace === null);
+      const traceId = (f & TRACE_ID) === 0 ? undefined : trace !== null ? trace.traceId : h.traceId;
+      // A trace id is hex digits and dashes only (trace-id.ts, trace-context.ts): no escaping needed.
+      if (traceId !== undefined) line += `,"traceId":"${traceId}"`;
       userAgent = h.userAgent;
     }
     if ((f & LISTENER) !== 0) line += `,"listener":${jsonString(ctx.listener.name)}`;

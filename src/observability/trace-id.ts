@@ -1,6 +1,9 @@
 /**
- * The trace id a request carries, for the access log. Tried in order, the
- * first valid one wins (an invalid header is ignored, as if absent):
+ * The access log logs the trace id Portico used for a request (its
+ * TraceContext, trace-context.ts: the incoming `traceparent`'s, or one it
+ * created). This file reads the trace id a request's headers carry, for
+ * a context that has none. Tried in order, the first valid one wins (an
+ * invalid header is ignored, as if absent):
  *
  * 1. `traceparent` (W3C Trace Context §3.2): `VV-TRACEID-PARENTID-FF`, the
  *    32-hex trace id. Version `ff` is invalid; version `00` has exactly
@@ -17,24 +20,16 @@
  * is plain ASCII (hex digits and `-`); B3 and Cloud ids are lower-cased.
  */
 
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-.*)?$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_PARENT = '0'.repeat(16);
+import { parseTraceparent } from './trace-context.js';
+
 const B3 = /^(?:[0-9a-fA-F]{16}|[0-9a-fA-F]{32})$/;
 const CLOUD = /^([0-9a-fA-F]{32})(?:[/;]|$)/;
 const AMZN_ROOT = /^1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}$/;
 const ZEROS = /^0+$/;
 
-/** The trace id of a `traceparent` value, or undefined when it is not valid. */
+/** The trace id of a `traceparent` value, or undefined when it is not valid (trace-context.ts parseTraceparent). */
 export function fromTraceparent(value: string): string | undefined {
-  const v = value.length === 55 ? value : value.trim();
-  if (!TRACEPARENT.test(v)) return undefined;
-  // Fixed offsets: VV-(3)TRACEID(35)-(36)PARENTID(52)-FF(55)[-…]
-  const version = v.slice(0, 2);
-  if (version === 'ff' || (version === '00' && v.length !== 55)) return undefined;
-  const trace = v.slice(3, 35);
-  if (trace === ZERO_TRACE || v.slice(36, 52) === ZERO_PARENT) return undefined;
-  return trace;
+  return parseTraceparent(value)?.traceId;
 }
 
 export function fromB3(v: string): string | undefined {

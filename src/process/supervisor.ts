@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../observability/logger.js';
 import { WORKER_ENV, isReadyMessage, type ReadyMessage } from './worker.js';
+import { AskRelay } from './fanout.js';
 
 /**
  * The primary of `workers: N`: forks N workers with node:cluster (each one
@@ -20,6 +21,9 @@ import { WORKER_ENV, isReadyMessage, type ReadyMessage } from './worker.js';
  *   after a backoff (100 ms, doubling, at most 5 s). A slot replaced more than
  *   5 times within a minute stops everything (exit code 1): a worker that
  *   keeps dying needs a person, and a supervisor above us should see it.
+ * - Asks between workers (the admin API's views across workers, see
+ *   fanout.ts) are relayed to the serving workers; a slot still starting is
+ *   not asked, and a `reload` ask reloads it once it serves (as SIGHUP does).
  */
 export interface SupervisorOptions {
   workers: number;
@@ -70,6 +74,13 @@ export function supervise(o: SupervisorOptions): Promise<number> {
     let exitCode = 0;
     let first: ReadyMessage | undefined;
     let killTimer: NodeJS.Timeout | undefined;
+    const relay = new AskRelay(
+      () => slots,
+      (index, ask) => {
+        if (ask.kind === 'reload') slots[index]!.reloadPending = true;
+      },
+      logger,
+    );
 
     const fork = (slot: Slot) => {
       slot.restartTimer = undefined;
@@ -77,9 +88,13 @@ export function supervise(o: SupervisorOptions): Promise<number> {
       slot.worker = worker;
       slot.ready = false;
       worker.on('message', (m: unknown) => {
-        if (slot.worker === worker && isReadyMessage(m)) onReady(slot, worker, m);
+        if (slot.worker !== worker) return;
+        if (isReadyMessage(m)) onReady(slot, worker, m);
+        else relay.onMessage(worker, m);
       });
       worker.once('exit', (code, signal) => onExit(slot, worker, code, signal));
+      // An IPC failure (a send to a worker that is exiting) is logged; unhandled, it would end the primary.
+      worker.on('error', (err: Error) => logger.warn({ worker: slot.index, workerPid: worker.process.pid, error: err.message }, 'worker IPC error'));
     };
 
     const onReady = (slot: Slot, worker: Worker, m: ReadyMessage) => {
@@ -102,6 +117,7 @@ export function supervise(o: SupervisorOptions): Promise<number> {
     };
 
     const onExit = (slot: Slot, worker: Worker, code: number | null, signal: string | null) => {
+      relay.onExit(worker);
       if (slot.worker !== worker) return;
       const wasReady = slot.ready;
       slot.worker = undefined;

@@ -46,7 +46,8 @@ export function workerIdentity(): WorkerIdentity | undefined {
 
 export function reportReady(listeners: ListenerUrl[], admin: string | undefined): void {
   const message: ReadyMessage = { type: 'portico:ready', listeners, ...(admin !== undefined ? { admin } : {}) };
-  process.send?.(message);
+  // With a callback: a failed send (the primary gone) is not emitted as an 'error' that would end this process.
+  process.send?.(message, undefined, undefined, () => undefined);
 }
 
 export function isReadyMessage(m: unknown): m is ReadyMessage {

@@ -4,7 +4,7 @@ import { Router } from '../http/router.js';
 import { compileDirectResponse } from '../http/direct-response.js';
 import { compileAdmission } from '../l4/admission.js';
 import { headers } from '../middlewares/headers.js';
-import { MiddlewareChain, type AnyListenerRuntime, type ClaimedHosts, type Middleware, type RouteRuntime, type Snapshot } from './snapshot.js';
+import { MiddlewareChain, type AnyListenerRuntime, type ClaimedHosts, type Middleware, type RequestRecorder, type RequestTracer, type RouteRuntime, type Snapshot } from './snapshot.js';
 import { rewrite } from '../middlewares/rewrite.js';
 import type { AccessLogRegistry } from '../observability/access-log.js';
 import type { TargetRegistry } from '../runtime/target-registry.js';
@@ -12,7 +12,6 @@ import type { JwksCache } from '../runtime/jwks-cache.js';
 import { Upstream } from '../upstream/upstream.js';
 import type { Logger } from 'pino';
 import type { StateStore } from '../state/store.js';
-import type { Stats } from '../observability/stats.js';
 import { ConsumerRegistry } from '../consumers/consumer.js';
 import { AUTH_MIDDLEWARES, MIDDLEWARE_FACTORIES } from '../middlewares/registry.js';
 import { consumerQuota } from '../middlewares/consumer-quota.js';
@@ -28,7 +27,10 @@ export interface CompileDeps {
   accessLogs: AccessLogRegistry;
   state: StateStore;
   logger: Logger;
-  stats: Stats;
+  /** Where the log phase records each HTTP request (the statistics and the metrics). */
+  stats: RequestRecorder;
+  /** The gateway's tracer (observability/tracing.ts); absent: requests are still traced, nothing is exported. */
+  tracer?: RequestTracer;
   /** Hosts tunnel agents claim, by HTTP listener (the gateway's; absent: no claim is ever served). */
   claims?: { forListener(name: string): ClaimedHosts };
 }
@@ -101,6 +103,7 @@ export function compile(config: Config, version: number, deps: CompileDeps): Sna
         trustedProxies: new IpSet(l.trustedProxies),
         accessLog,
         stats: deps.stats,
+        tracer: deps.tracer ?? null,
         tls: tls !== undefined,
         certificates,
         claims: deps.claims !== undefined && config.listeners.some((t) => t.protocol === 'tunnel' && t.http?.listener === l.name) ? deps.claims.forListener(l.name) : null,

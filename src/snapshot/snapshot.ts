@@ -13,6 +13,7 @@ import type { Target } from '../upstream/target.js';
 import type { Upstream } from '../upstream/upstream.js';
 import type { JwksCache } from '../runtime/jwks-cache.js';
 import { OutboundRequest } from '../http/exchange/outbound.js';
+import type { TraceContext } from '../observability/trace-context.js';
 import type { UpstreamPolicies } from '../http/exchange/policies.js';
 
 /*
@@ -24,8 +25,9 @@ import type { UpstreamPolicies } from '../http/exchange/policies.js';
  * snapshot/compile.ts, the gateway) imports them from here, downward. This
  * module imports only leaves: config types, net/, errors, the upstream's
  * Upstream and Target, the consumer registry, the router and L4 admission.
- * Observability is seen through the two narrow interfaces it implements
- * (AccessLogWriter, RequestRecorder), never by its classes.
+ * Observability is seen through the narrow interfaces it implements
+ * (AccessLogWriter, RequestRecorder, RequestTracer), never by its classes;
+ * the one exception is the TraceContext value type, from a leaf module.
  *
  * Read top-down: Snapshot → listener runtimes → route runtime → middleware
  * and chain → RequestContext → what observability implements.
@@ -63,6 +65,8 @@ export interface ListenerRuntime {
   readonly trustedProxies: IpSet;
   readonly accessLog: AccessLogWriter | null;
   readonly stats: RequestRecorder;
+  /** Where finished requests' spans go (observability/tracing.ts); absent: no span, new traces unsampled. */
+  readonly tracer?: RequestTracer | null;
   /** The listener terminates TLS (X-Forwarded-Proto: https). */
   readonly tls: boolean;
   /** Certificates and client-certificate settings; null for a cleartext listener. */
@@ -246,11 +250,19 @@ export class RequestContext {
   consumer: Consumer | undefined = undefined;
   upstream: Upstream | undefined = undefined;
   target: Target | undefined = undefined;
+  /** Targets picked for this request (pickTarget, http/exchange/phases.ts): 0 when none was tried; above 1 after a retry or connect failover. */
+  tries = 0;
 
   /** The request that goes upstream (http/exchange/outbound.ts): the inbound method, no header, no body until createContext (handler.ts) fills it. */
   readonly out: OutboundRequest;
   /** The log phase ran (it runs exactly once, http/exchange/phases.ts). */
   logged = false;
+  /**
+   * The request's W3C trace context (observability/trace-context.ts): set
+   * by createContext (handler.ts), which also puts its `traceparent` on
+   * the outbound request; null only for a context made without it.
+   */
+  trace: TraceContext | null = null;
 
   /**
    * The query, with its leading `?`, or '': the inbound one, as the
@@ -337,6 +349,14 @@ export interface AccessLogWriter {
 
 /** Where a listener's finished requests are counted: observability/stats.ts's Stats implements it. */
 export interface RequestRecorder {
+  record(ctx: RequestContext): void;
+}
+
+/** Where a listener's finished requests become spans: observability/tracing.ts's Tracer implements it. */
+export interface RequestTracer {
+  /** The share (0..1) of new traces that are sampled. */
+  readonly sample: number;
+  /** Called by the log phase for every request: exports its span when it is sampled and an exporter is set. */
   record(ctx: RequestContext): void;
 }
 

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ConfigError } from '../config/errors.js';
-import { ServerCertificates } from '../tls/certificates.js';
+import { parseCertificate, parsePrivateKey, readConfigFile, ServerCertificates, shownSource } from '../tls/certificates.js';
 import { loadUpstreamTls } from '../tls/upstream-tls.js';
 
 /**
@@ -39,6 +39,9 @@ export function checkConfigFiles(config: Config): ConfigError[] {
       });
     }
   });
+  config.certificates.forEach((c, i) => {
+    attempt(`certificates[${i}]`, () => checkCertificatePair(c.cert, c.key, `certificates[${i}]`));
+  });
   config.upstreams.forEach((u, i) => {
     if (u.tls !== undefined) {
       const tls = u.tls;
@@ -52,4 +55,11 @@ export function checkConfigFiles(config: Config): ConfigError[] {
 function splitWhere(message: string, fallback: string): ConfigError {
   const m = /^([A-Za-z0-9_.[\]-]+): ([\s\S]*)$/.exec(message);
   return m && m[1]!.startsWith(fallback.split('.')[0]!) ? { path: m[1]!, message: m[2]! } : { path: fallback, message };
+}
+
+/** A named certificate's cert and key: readable, valid PEM, and matching each other. */
+function checkCertificatePair(cert: string, key: string, where: string): void {
+  const x509 = parseCertificate(readConfigFile(cert, `${where}.cert`), shownSource(cert), `${where}.cert`);
+  const keyObject = parsePrivateKey(readConfigFile(key, `${where}.key`), shownSource(key), `${where}.key`);
+  if (!x509.checkPrivateKey(keyObject)) throw new Error(`${where}.key: ${shownSource(key)} does not match the certificate in ${shownSource(cert)}`);
 }

@@ -46,8 +46,19 @@ interface Loaded {
   keyPem: Buffer;
 }
 
-/** Reads a configured file; the error names the config path and the file. */
+/** Whether a configured certificate or key is PEM text itself rather than a file path. */
+export function isInlinePem(v: string): boolean {
+  return v.trimStart().startsWith('-----BEGIN ');
+}
+
+/** A configured certificate or key as messages name it: its path, or "the inline PEM" (never the PEM itself: it may be a key). */
+export function shownSource(v: string): string {
+  return isInlinePem(v) ? 'the inline PEM' : v;
+}
+
+/** Reads a configured file (or takes inline PEM text as is); the error names the config path and the file. */
 export function readConfigFile(path: string, where: string): Buffer {
+  if (isInlinePem(path)) return Buffer.from(path, 'utf8');
   try {
     return readFileSync(path);
   } catch (err) {
@@ -58,11 +69,11 @@ export function readConfigFile(path: string, where: string): Buffer {
 
 /** The first certificate of a PEM bundle, or an error naming the config path. */
 export function parseCertificate(pem: Buffer, path: string, where: string): X509Certificate {
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${where}: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${where}: ${shownSource(path)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   try {
     return new X509Certificate(pem);
   } catch (err) {
-    throw new Error(`${where}: ${path} is not a valid PEM certificate: ${(err as Error).message}`);
+    throw new Error(`${where}: ${shownSource(path)} is not a valid PEM certificate: ${(err as Error).message}`);
   }
 }
 
@@ -73,7 +84,7 @@ export function parsePrivateKey(pem: Buffer, path: string, where: string): KeyOb
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = /passphrase/i.test(e.message) ? 'is encrypted (a passphrase is not supported: decrypt it, e.g. openssl pkey -in key -out key.plain)' : `is not a valid PEM private key (${e.message})`;
-    throw new Error(`${where}: ${path} ${why}`);
+    throw new Error(`${where}: ${shownSource(path)} ${why}`);
   }
 }
 
@@ -185,10 +196,10 @@ export class ServerCertificates {
       const keyPem = readConfigFile(c.key, `${at}.key`);
       const x509 = parseCertificate(certPem, c.cert, `${at}.cert`);
       const key = parsePrivateKey(keyPem, c.key, `${at}.key`);
-      if (!x509.checkPrivateKey(key)) throw new Error(`${at}.key: ${c.key} does not match the certificate in ${c.cert}`);
+      if (!x509.checkPrivateKey(key)) throw new Error(`${at}.key: ${shownSource(c.key)} does not match the certificate in ${shownSource(c.cert)}`);
       const names = serverNames(x509);
       if (names.length === 0 && !c.default) {
-        throw new Error(`${at}.cert: ${c.cert} has no DNS subjectAltName nor CN, so no SNI name selects it: add names or make it default: true`);
+        throw new Error(`${at}.cert: ${shownSource(c.cert)} has no DNS subjectAltName nor CN, so no SNI name selects it: add names or make it default: true`);
       }
       let context: tls.SecureContext;
       try {

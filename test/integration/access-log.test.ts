@@ -163,13 +163,16 @@ describe('access-log fields', () => {
     assert.ok(raw.includes('"userAgent":"agent/1.0 \\"quoted\\" \\u00e9"'), 'non-ASCII header bytes are escaped');
   });
 
-  test('HTTP/2: the same fields, protocol HTTP/2; a malformed traceparent is ignored for B3', async () => {
+  test('HTTP/2: the same fields, protocol HTTP/2; a malformed traceparent starts a new trace, whose id is logged (not B3)', async () => {
     const r = await h2get(gw.url(), { ':path': '/h2?token=T2&x=%41', 'user-agent': 'h2-agent', traceparent: `00-${TRACE.toUpperCase()}-00f067aa0ba902b7-01`, 'x-b3-traceid': B3, 'x-request-id': 'h2-fields' });
     assert.equal(r.status, 200);
     const l = await lineOf(file(), 'h2-fields');
     assert.deepEqual(Object.keys(l), DEFAULT_KEYS);
     assert.equal(l.protocol, 'HTTP/2');
-    assert.equal(l.traceId, B3);
+    // The trace id Portico used: a new one (W3C Trace Context), the one the upstream received.
+    assert.match(String(l.traceId), /^[0-9a-f]{32}$/);
+    assert.notEqual(l.traceId, TRACE);
+    assert.notEqual(l.traceId, B3);
     assert.equal(l.query, 'token=***&x=%41');
     assert.equal(l.userAgent, 'h2-agent');
     assert.equal(l.path, '/h2');
@@ -178,10 +181,13 @@ describe('access-log fields', () => {
     assert.equal(l.bytesSent, Buffer.byteLength(r.body));
   });
 
-  test('a malformed traceparent alone: no traceId; no query, no user agent: those fields are left out', async () => {
+  test('a malformed traceparent alone: the new trace id sent upstream is logged; no query, no user agent: those fields are left out', async () => {
     await send(gw.url(), { path: '/plain', headers: { traceparent: `00-${TRACE}-0000000000000000-01`, 'x-request-id': 'bad-trace' } });
     const l = await lineOf(file(), 'bad-trace');
-    assert.equal(l.traceId, undefined);
+    const sent = /^00-([0-9a-f]{32})-[0-9a-f]{16}-0[01]$/.exec(String(upstream.received.find((x) => x.url === '/plain')?.headers.traceparent));
+    assert.ok(sent, 'the upstream received a traceparent');
+    assert.notEqual(sent[1], TRACE);
+    assert.equal(l.traceId, sent[1]);
     assert.equal('query' in l || 'userAgent' in l, false);
     assert.equal(l.status, 200);
   });

@@ -227,4 +227,16 @@ describe('lean HTTP/1.1 head recognizer against node:http', () => {
     );
     assert.ok(recognized > 0, 'some mutated heads were still recognized and compared');
   });
+
+  it('regression (FUZZ_SEED=2055899007): a header named __proto__ is in rawHeaders but not in headers, as node:http has it', async () => {
+    const bytes = Buffer.from('GET / HTTP/1.1\r\nX-Probe: proto1\r\n__proto__: \r\nHost: example.test\r\n\r\n', 'latin1');
+    const h = recognizeHead(bytes, 0, bytes.length, MAX)!;
+    assert.ok(h !== null);
+    const parsed = await parse(bytes, 'proto1');
+    assert.ok(parsed !== null);
+    assert.deepEqual(parsed.rawHeaders, h.rawHeaders);
+    const headers = new LeanRequest(h, null as unknown as net.Socket, null).headers;
+    assert.deepEqual({ ...headers }, parsed.headers);
+    assert.equal(Object.prototype.hasOwnProperty.call(headers, '__proto__'), false);
+  });
 });

@@ -154,12 +154,12 @@ test('drain: after SIGTERM, /ready answers 503 while the listener still serves a
   const web = `http://127.0.0.1:${port}`;
   const admin = `http://127.0.0.1:${adminPort}`;
   assert.equal((await get(admin, '/ready')).status, 200);
-  assert.deepEqual(JSON.parse((await get(admin, '/ready')).body), { status: 'ready' });
+  assert.equal(JSON.parse((await get(admin, '/ready')).body).status, 'ready');
 
   const started = Date.now();
   gw.child.kill('SIGTERM');
   await waitFor(async () => (await get(admin, '/ready')).status === 503, '/ready to answer 503');
-  assert.deepEqual(JSON.parse((await get(admin, '/ready')).body), { status: 'draining' });
+  assert.equal(JSON.parse((await get(admin, '/ready')).body).status, 'draining');
   assert.equal((await get(admin, '/health')).status, 200, '/health stays 200 while draining');
   assert.equal((await get(web)).body, 'up', 'the listener still serves while draining');
   assert.equal(await gw.exited, 0);

@@ -453,6 +453,7 @@ describe('loadConfigText', () => {
       consumers: [],
       state: { store: 'memory' },
       tracing: { sample: 0.1 },
+      certificates: [],
       workers: 1,
     });
   });

@@ -12,14 +12,48 @@ import { bool } from '../values.js';
 
 const file = z.string('must be a file path').min(1, 'must be a file path');
 
-const certificate = z.strictObject({
+/** A certificate or key: a PEM file's path, or the PEM text itself (starting with "-----BEGIN "). */
+const pemSource = z.string('must be a file path or PEM text').min(1, 'must be a file path or PEM text');
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const certificateName = z.string().regex(NAME, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit');
+
+/**
+ * A top-level `certificates:` entry: a named certificate and key that
+ * listeners' `tls.certificates` use by name (`{ certificate: NAME }`), so
+ * one renewal (a PUT on the admin API, or a file edit) reaches every
+ * listener that serves it.
+ */
+export const certificateResourceSchema = z.strictObject({
+  name: certificateName,
+  /** PEM certificate chain (leaf first): a file path or the PEM text. */
+  cert: pemSource,
+  /** PEM private key of the leaf certificate: a file path or the PEM text. */
+  key: pemSource,
+});
+
+const certificateFiles = z.strictObject({
   /** PEM certificate chain (leaf first). Its subjectAltName DNS names (or CN) are the SNI names it serves. */
-  cert: file,
+  cert: pemSource,
   /** PEM private key of the leaf certificate. */
-  key: file,
+  key: pemSource,
   /** Served when no certificate's name matches the SNI, or the client sent none. At most one. */
   default: bool.default(false),
 });
+
+/**
+ * One certificate of a listener: its files (or PEM text), or `{ certificate:
+ * NAME }`, a top-level `certificates:` entry. Both parse to `{ cert, key,
+ * default }`; a named one also keeps `certificate` and gets its cert and key
+ * when the document is validated (config/certificates.ts).
+ */
+const certificate = z.union(
+  [
+    certificateFiles,
+    z.strictObject({ certificate: certificateName, default: bool.default(false) }).transform((c) => ({ certificate: c.certificate, cert: '', key: '', default: c.default })),
+  ],
+  { error: (iss) => (iss.code === 'invalid_union' ? 'must be { cert, key } (file paths or PEM) or { certificate: NAME }' : undefined) },
+);
 
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 

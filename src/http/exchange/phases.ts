@@ -42,8 +42,9 @@ import { bodyFailureOf, releaseBody } from './request-body.js';
  * 6. log — when: EXACTLY ONCE per request or WebSocket session, on every
  *    path: refusals, no route, direct responses and endpoints, middleware
  *    rejections, upstream errors, the client going away, the end of a
- *    WebSocket session. It records statistics and writes the access-log
- *    line; it never writes to the client. A second call is ignored.
+ *    WebSocket session. It records statistics, writes the access-log
+ *    line and ends the request's span (observability/tracing.ts); it never
+ *    writes to the client. A second call is ignored.
  */
 
 /** Called exactly once when an exchange (or a WebSocket session) is over, whatever the outcome: the log phase. */
@@ -58,6 +59,7 @@ export function log(ctx: RequestContext, error?: GatewayError): void {
   releaseBody(ctx);
   ctx.listener.stats.record(ctx);
   ctx.listener.accessLog?.write(ctx);
+  ctx.listener.tracer?.record(ctx);
 }
 
 /** Answers with a gateway error, then the log phase. */
@@ -119,6 +121,7 @@ export function pickTarget(ctx: RequestContext, tried: readonly Target[] | null)
   const target = tried === null ? upstream.pick(ctx) : upstream.pickOther(ctx, tried);
   if (target === undefined) return undefined;
   ctx.target = target;
+  ctx.tries++;
   const host = ctx.route!.preserveHost && ctx.hostHeader !== undefined ? ctx.hostHeader : target.address;
   ctx.out.setTarget(target, host, ctx.requestId, upstream.serverNameFor(target));
   return target;
