@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { configSchema, listenerSchema, routeSchema, upstreamSchema } from '../config/schema.js';
 import { consumerSchema } from '../config/schemas/consumers.js';
+import { certificateResourceSchema } from '../config/schemas/tls.js';
 import { CONNECTION_KINDS } from '../runtime/connection-registry.js';
 import { PROFILE_SECONDS } from './diagnostics.js';
 import {
   agentsSchema,
-  certificateSchema,
   closingSchema,
   connectionsSchema,
   cpuProfileSchema,
@@ -46,7 +46,7 @@ const RESOURCES = {
   routes: { one: 'Route', key: 'name', schema: routeSchema },
   upstreams: { one: 'Upstream', key: 'name', schema: upstreamSchema },
   consumers: { one: 'Consumer', key: 'id', schema: consumerSchema },
-  certificates: { one: 'Certificate', key: 'name', schema: certificateSchema },
+  certificates: { one: 'Certificate', key: 'name', schema: certificateResourceSchema },
 } as const;
 
 /**

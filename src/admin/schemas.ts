@@ -176,17 +176,6 @@ export const heapSnapshotSchema = z.looseObject({
   strings: z.array(z.string()),
 });
 
-/**
- * `certificates[]` entries of the resource API: `cert` and `key` are each
- * a file path or inline PEM. Kept here until the config schema has the
- * section; then the config's schema replaces it.
- */
-export const certificateSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/),
-  cert: z.string().min(1).describe('A PEM file path, or the PEM text itself'),
-  key: z.string().min(1).describe('A PEM file path, or the PEM text itself'),
-});
-
 export const revisionSchema = z.object({ revision: z.string(), version: z.number().int() });
 /** POST /config/reload: the admin-serving process's revision (null when not known) and snapshot version, and every process's part. */
 export const reloadSchema = z.object({ revision: z.string().nullable(), version: z.number().int(), workers: z.array(workerReload) });
