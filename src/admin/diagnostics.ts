@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import { Session } from 'node:inspector/promises';
+import { json as reply, methodNotAllowed } from './reply.js';
 
 /**
  * Live profiling of the running process through `node:inspector`, with a
@@ -21,10 +22,7 @@ import { Session } from 'node:inspector/promises';
  */
 export function diagnostics(req: http.IncomingMessage, res: http.ServerResponse, url: string, path: string): void {
   if (path !== '/debug/profile' && path !== '/debug/heap') return reply(res, 404, { error: 'no such admin endpoint', code: 'NOT_FOUND' });
-  if (req.method !== 'POST') {
-    res.setHeader('allow', 'POST');
-    return reply(res, 405, { error: `${req.method} is not allowed on ${path} (use POST)`, code: 'METHOD_NOT_ALLOWED' });
-  }
+  if (req.method !== 'POST') return methodNotAllowed(res, req.method, path, ['POST']);
   req.resume(); // a body, if any, is not read
   const q = url.indexOf('?');
   const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
@@ -139,10 +137,4 @@ async function heapSnapshot(res: http.ServerResponse): Promise<void> {
   } finally {
     session.disconnect();
   }
-}
-
-function reply(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }

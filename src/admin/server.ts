@@ -3,7 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { CONNECTION_KINDS, isConnectionKind, type ConnectionFilter, type ConnectionInfo } from '../runtime/connection-registry.js';
 import type { AgentInfo } from './agents.js';
 import { serveConfig, type ConfigAccess } from './config-api.js';
-import { json } from './reply.js';
+import { json, methodNotAllowed } from './reply.js';
 import { serveMetrics } from './metrics.js';
 import { diagnostics } from './diagnostics.js';
 import { openApiDocument } from './openapi.js';
@@ -127,7 +127,7 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (path === '/metrics' && opts.metrics !== undefined) return serveMetrics(req, res, opts.metrics);
     if (path === '/limits' && opts.limits !== undefined) {
-      if (req.method !== 'GET') return json(res.setHeader('allow', 'GET'), 405, { error: `${req.method} is not allowed on /limits (use GET)`, code: 'METHOD_NOT_ALLOWED' });
+      if (req.method !== 'GET') return methodNotAllowed(res, req.method, path, ['GET']);
       opts.limits().then(
         (body) => json(res, 200, body),
         () => json(res, 500, { error: 'limits unavailable', code: 'INTERNAL' }),
