@@ -99,6 +99,8 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
  *   GET /metrics → Prometheus text exposition
  *   POST /config/reload → 200 {revision, version, workers}: every process reloaded its config source;
  *                 409 APPLY_FAILED {error, code, workers} when any refused (those keep their running config)
+ *   GET|PUT /config, POST /config/validate, and /listeners, /routes, /upstreams, /consumers,
+ *                 /certificates with /{name} → the config through its source (config-api.ts)
  */
 export function createAdminServer(options: () => AdminOptions, limits: Readonly<AdminLimits> = ADMIN_LIMITS): http.Server {
   return http.createServer({ ...limits }, (req, res) => {
