@@ -228,6 +228,17 @@ describe('lean HTTP/1.1 head recognizer against node:http', () => {
     assert.ok(recognized > 0, 'some mutated heads were still recognized and compared');
   });
 
+  it('regression (FUZZ_SEED=472253948): a Content-Length followed by HTAB is left to node:http, which refuses it', async () => {
+    for (const cl of ['7\t', '7 \t', '7\t ']) {
+      const bytes = Buffer.from(`POST / HTTP/1.1\r\nX-Probe: cl-tab\r\nHost: example.test\r\nContent-Length:${cl}\r\n\r\n1234567`, 'latin1');
+      assert.equal(recognizeHead(bytes, 0, bytes.length, MAX), null, JSON.stringify(cl));
+    }
+    for (const cl of ['\t7', ' 7 ', '7  ']) {
+      const bytes = Buffer.from(`POST / HTTP/1.1\r\nHost: example.test\r\nContent-Length:${cl}\r\n\r\n1234567`, 'latin1');
+      assert.equal(recognizeHead(bytes, 0, bytes.length, MAX)?.contentLength, 7, JSON.stringify(cl));
+    }
+  });
+
   it('regression (FUZZ_SEED=2055899007): a header named __proto__ is in rawHeaders but not in headers, as node:http has it', async () => {
     const bytes = Buffer.from('GET / HTTP/1.1\r\nX-Probe: proto1\r\n__proto__: \r\nHost: example.test\r\n\r\n', 'latin1');
     const h = recognizeHead(bytes, 0, bytes.length, MAX)!;
