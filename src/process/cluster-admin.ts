@@ -1,3 +1,4 @@
+import type { TargetHealthView } from '../upstream/health.js';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { LoadResult } from '../config/load.js';
@@ -306,17 +307,8 @@ export function mergeStats(reports: StatsReport[]): StatsReport {
   return out;
 }
 
-interface TargetStatus {
-  address: string;
-  healthy: boolean;
-  active: 'healthy' | 'unhealthy' | 'unchecked';
-  ejected: boolean;
-  ejectedForMs: number;
-  ejections: number;
-  failures: { active: number; passive: number };
-  inflight: number;
-  [field: string]: unknown;
-}
+/** A target as one worker's /status lists it (upstream/health.ts), with its in-flight count. */
+type TargetStatus = TargetHealthView & { inflight: number; [field: string]: unknown };
 interface UpstreamStatus {
   name: string;
   panic: boolean;
