@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import { json } from './reply.js';
 
 /** What GET /metrics serves: the registry's content type and text exposition. */
 export type MetricsSource = () => Promise<{ contentType: string; body: string }>;
@@ -33,7 +34,5 @@ export function serveMetrics(req: http.IncomingMessage, res: http.ServerResponse
 
 function plainError(res: http.ServerResponse, status: number, error: string, code: string): void {
   if (res.destroyed || res.headersSent) return;
-  const text = JSON.stringify({ error, code });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
+  json(res, status, { error, code });
 }
