@@ -13,7 +13,26 @@ const NEEDED = [
   // Certificates for the TLS tests are made with the openssl CLI; curl is one of the real TLS clients.
   { binary: 'openssl', pkg: 'openssl' },
   { binary: 'curl', pkg: 'curl' },
+  // Config stores and service discovery: real etcd, ZooKeeper (a Java server) and a DNS server (dnsmasq).
+  { binary: 'etcd', pkg: 'etcd-server' },
+  { binary: 'etcdctl', pkg: 'etcd-client' },
+  { binary: 'java', pkg: 'default-jre-headless' },
+  { binary: 'zookeeper.jar', pkg: 'zookeeper', file: '/usr/share/java/zookeeper.jar' },
+  { binary: 'dnsmasq', pkg: 'dnsmasq-base', file: '/usr/sbin/dnsmasq' },
 ];
+
+/** Whether `n` is installed: its `file` exists, or its binary is on PATH. */
+function installed(n) {
+  if (n.file !== undefined) {
+    try {
+      accessSync(n.file, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return onPath(n.binary);
+}
 
 function onPath(binary) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -28,7 +47,7 @@ function onPath(binary) {
   return false;
 }
 
-const missing = NEEDED.filter((n) => !onPath(n.binary));
+const missing = NEEDED.filter((n) => !installed(n));
 if (missing.length === 0) process.exit(0);
 
 const instruction = (m) => `${m.binary} is required: apt-get install ${m.pkg}`;
@@ -45,8 +64,8 @@ if (update.status !== 0) {
   for (const m of missing) console.error(instruction(m));
   process.exit(1);
 }
-const install = spawnSync('apt-get', ['install', '-y', '-qq', ...missing.map((m) => m.pkg)], { stdio: 'inherit', env });
-const still = missing.filter((m) => !onPath(m.binary));
+const install = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing.map((m) => m.pkg)], { stdio: 'inherit', env });
+const still = missing.filter((m) => !installed(m));
 if (install.status !== 0 || still.length > 0) {
   for (const m of still.length > 0 ? still : missing) console.error(instruction(m));
   process.exit(1);

@@ -1,3 +1,5 @@
+import { DiscoveredTargets } from './discovery/discovered-targets.js';
+import { createDiscoveryBackend } from './discovery/create.js';
 import type http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { createAdminServer, type AdminOptions } from './admin/server.js';
@@ -107,6 +109,11 @@ export class Gateway {
     // Tunnel registrations are targets: their identities dial through the agent's connection.
     this.targets.connectorFor = (identity) => (TunnelHub.isTunnelIdentity(identity) ? this.tunnels.connector(identity) : tcpConnectorFor(identity));
     this.targets.tunnelSource = (code) => this.tunnels.source(code);
+    this.targets.discoverySource = (upstream, config) => {
+      const source = new DiscoveredTargets(upstream, createDiscoveryBackend(config, this.logger), config.emptyGrace, this.logger);
+      source.start();
+      return source;
+    };
     this.hostClaims = new HostClaims(this.targets, logger);
     this.tunnels.hosts = this.hostClaims;
   }

@@ -7,6 +7,8 @@ import { stateSchema } from './schemas/state.js';
 import { consumerSchema, tokenEndpointSchema } from './schemas/consumers.js';
 import { MIDDLEWARE_SCHEMAS } from './schemas/middlewares.js';
 import { BALANCERS, circuitBreakerSchema, healthCheckSchema, retriesSchema } from './schemas/upstream-policy.js';
+import { configSourceSchema } from './schemas/stores.js';
+import { discoverySchema } from './schemas/discovery.js';
 import { certificateResourceSchema, listenerTlsSchema, upstreamTlsSchema } from './schemas/tls.js';
 import { websocketSchema } from './schemas/websocket.js';
 import { grpcMetadataSchema } from './schemas/grpc.js';
@@ -177,7 +179,9 @@ const upstream = z.strictObject({
         { error: (iss) => (iss.code === 'invalid_union' ? 'must be { address: host:port } or { tunnel: CODE }' : undefined) },
       ),
     )
-    .min(1, 'needs at least one target'),
+    .default([]),
+  /** A live source of targets (ZooKeeper, etcd, DNS), besides or instead of `targets`. */
+  discovery: discoverySchema.optional(),
   timeouts: z
     .strictObject({
       connect: duration.refine((v) => v > 0, 'must be more than 0').default(5_000),
@@ -196,6 +200,7 @@ const upstream = z.strictObject({
   retries: retriesSchema.optional(),
 }).superRefine((u, ctx) => {
   if (u.protocol === 'h2c' && u.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'h2c is cleartext: use protocol: h2 for HTTP/2 over TLS' });
+  if (u.targets.length === 0 && u.discovery === undefined) ctx.addIssue({ code: 'custom', path: ['targets'], message: 'needs at least one target (or a discovery)' });
 });
 
 /**
@@ -262,6 +267,8 @@ const route = z
   });
 
 export const configSchema = z.strictObject({
+  /** Where upstreams, routes, consumers and certificates live: this file (default), etcd or ZooKeeper. */
+  configSource: configSourceSchema,
   admin: adminSchema.optional(),
   tracing: tracingSchema.prefault({}),
   log: z

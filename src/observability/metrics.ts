@@ -1,3 +1,4 @@
+import type { DiscoveryHealth } from '../discovery/discovered-targets.js';
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 import type { ConnectionRegistry } from '../runtime/connection-registry.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
@@ -76,6 +77,10 @@ export class Metrics {
     new ScrapedMetric(`${p}open_connections`, 'Open connections, streams and sessions by listener and kind (http1, h2-session, h2-stream, websocket, tcp, tls, udp, tunnel-agent…).', 'gauge', 'sum', (o) => openConnections(sources.connections(), o)).register(r);
     new ScrapedMetric(`${p}upstream_target_healthy`, 'Whether the balancer may pick the target (1) or not (0: failed health checks, ejected, weight 0); min across workers.', 'gauge', 'min', (o) => targetHealth(sources.upstreams(), o)).register(r);
     new ScrapedMetric(`${p}upstream_circuit_breaker_state`, 'The upstream circuit breaker\'s state: 1 on the current one of closed, open, half-open (summed across workers: how many are in it).', 'gauge', 'sum', (o) => breakerStates(sources.upstreams(), o)).register(r);
+    new ScrapedMetric(`${p}discovery_targets`, 'Targets an upstream\'s discovery offers now (the last known ones while it fails or holds an empty answer).', 'gauge', 'max', (o) => discovery(sources.upstreams(), o, (d) => d.targets)).register(r);
+    new ScrapedMetric(`${p}discovery_up`, 'Whether an upstream\'s discovery answers (1) or has lost sight of its targets and keeps the last known ones (0); min across workers.', 'gauge', 'min', (o) => discovery(sources.upstreams(), o, (d) => (d.state === 'error' ? 0 : 1))).register(r);
+    new ScrapedMetric(`${p}discovery_holding_empty`, 'Whether an upstream\'s discovery answered no target and the last targets are kept until that lasts emptyGrace (1).', 'gauge', 'max', (o) => discovery(sources.upstreams(), o, (d) => (d.state === 'holding-empty' ? 1 : 0))).register(r);
+    new ScrapedMetric(`${p}discovery_failures_total`, 'Answers an upstream\'s discovery could not give (store or DNS unreachable, name not found).', 'counter', 'sum', (o) => discovery(sources.upstreams(), o, (d) => d.failures)).register(r);
     new ScrapedMetric(`${p}tunnel_agents`, 'Connected, authenticated tunnel agents and relay services, by listener.', 'gauge', 'sum', (o) => countKinds(sources.connections(), AGENT_KINDS, o)).register(r);
     new ScrapedMetric(`${p}tunnel_streams`, 'Open streams over tunnel agents\' connections, by listener.', 'gauge', 'sum', (o) => countKinds(sources.connections(), STREAM_KINDS, o)).register(r);
     new ScrapedMetric(`${p}tunnel_service_codes`, 'Service codes registered by tunnel agents and relay services.', 'gauge', 'sum', (o) => {
@@ -143,6 +148,14 @@ function targetHealth(upstreams: Iterable<Upstream>, out: Sample[]): void {
       byTarget.set(target, Math.max(byTarget.get(target) ?? 0, healthy));
     }
     for (const [target, healthy] of byTarget) out.push({ labels: { upstream: u.name, target }, value: healthy });
+  }
+}
+
+/** One sample per upstream with a `discovery:` block, labelled with its type. */
+function discovery(upstreams: Iterable<Upstream>, out: Sample[], value: (d: DiscoveryHealth) => number): void {
+  for (const u of upstreams) {
+    const d = u.health().discovery;
+    if (d !== undefined) out.push({ labels: { upstream: u.name, type: d.type }, value: value(d) });
   }
 }
 

@@ -1,3 +1,5 @@
+import type { DiscoveryConfig } from '../config/schemas/discovery.js';
+import type { DiscoveredTargets } from '../discovery/discovered-targets.js';
 import type { Logger } from '../observability/logger.js';
 import type { Connector } from './connector.js';
 import type { TargetSource } from './target-source.js';
@@ -22,6 +24,8 @@ export class TargetRegistry implements TargetStates {
   connectorFor: (identity: string) => Connector = tcpConnectorFor;
   /** The target source of a tunnel service code's registrations; set by the gateway (the tunnel hub). */
   tunnelSource: ((code: string) => TargetSource) | undefined = undefined;
+  /** Makes an upstream's discovery source; set by the gateway. */
+  discoverySource: ((upstream: string, config: DiscoveryConfig) => DiscoveredTargets) | undefined = undefined;
   private readonly targets = new Map<string, { state: TargetState; holders: number }>();
   private readonly upstreams = new Map<string, UpstreamState>();
   /** Upstreams no config names (a tunnel code's claimed hosts, `tunnel:<code>`): kept by `retain` until `unpin`. */

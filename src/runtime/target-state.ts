@@ -1,3 +1,5 @@
+import type { DiscoveryConfig } from '../config/schemas/discovery.js';
+import type { DiscoveredTargets } from '../discovery/discovered-targets.js';
 import { parseHostPort } from '../net/address.js';
 import type { Connector } from './connector.js';
 import type { TargetSource } from './target-source.js';
@@ -88,6 +90,8 @@ export interface TargetStates {
   letGo(identity: string): void;
   /** The registrations of a tunnel service code as a target source; absent when the gateway has no tunnel or relay listener. */
   tunnelSource?(code: string): TargetSource;
+  /** A started source of the targets an upstream's `discovery:` block finds; absent when the gateway has no discovery (tests). */
+  discoverySource?(upstream: string, config: DiscoveryConfig): DiscoveredTargets;
 }
 
 /** The default connector of an identity: a TCP dial to its `host:port`. */

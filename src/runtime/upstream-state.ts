@@ -1,3 +1,5 @@
+import type { DiscoveryConfig } from '../config/schemas/discovery.js';
+import type { DiscoveredTargets, DiscoveryHealth } from '../discovery/discovered-targets.js';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { createPicker } from '../upstream/balancers/index.js';
@@ -63,6 +65,8 @@ export class UpstreamState {
   /** The `{ tunnel: CODE }` targets' sources, by code, with the weight they were added with. */
   private readonly tunnels = new Map<string, { weight: number; remove: () => void }>();
   private readonly states: TargetStates;
+  /** The `discovery:` block's source, with the block it was made from (JSON) and its removal. */
+  private discovery: { key: string; source: DiscoveredTargets; remove: () => void } | undefined;
   private logger: Logger | null = null;
   private released = false;
 
@@ -100,6 +104,7 @@ export class UpstreamState {
     this.passive = hc?.passive === undefined ? null : this.health;
     // A changed target list rebuilds through its source's subscription; otherwise rebuild here (pool settings may have changed).
     this.configureTunnels(plan.config.targets);
+    this.configureDiscovery(plan.config.discovery);
     const addresses: TargetSpec[] = [];
     for (const t of plan.config.targets) if ('address' in t) addresses.push({ address: t.address, weight: t.weight });
     if (!this.configTargets.set(addresses)) this.rebuild();
@@ -127,6 +132,31 @@ export class UpstreamState {
       }
       this.tunnels.set(code, { weight, remove: this.addSource(weight === 1 ? source : new WeightedSource(source, weight)) });
     }
+  }
+
+  /**
+   * Keeps the discovery source while its block is unchanged; a changed
+   * block starts a new one (its first answer replaces the old one's
+   * targets) and stops the old; a removed block takes its targets away.
+   */
+  private configureDiscovery(config: DiscoveryConfig | undefined): void {
+    const key = config === undefined ? undefined : JSON.stringify(config);
+    if (this.discovery?.key === key) return;
+    const old = this.discovery;
+    this.discovery = undefined;
+    if (config !== undefined && key !== undefined && this.states.discoverySource !== undefined) {
+      const source = this.states.discoverySource(this.name, config);
+      this.discovery = { key, source, remove: this.addSource(source) };
+    }
+    if (old !== undefined) {
+      old.remove();
+      old.source.close();
+    }
+  }
+
+  /** What /status shows of the upstream's discovery (undefined without one). */
+  discoveryHealth(): DiscoveryHealth | undefined {
+    return this.discovery?.source.health();
   }
 
   /**
@@ -178,6 +208,8 @@ export class UpstreamState {
     // Registrations no longer feed it (rebuild does nothing once released).
     for (const t of this.tunnels.values()) t.remove();
     this.tunnels.clear();
+    this.discovery?.source.close();
+    this.discovery = undefined;
     // The targets and the picker stay: a connection or request of an older snapshot that still names this
     // upstream picks and dials as before (L4 dials through the target's connector; pools close once idle).
     for (const t of this.targets) this.letGo(t);

@@ -1,3 +1,4 @@
+import type { DiscoveryHealth } from '../discovery/discovered-targets.js';
 import { isIP } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type tls from 'node:tls';
@@ -14,6 +15,8 @@ import type { UpstreamPlan, UpstreamState } from '../runtime/upstream-state.js';
 
 export interface UpstreamHealthReport extends UpstreamHealthView {
   circuitBreaker: BreakerView | null;
+  /** The `discovery:` block's state (absent without one). */
+  discovery?: DiscoveryHealth;
 }
 
 /**
@@ -191,7 +194,8 @@ export class Upstream {
         failures: { active: 0, passive: 0 },
       })),
     };
-    return { ...view, circuitBreaker: this.breaker?.view() ?? null };
+    const discovery = this.state.discoveryHealth();
+    return { ...view, circuitBreaker: this.breaker?.view() ?? null, ...(discovery !== undefined ? { discovery } : {}) };
   }
 
   /** A retry policy whose budget is the live one kept under `budgetKey`. */
