@@ -73,6 +73,7 @@ export class Gateway {
     upstreams: () => this.snapshot?.upstreams.values() ?? [],
     connections: () => this.connectionRegistry,
     tunnelCodes: () => this.tunnels.codesRegistered().length,
+    configSource: () => this.source?.health(),
   });
   /** What the log phase records each HTTP request in: the statistics and the metrics. */
   private readonly recorder = new Recorders(this.stats, this.metrics.http);

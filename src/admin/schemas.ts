@@ -33,11 +33,11 @@ export const errorSchema = z.object({
 export const healthSchema = z.object({ status: z.literal('ok') });
 
 export const readySchema = z.object({
-  status: z.string().describe('ready; draining or stopping (with 503) once a graceful stop began'),
+  status: z.string().describe('ready; degraded (with 200) while a config store cannot be reached and the last good config serves; draining or stopping (with 503) once a graceful stop began'),
   source: z
     .object({
       origin: z.string(),
-      state: z.enum(['ok', 'error']),
+      state: z.enum(['ok', 'error', 'degraded']),
       revision: z.string(),
       error: z.string().optional(),
     })

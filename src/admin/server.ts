@@ -112,7 +112,10 @@ export function createAdminServer(options: () => AdminOptions, limits: Readonly<
     }
     if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
       const r = opts.ready();
-      return json(res, r.ready ? 200 : 503, { status: r.status, ...(opts.config !== undefined ? { source: opts.config.source.health() } : {}) });
+      const source = opts.config?.source.health();
+      // A config store that cannot be reached leaves the instance serving its last good config: degraded, still ready.
+      const status = r.ready && source?.state === 'degraded' ? 'degraded' : r.status;
+      return json(res, r.ready ? 200 : 503, { status, ...(source !== undefined ? { source } : {}) });
     }
     if (opts.token !== undefined && !authorized(req.headers.authorization, opts.token)) {
       res.setHeader('www-authenticate', 'Bearer realm="portico-admin"');

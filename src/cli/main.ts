@@ -8,7 +8,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfigText, readConfigText } from '../config/load.js';
 import { formatConfigErrors, type ConfigError } from '../config/errors.js';
-import { FileSource, loadConfigFile } from '../sources/file.js';
+import { loadConfigFile } from '../sources/file.js';
+import { openConfigSource } from '../sources/open.js';
 import { Gateway } from '../gateway.js';
 import type { Config, ListenerConfig } from '../config/schema.js';
 import { formatHostPort, type HostPort } from '../net/address.js';
@@ -25,6 +26,8 @@ import { runAgent } from './agent.js';
 import { runConnect } from './connect.js';
 import { runSeal, runUnseal, SEAL_USAGE, UNSEAL_USAGE } from './seal.js';
 import { stopByPidFile } from './stop.js';
+import { CONFIG_USAGE, runConfig } from './config-store.js';
+import { REGISTER_USAGE, runRegister } from './register.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The config `portico start` serves when given none: shipped with the package. */
@@ -44,6 +47,10 @@ Usage:
                                      print a sealed-address line (secret: or $PORTICO_SEALED_SECRET)
   portico unseal   [--secret S] [--kdf auto|md5|sha256|pbkdf2] LINE|-
                                      print the address a sealed line names (debugging)
+  portico config   push [--to STORE] FILE | pull [--from STORE] [-o OUT]
+                                     move the shared config sections into or out of etcd/ZooKeeper
+  portico register (--zookeeper HOSTS --path P | --etcd URL --prefix P) --address HOST:PORT
+                                     keep a service registered for discovery (optionally health-checked)
   portico COMMAND --help             the usage of one command
   portico --help | --version
 
@@ -88,6 +95,10 @@ async function main(argv: string[]): Promise<number> {
       return runSeal(rest);
     case 'unseal':
       return runUnseal(rest);
+    case 'config':
+      return runConfig(rest);
+    case 'register':
+      return runRegister(rest);
   }
   if (!isCommand(command)) {
     return command.startsWith('-') ? usageError(`${command} goes after a command, e.g. portico start ${command} …`, HELP) : usageError(`unknown command "${command}"`, HELP);
@@ -121,6 +132,8 @@ function help(args: string[]): number {
 function usageOf(command: string): string | undefined {
   if (command === 'seal') return SEAL_USAGE;
   if (command === 'unseal') return UNSEAL_USAGE;
+  if (command === 'config') return CONFIG_USAGE;
+  if (command === 'register') return REGISTER_USAGE;
   return isCommand(command) ? COMMANDS[command].usage : undefined;
 }
 
@@ -259,12 +272,19 @@ async function startWorkers(file: string, config: Config, logger: Logger): Promi
 
 /**
  * Runs one gateway on `config` until SIGTERM/SIGINT (graceful stop, resolves 0);
- * SIGHUP reloads the file. Resolves 1 when the config cannot be served.
+ * SIGHUP reloads the file (and a config store's document). Resolves 1 when the config cannot be served.
  */
-async function serve(file: string, config: Config, logger: Logger, onReady: (listeners: ListenerUrl[], admin: string | undefined) => void, worker?: WorkerIdentity): Promise<number> {
+async function serve(file: string, fileConfig: Config, logger: Logger, onReady: (listeners: ListenerUrl[], admin: string | undefined) => void, worker?: WorkerIdentity): Promise<number> {
+  // The file itself, or a config store (`configSource:`) whose document is read now (the cached one while it is down).
+  const opened = await openConfigSource(file, fileConfig, logger);
+  if (!opened.ok) {
+    process.stderr.write(`portico: ${file}: cannot start from ${fileConfig.configSource.type === 'file' ? 'this file' : 'its config store'}\n`);
+    printConfigErrors(file, opened.errors);
+    return 1;
+  }
+  const { source, config } = opened;
+  if (opened.kind === 'store') logger.info({ store: source.origin, from: opened.from }, opened.note);
   const gateway = new Gateway(logger);
-  // The file source reads and checks each new version; the gateway applies it (or refuses it, keeping the running one).
-  const source = new FileSource(file, logger);
   // The admin API reads and writes the config through the source (recordingReload below subscribes the gateway to it).
   gateway.attachSource(source);
   const here: ProcessAdmin = { index: worker?.index ?? 0, workers: worker ? config.workers : 1, gateway, reload: recordingReload(source, gateway, loadConfigFile) };
@@ -279,12 +299,17 @@ async function serve(file: string, config: Config, logger: Logger, onReady: (lis
     logger.error({ error: result.error }, 'cannot start');
     // Also as plain text: the JSON log may go to a collector, and the operator is looking at the terminal.
     process.stderr.write(`portico: cannot start: ${result.error}\n`);
+    source.close();
     await gateway.stop(0);
     return 1;
   }
-  source.adopt();
   source.onInvalid = () => gateway.metrics.reloaded(false);
-  source.setWatch(config.watch);
+  if (opened.kind === 'file') {
+    opened.source.adopt();
+    opened.source.setWatch(config.watch);
+  } else {
+    opened.source.watch();
+  }
   if (worker) answerForThisWorker(here);
 
   const listeners = config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, url: listenerUrl(l.protocol, gateway.listenerAddress(l.name)!) }));

@@ -15,6 +15,8 @@ export interface MetricsSources {
   connections(): ConnectionRegistry;
   /** How many service codes tunnel agents and relay services have registered. */
   tunnelCodes(): number;
+  /** The config source's state (`ok`, `error`, `degraded`: a store that cannot be reached), or undefined without one. */
+  configSource(): { readonly origin: string; readonly state: string } | undefined;
 }
 
 export const METRIC_PREFIX = 'portico_';
@@ -77,6 +79,10 @@ export class Metrics {
     new ScrapedMetric(`${p}open_connections`, 'Open connections, streams and sessions by listener and kind (http1, h2-session, h2-stream, websocket, tcp, tls, udp, tunnel-agent…).', 'gauge', 'sum', (o) => openConnections(sources.connections(), o)).register(r);
     new ScrapedMetric(`${p}upstream_target_healthy`, 'Whether the balancer may pick the target (1) or not (0: failed health checks, ejected, weight 0); min across workers.', 'gauge', 'min', (o) => targetHealth(sources.upstreams(), o)).register(r);
     new ScrapedMetric(`${p}upstream_circuit_breaker_state`, 'The upstream circuit breaker\'s state: 1 on the current one of closed, open, half-open (summed across workers: how many are in it).', 'gauge', 'sum', (o) => breakerStates(sources.upstreams(), o)).register(r);
+    new ScrapedMetric(`${p}config_source_up`, 'Whether the config source (a file, etcd, ZooKeeper) can be read (1) or not (0: the last good config keeps serving); min across workers.', 'gauge', 'min', (o) => {
+      const h = sources.configSource();
+      if (h !== undefined) o.push({ labels: { origin: h.origin }, value: h.state === 'degraded' ? 0 : 1 });
+    }).register(r);
     new ScrapedMetric(`${p}discovery_targets`, 'Targets an upstream\'s discovery offers now (the last known ones while it fails or holds an empty answer).', 'gauge', 'max', (o) => discovery(sources.upstreams(), o, (d) => d.targets)).register(r);
     new ScrapedMetric(`${p}discovery_up`, 'Whether an upstream\'s discovery answers (1) or has lost sight of its targets and keeps the last known ones (0); min across workers.', 'gauge', 'min', (o) => discovery(sources.upstreams(), o, (d) => (d.state === 'error' ? 0 : 1))).register(r);
     new ScrapedMetric(`${p}discovery_holding_empty`, 'Whether an upstream\'s discovery answered no target and the last targets are kept until that lasts emptyGrace (1).', 'gauge', 'max', (o) => discovery(sources.upstreams(), o, (d) => (d.state === 'holding-empty' ? 1 : 0))).register(r);

@@ -63,6 +63,8 @@ export interface ReloadableSource {
   subscribe(subscriber: (doc: { readonly config: Config; readonly revision: string }) => Promise<Outcome>): void;
   /** Resolves true when the document was applied; never rejects (see sources/config-source.ts). */
   reload(reason: string): Promise<boolean>;
+  /** Why its last reload failed, when it tracks that (a store source's refusals are not in the file). */
+  health?(): { readonly error?: string };
 }
 
 /** DELETE /connections/:id outcomes (admin/server.ts): 'unavailable' when the owner cannot be asked. */
@@ -113,6 +115,7 @@ export function recordingReload(source: ReloadableSource, gateway: GatewayViews,
     }
     const applied = last as Applied | undefined;
     let error = applied && !applied.outcome.ok ? applied.outcome.error : undefined;
+    if (error === undefined) error = source.health?.().error;
     if (error === undefined) {
       // Refused before it reached the gateway: read, parse, validate or a named file (the source logged the same).
       const loaded = load(source.file);

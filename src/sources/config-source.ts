@@ -48,10 +48,14 @@ export type WriteOutcome =
   | { readonly ok: false; readonly reason: 'stale' | 'read-only' | 'refused' | 'failed'; readonly error: string }
   | { readonly ok: false; readonly reason: 'invalid'; readonly error: string; readonly errors: readonly ConfigError[] };
 
-/** A source's state, for /ready: whether its last read or write worked. */
+/**
+ * A source's state, for /ready: `ok`; `error`: its last document was refused
+ * (or is missing) and the last good config serves; `degraded`: a store
+ * cannot be reached and the last good config serves.
+ */
 export interface SourceHealth {
   readonly origin: string;
-  readonly state: 'ok' | 'error';
+  readonly state: 'ok' | 'error' | 'degraded';
   /** The revision last applied. */
   readonly revision: string | undefined;
   /** Why the last read, reload or write failed (state `error`). */

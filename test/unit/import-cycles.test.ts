@@ -100,6 +100,8 @@ describe('src/ import graph', () => {
       // The admin API reads and writes the config through its source; the gateway holds the source it serves.
       'sources/': ['cli/', 'sources/', 'admin/', 'gateway.ts'],
       'admin/': ['gateway.ts', 'admin/'],
+      // Store clients serve the config sources, discovery, registrations and the CLI's push/pull.
+      'stores/': ['stores/', 'sources/', 'discovery/', 'cli/'],
       'snapshot/compile.ts': ['gateway.ts'],
       'listeners/': ['gateway.ts', 'listeners/'],
     };
