@@ -26,6 +26,9 @@ export interface UpstreamPlan {
 
 const NO_TARGET: Picker = () => undefined;
 
+/** Longest a replaced discovery source's targets stay while the new one has not answered. */
+const DISCOVERY_HANDOVER_MS = 5_000;
+
 /** Retry budgets kept per upstream (its own and its routes', by settings). */
 const BUDGETS_KEPT = 64;
 
@@ -135,9 +138,11 @@ export class UpstreamState {
   }
 
   /**
-   * Keeps the discovery source while its block is unchanged; a changed
-   * block starts a new one (its first answer replaces the old one's
-   * targets) and stops the old; a removed block takes its targets away.
+   * Keeps the discovery source while its block is unchanged. A changed
+   * block starts a new source; the old one's targets stay until the new one
+   * offers its first set (or DISCOVERY_HANDOVER_MS passed), so a changed
+   * registry address never leaves the upstream empty in between. A removed
+   * block takes its targets away at once.
    */
   private configureDiscovery(config: DiscoveryConfig | undefined): void {
     const key = config === undefined ? undefined : JSON.stringify(config);
@@ -148,10 +153,23 @@ export class UpstreamState {
       const source = this.states.discoverySource(this.name, config);
       this.discovery = { key, source, remove: this.addSource(source) };
     }
-    if (old !== undefined) {
+    if (old === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    let unsubscribe: (() => void) | undefined;
+    let retired = false;
+    const retire = () => {
+      if (retired) return;
+      retired = true;
+      clearTimeout(timer);
+      unsubscribe?.();
       old.remove();
       old.source.close();
-    }
+    };
+    const next = this.discovery?.source;
+    if (next === undefined || next.current().length > 0) return retire();
+    unsubscribe = next.subscribe(retire);
+    timer = setTimeout(retire, DISCOVERY_HANDOVER_MS);
+    timer.unref();
   }
 
   /** What /status shows of the upstream's discovery (undefined without one). */
