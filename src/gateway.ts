@@ -390,6 +390,7 @@ export class Gateway {
               panic: health.panic,
               circuitBreaker: health.circuitBreaker,
               targets: u.targets.map((t, i) => ({ ...health.targets[i], inflight: t.inflight })),
+              ...(health.discovery !== undefined ? { discovery: health.discovery } : {}),
             };
           })
         : [],

@@ -64,6 +64,19 @@ export const statusSchema = z.object({
       panic: z.boolean(),
       circuitBreaker: z.unknown(),
       targets: z.array(targetStatus),
+      discovery: z
+        .object({
+          type: z.string(),
+          origin: z.string(),
+          state: z.enum(['starting', 'ok', 'error', 'holding-empty']),
+          targets: z.number().int(),
+          skipped: z.array(z.object({ entry: z.string(), reason: z.string() })),
+          error: z.string().optional(),
+          changedAt: z.string().optional(),
+          failures: z.number().int(),
+        })
+        .optional()
+        .describe('The discovery block\'s state: where it looks, whether it answers, entries left out'),
     }),
   ),
 });
