@@ -139,7 +139,7 @@ describe('validateConfig: values', () => {
   });
 
   it('an upstream without targets is rejected', () => {
-    assertError(oneError((d) => (d.upstreams[0].targets = [])), 'upstreams[0].targets', 'needs at least one target');
+    assertError(oneError((d) => (d.upstreams[0].targets = [])), 'upstreams[0].targets', 'needs at least one target (or a discovery)');
   });
 
   it('a bad name is rejected', () => {
@@ -443,6 +443,7 @@ describe('loadConfigText', () => {
   it('fills every default of a one-listener document', () => {
     const c = okConfig(loadConfigText('listeners: [{ name: web, protocol: http, listen: 127.0.0.1:0 }]\n', {}));
     assert.deepEqual({ ...c, listeners: [] }, {
+      configSource: { type: 'file' },
       log: { level: 'info' },
       watch: false,
       shutdownTimeout: 10_000,
@@ -667,5 +668,54 @@ describe('header rules and gateway-owned headers', () => {
     const r = validateConfig({ listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', timeouts: { request: '10s' } }] }, {});
     assert.equal(r.ok, false);
     if (!r.ok) assert.equal(r.errors[0]!.path, 'listeners[0].timeouts.request');
+  });
+});
+
+describe('validateConfig: configSource and discovery', () => {
+  it('takes the documented shapes, with their defaults', () => {
+    const c = okConfig(
+      validateConfig(
+        (() => {
+          const d = base();
+          d.configSource = { type: 'zookeeper', servers: ['127.0.0.1:2181'] };
+          d.upstreams = [
+            { name: 'users', discovery: { type: 'zookeeper', servers: ['127.0.0.1:2181'], path: '/real_server' } },
+            { name: 'orders', discovery: { type: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/services/orders' } },
+            { name: 'billing', discovery: { type: 'dns', name: '_billing._tcp.example.internal', record: 'SRV' }, healthCheck: { active: { type: 'http', path: '/health', interval: '2s' } } },
+          ];
+          return d;
+        })(),
+        {},
+      ),
+    );
+    assert.deepEqual(c.configSource, { type: 'zookeeper', servers: ['127.0.0.1:2181'], path: '/portico', timeout: 5000, sessionTimeout: 10_000 });
+    assert.equal(c.upstreams[0]!.targets.length, 0);
+    assert.deepEqual(c.upstreams[2]!.discovery, { type: 'dns', name: '_billing._tcp.example.internal', record: 'SRV', minTtl: 1000, maxTtl: 300_000, timeout: 2000, emptyGrace: 5000 });
+  });
+
+  it('refuses each bad field with its path and why, as a class', () => {
+    const cases: [(d: Record<string, any>) => void, string, RegExp][] = [
+      [(d) => (d.configSource = { type: 'consul' }), 'configSource.type', /file, etcd or zookeeper/],
+      [(d) => (d.configSource = { type: 'etcd' }), 'configSource.endpoints', /./],
+      [(d) => (d.configSource = { type: 'etcd', endpoints: ['127.0.0.1:2379'] }), 'configSource.endpoints[0]', /etcd client URL/],
+      [(d) => (d.configSource = { type: 'etcd', endpoints: ['http://h:1'], prefix: 'portico' }), 'configSource.prefix', /absolute path/],
+      [(d) => (d.configSource = { type: 'etcd', endpoints: ['http://h:1'], prefix: '/portico/' }), 'configSource.prefix', /absolute path/],
+      [(d) => (d.configSource = { type: 'zookeeper', servers: ['h'] }), 'configSource.servers[0]', /host:port/],
+      [(d) => (d.configSource = { type: 'zookeeper', servers: ['h:1'], sessionTimeout: '100ms' }), 'configSource.sessionTimeout', /1s to 1m/],
+      [(d) => (d.configSource = { type: 'file', endpoints: [] }), 'configSource.endpoints', /./],
+      [(d) => (d.upstreams[0].targets = []), 'upstreams[0].targets', /or a discovery/],
+      [(d) => (d.upstreams[0].discovery = { type: 'dns', name: 'api.internal' }), 'upstreams[0].discovery.port', /carries no port/],
+      [(d) => (d.upstreams[0].discovery = { type: 'dns', name: '_a._tcp.x', record: 'SRV', port: 80 }), 'upstreams[0].discovery.port', /own ports/],
+      [(d) => (d.upstreams[0].discovery = { type: 'dns', name: 'a.x', port: 80, minTtl: '10m', maxTtl: '1m' }), 'upstreams[0].discovery.minTtl', /not be more than maxTtl/],
+      [(d) => (d.upstreams[0].discovery = { type: 'dns', name: 'bad name', port: 80 }), 'upstreams[0].discovery.name', /DNS name/],
+      [(d) => (d.upstreams[0].discovery = { type: 'zookeeper', servers: ['h:1'] }), 'upstreams[0].discovery.path', /./],
+      [(d) => (d.upstreams[0].discovery = { type: 'etcd', endpoints: ['http://h:1'], prefix: '/p', emptyGrace: 'soon' }), 'upstreams[0].discovery.emptyGrace', /duration/],
+      [(d) => (d.upstreams[0].discovery = { type: 'mdns' }), 'upstreams[0].discovery.type', /zookeeper, etcd or dns/],
+    ];
+    for (const [edit, path, why] of cases) {
+      const e = oneError(edit);
+      assert.equal(e.path, path, JSON.stringify(e));
+      assert.match(e.message, why);
+    }
   });
 });
