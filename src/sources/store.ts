@@ -15,6 +15,9 @@ export const ABSENT_REVISION = '0';
 
 type Raw = Record<string, unknown>;
 
+/** How often an unreachable store is read again. */
+const RETRY_MS = 2_000;
+
 /** Reloads the watch causes: the same text as what runs applies nothing (SIGHUP and writes elsewhere always apply). */
 const WATCH_REASONS: ReadonlySet<string> = new Set(['store changed', 'store reachable again']);
 
@@ -54,6 +57,8 @@ export class StoreSource implements ConfigSource {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private cacheWarned = false;
+  /** While the store is unreachable: reads it again every RETRY_MS (besides the store's own reconnects). */
+  private retry: NodeJS.Timeout | undefined;
   /** Each refused document, before or at apply (metrics). */
   onInvalid: ((errors: readonly ConfigError[]) => void) | undefined;
 
@@ -144,6 +149,7 @@ export class StoreSource implements ConfigSource {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.retry);
     void this.store.close();
   }
 
@@ -293,12 +299,18 @@ export class StoreSource implements ConfigSource {
     this.reachable = false;
     this.down = { reason, since: new Date().toISOString() };
     this.logger.warn({ store: this.origin, error: reason, revision: this.applied?.revision }, 'config store unreachable; serving the last good config');
+    clearInterval(this.retry);
+    this.retry = setInterval(() => {
+      if (!this.closed) void this.reload('store reachable again');
+    }, RETRY_MS);
+    this.retry.unref();
   }
 
   /** The store answers again: logged once; `reread` reads the document again (a change may have been missed). */
   private markUp(reread: boolean): void {
     if (this.reachable) return;
     this.reachable = true;
+    clearInterval(this.retry);
     const since = this.down?.since;
     this.down = undefined;
     this.logger.info({ store: this.origin, downSince: since }, 'config store reachable again');
