@@ -300,8 +300,12 @@ export class StoreSource implements ConfigSource {
     this.down = { reason, since: new Date().toISOString() };
     this.logger.warn({ store: this.origin, error: reason, revision: this.applied?.revision }, 'config store unreachable; serving the last good config');
     clearInterval(this.retry);
+    let trying = false;
     this.retry = setInterval(() => {
-      if (!this.closed) void this.reload('store reachable again');
+      // One read at a time: a read may take the whole timeout while the store is down.
+      if (this.closed || trying) return;
+      trying = true;
+      void this.reload('store reachable again').finally(() => (trying = false));
     }, RETRY_MS);
     this.retry.unref();
   }
