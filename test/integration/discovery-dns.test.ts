@@ -258,6 +258,10 @@ describe('DNS discovery through the gateway', () => {
       return r.status;
     };
     try {
+      // Both SRV targets are discovered; the active check marks the one with no server unhealthy.
+      const targets = () => (gw.gateway.status() as { upstreams: { name: string; targets: { address: string; healthy: boolean }[] }[] }).upstreams.find((u) => u.name === 'billing')?.targets ?? [];
+      await waitFor(() => (targets().some((t) => t.address === `127.0.0.1:${downPort}` && !t.healthy) ? true : undefined), 'the down target found unhealthy', 20_000, 100);
+      assert.deepEqual(targets().map((t) => `${t.address} ${t.healthy}`).sort(), [`127.0.0.1:${downPort} false`, `127.0.0.1:${up.port} true`].sort());
       // Until the down target is found unhealthy, some requests may fail; then ten in a row must succeed.
       await waitFor(async () => {
         for (let i = 0; i < 10; i++) if ((await get()) !== 200) return undefined;
