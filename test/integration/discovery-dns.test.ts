@@ -200,12 +200,15 @@ describe('DNS discovery: changes and faults', () => {
     await silent.close();
   });
 
-  it('a malformed server address is a failure, not a throw', () => {
-    const w = watch({ name: 'api.example.internal', record: 'A', port: 80, servers: ['not an address'] });
-    const u = w.last();
-    assert.equal(u?.ok, false);
-    assert.match(u && !u.ok ? u.error : '', /^servers: /);
-    w.backend.close();
+  it('a server setServers refuses is a failure, not a throw (the config refuses it first)', () => {
+    const parsed = discoverySchema.parse({ type: 'dns', name: 'api.example.internal', record: 'A', port: 80 });
+    if (parsed.type !== 'dns') throw new Error('not dns');
+    const backend = new DnsDiscovery({ ...parsed, servers: ['not an address'] }, logger);
+    const updates: DiscoveryUpdate[] = [];
+    backend.start((u) => updates.push(u));
+    assert.equal(updates.length, 1);
+    assert.match(updates[0] && !updates[0].ok ? updates[0].error : '', /^servers: /);
+    backend.close();
   });
 });
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Resolver } from 'node:dns/promises';
 import fc from 'fast-check';
+import { discoverySchema, isDnsServer } from '../../src/config/schemas/discovery.js';
 import { MAX_SRV_WEIGHT, nextDelay, retryDelay, selectSrv } from '../../src/discovery/dns-records.js';
 
 const clamp = fc.tuple(fc.integer({ min: 100, max: 86_400_000 }), fc.integer({ min: 100, max: 86_400_000 })).map(([a, b]): [number, number] => (a <= b ? [a, b] : [b, a]));
@@ -72,5 +74,36 @@ describe('dns discovery SRV selection (RFC 2782)', () => {
     assert.deepEqual(chosen, [{ name: 'b.example.internal', port: 8080, weight: 1 }]);
     assert.match(skipped[0]!.reason, /not available/);
     assert.match(skipped[1]!.reason, /port 0/);
+  });
+});
+
+describe('dns discovery servers (config)', () => {
+  const ipPort = fc.oneof(
+    fc.ipV4(),
+    fc.ipV6(),
+    fc.tuple(fc.ipV4(), fc.integer({ min: 1, max: 65_535 })).map(([ip, port]) => `${ip}:${port}`),
+    fc.tuple(fc.ipV6(), fc.integer({ min: 1, max: 65_535 })).map(([ip, port]) => `[${ip}]:${port}`),
+  );
+
+  it('accepts every IP literal with or without a port', () => {
+    fc.assert(fc.property(ipPort, (v) => assert.ok(isDnsServer(v), v)));
+  });
+
+  it('whatever it accepts, node:dns setServers takes (the backend never meets a server it cannot use)', () => {
+    fc.assert(
+      fc.property(fc.oneof(ipPort, fc.string(), fc.constantFrom('dns.local', 'dns.local:53', '1.2.3.4:0', '1.2.3.4:65536', '[::1]', '::1:53', ' 1.2.3.4', '')), (v) => {
+        if (!isDnsServer(v)) return;
+        new Resolver().setServers([v]);
+      }),
+    );
+  });
+
+  it('a bad server is a config error naming the field', () => {
+    for (const bad of ['dns.local', '1.2.3.4:0', '[::1]', 'not an address']) {
+      const r = discoverySchema.safeParse({ type: 'dns', name: 'api.example.internal', port: 80, servers: [bad] });
+      assert.equal(r.success, false, bad);
+      assert.deepEqual(r.error?.issues[0]?.path, ['servers', 0]);
+      assert.match(r.error?.issues[0]?.message ?? '', /must be an IP address/);
+    }
   });
 });
