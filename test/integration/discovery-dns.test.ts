@@ -236,6 +236,41 @@ describe('DNS discovery through the gateway', () => {
     }
   });
 
+  it('the name vanishing (NXDOMAIN) keeps the last targets serving; NODATA empties them after emptyGrace', async () => {
+    const baseline = openFds();
+    const up = await startUpstream();
+    const dns = await startDns({ hosts: { 'api.example.internal': ['127.0.0.1'], 'other.example.internal': ['127.0.0.9'] } }, { ttl: 1 });
+    const gw = await startGateway({
+      listeners: [{ name: 'web', protocol: 'http', listen: '127.0.0.1:0', accessLog: false }],
+      upstreams: [{ name: 'api', discovery: { type: 'dns', name: 'api.example.internal', record: 'A', port: up.port, servers: [dns.server], minTtl: '200ms', maxTtl: '1s', emptyGrace: '500ms' } }],
+      routes: [{ name: 'r', listener: 'web', upstream: 'api' }],
+    });
+    const discovery = () => gw.gateway.current.upstreams.get('api')?.health().discovery;
+    const get = async () => {
+      const r = await fetch(`${gw.url()}/x`);
+      await r.arrayBuffer();
+      return r.status;
+    };
+    try {
+      await waitFor(async () => ((await get()) === 200 ? true : undefined), 'a proxied answer', 10_000);
+      // The name disappears from the zone: NXDOMAIN.
+      await dns.setRecords({ hosts: { 'other.example.internal': ['127.0.0.9'] } });
+      const d = await waitFor(() => (discovery()?.error?.startsWith('NXDOMAIN') ? discovery() : undefined), 'the NXDOMAIN failure on status', 10_000);
+      assert.equal(d.error, 'NXDOMAIN: api.example.internal does not exist');
+      assert.equal(d.targets, 1, 'the last target is kept');
+      assert.equal(await get(), 200);
+      // The name exists again but with no A record (only AAAA): NODATA, an empty answer, applied after emptyGrace.
+      await dns.setRecords({ hosts: { 'api.example.internal': ['::1'] } });
+      await waitFor(() => (discovery()?.targets === 0 ? true : undefined), 'the empty answer applied', 10_000);
+      assert.notEqual(await get(), 200);
+    } finally {
+      await gw.close();
+      await dns.stop();
+      await up.close();
+    }
+    await fdsSettle(baseline);
+  });
+
   it('SRV billing: one of two targets down → traffic only to the healthy one', async () => {
     let healthy = 0;
     const up = await startUpstream((req, res) => {
