@@ -1,6 +1,15 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseHostPort } from '../../net/address.js';
 import { duration, int } from '../values.js';
 import { etcdEndpoints, sessionTimeout, storePath, zookeeperServers } from './stores.js';
+
+/** A DNS server as node:dns setServers takes it: an IP literal, `ip:port` or `[ipv6]:port` (no names: resolving the resolver would need a resolver). */
+export function isDnsServer(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  const hp = parseHostPort(value);
+  return hp !== undefined && isIP(hp.host) !== 0 && hp.port >= 1;
+}
 
 /** Settings every kind of discovery has. */
 const common = {
@@ -47,7 +56,7 @@ export const discoverySchema = z.discriminatedUnion(
       /** The targets' port (A/AAAA; SRV records carry their own). */
       port: int(1, 65_535).optional(),
       /** DNS servers as ip or ip:port; default: the system's resolvers. */
-      servers: z.array(z.string().min(1)).min(1, 'needs at least one server').optional(),
+      servers: z.array(z.string().refine(isDnsServer, 'must be an IP address: ip, ip:port or [ipv6]:port (port 1-65535)')).min(1, 'needs at least one server').optional(),
       minTtl: duration(100, 3_600_000, '100ms to 1h').default(1_000),
       maxTtl: duration(100, 86_400_000, '100ms to 1d').default(300_000),
       /** Longest wait for one answer. */
