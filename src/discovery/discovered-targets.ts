@@ -53,7 +53,7 @@ export class DiscoveredTargets implements TargetSource {
     private readonly emptyGrace: number,
     private readonly logger: Logger,
   ) {
-    this.name = `${backend.type}:${backend.origin}`;
+    this.name = backend.origin;
   }
 
   /** Starts the backend; targets arrive through subscribers as it answers. */
