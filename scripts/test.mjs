@@ -29,5 +29,5 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const run = spawnSync(process.execPath, ['--test', '--test-timeout=120000', ...files], { stdio: 'inherit' });
+const run = spawnSync(process.execPath, ['--test', '--test-timeout=300000', ...files], { stdio: 'inherit' });
 process.exit(run.status ?? 1);

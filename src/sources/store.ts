@@ -107,8 +107,9 @@ export class StoreSource implements ConfigSource {
     return { ok: true, config: built.config, from: stored === undefined ? 'file' : from, revision: stored?.revision ?? ABSENT_REVISION, note };
   }
 
-  /** Starts watching the store (after the initial document was applied). */
+  /** Starts watching the store, and caches the initial document when it came from the store (call it once that applied). */
   watch(): void {
+    if (this.applied !== undefined && this.reachable) this.remember(this.applied);
     this.store.watch({
       onChange: () => void this.reload('store changed'),
       onConnection: (up, reason) => {
@@ -222,8 +223,9 @@ export class StoreSource implements ConfigSource {
       }
       // A watch event for what runs (our own write, a re-armed watch) applies nothing; SIGHUP always does (the file may have changed).
       if (WATCH_REASONS.has(reason) && this.applied !== undefined && this.applied.text === stored.text) {
+        // The store holds what runs again (after a refused or deleted document): nothing to apply, nothing wrong.
         this.applied = stored;
-        if (this.lastError?.includes('is missing')) this.lastError = undefined;
+        this.lastError = undefined;
         return true;
       }
       const built = this.build(local.raw, stored);

@@ -32,7 +32,7 @@ export class EtcdWatch {
   ) {}
 
   start(): void {
-    void this.arm();
+    this.arm();
   }
 
   close(): void {
@@ -43,36 +43,33 @@ export class EtcdWatch {
     void w?.cancel().catch(() => undefined);
   }
 
-  private async arm(): Promise<void> {
+  /**
+   * Attaches a watcher at once (etcd3 connects it in the background and
+   * reconnects it with its backoff); its first `connected` means the store
+   * answers. The watcher object is always held here, so close() detaches it
+   * whatever state it is in (an orphaned watcher would keep etcd3 retrying).
+   */
+  private arm(): void {
     if (this.closed) return;
     const builder = this.etcd.client.watch();
-    const pending = 'key' in this.target ? builder.key(this.target.key) : builder.prefix(this.target.prefix);
-    let w: Watcher;
-    try {
-      // Resolves once etcd created the watch (it waits for a connection meanwhile).
-      w = await this.etcd.bounded('a watch', () => pending.create());
-    } catch (err) {
-      this.setDown((err as Error).message);
-      this.again(500);
-      return;
-    }
-    if (this.closed) {
-      void w.cancel().catch(() => undefined);
-      return;
-    }
+    const w = ('key' in this.target ? builder.key(this.target.key) : builder.prefix(this.target.prefix)).watcher();
     this.watcher = w;
+    let connected = false;
+    w.on('connected', () => {
+      if (!connected) {
+        connected = true;
+        this.setUp();
+        this.handlers.onChange();
+      } else if (this.down) {
+        // Back after a loss: a fresh watch from now (see the class comment), then read again.
+        this.replace();
+      }
+    });
     w.on('put', () => this.handlers.onChange());
     w.on('delete', () => this.handlers.onChange());
     w.on('disconnected', (err) => this.setDown(err.message));
-    w.on('connected', () => {
-      if (!this.down) return;
-      // Back after a loss: a fresh watch from now, then read again.
-      this.replace();
-    });
     // etcd cancelled the watch (compacted past its revision…): make a new one.
     w.on('error', () => this.replace());
-    this.setUp();
-    this.handlers.onChange();
   }
 
   private replace(): void {
@@ -85,7 +82,7 @@ export class EtcdWatch {
   private again(ms: number): void {
     if (this.closed) return;
     clearTimeout(this.rearm);
-    this.rearm = setTimeout(() => void this.arm(), ms);
+    this.rearm = setTimeout(() => this.arm(), ms);
     this.rearm.unref();
   }
 

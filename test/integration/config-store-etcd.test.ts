@@ -8,7 +8,7 @@ import { send } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { api, assert, cacheOf, logged, metric, push, ready, respondRoute, sharedDoc, startInstance, until, type StoreUnderTest } from '../helpers/config-store-fleet.js';
 
-describe('config in etcd: a fleet of real portico processes on one real etcd', () => {
+describe('config in etcd: a fleet of real portico processes on one real etcd', { timeout: 400_000 }, () => {
   let etcd: TestEtcd;
   let store: StoreUnderTest;
   let dir: string;

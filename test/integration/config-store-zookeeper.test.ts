@@ -8,7 +8,7 @@ import { send } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 import { api, assert, logged, push, ready, respondRoute, sharedDoc, startInstance, until, type StoreUnderTest } from '../helpers/config-store-fleet.js';
 
-describe('config in ZooKeeper: a fleet of real portico processes on one real ZooKeeper', () => {
+describe('config in ZooKeeper: a fleet of real portico processes on one real ZooKeeper', { timeout: 400_000 }, () => {
   let zk: TestZookeeper;
   let store: StoreUnderTest;
   let dir: string;

@@ -51,7 +51,7 @@ async function until(base: string, path: string, want: string[], since: number, 
   return performance.now() - since;
 }
 
-describe('service discovery on the real binary: services registered by portico register come and go', () => {
+describe('service discovery on the real binary: services registered by portico register come and go', { timeout: 300_000 }, () => {
   let zk: TestZookeeper;
   let etcd: TestEtcd;
   let dir: string;
