@@ -79,7 +79,7 @@ export class SharedZookeeper {
    * Runs one request on the connected client, bounded by the timeout
    * (node-zookeeper-client queues requests while disconnected).
    */
-  async call<T>(op: (client: zookeeper.Client, cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  async call<T>(op: (client: zookeeper.Client, cb: (err: unknown, value?: T) => void) => void): Promise<T> {
     const started = Date.now();
     const client = await this.ready();
     const left = Math.max(1, this.timeoutMs - (Date.now() - started));
