@@ -55,6 +55,9 @@ export class ZookeeperDocumentStore implements DocumentStore {
     const path = this.options.path;
     try {
       if (ifRevision === null) {
+        // Create-only: the parents are made first (mkdirp keeps existing ones), so only the node itself can conflict.
+        const parent = path.slice(0, path.lastIndexOf('/'));
+        if (parent !== '') await this.zk.call((c, cb) => c.mkdirp(parent, CreateMode.PERSISTENT, (e) => cb(e)));
         await this.zk.call((c, cb) => c.create(path, data, CreateMode.PERSISTENT, (e) => cb(e)));
       } else {
         const cur = await this.read();
