@@ -35,7 +35,11 @@ test('get absent, put/get, CAS stale cases, oversized refused', async () => {
     assert.equal((await s.get())?.text, 'two: 2\n');
     const fresh = open('/portico/b/config');
     try {
-      assert.ok((await fresh.put('new', null).catch(() => ({ ok: false }))).ok === false, 'create-only needs the parent');
+      // Create-only into a store with no such path yet (the first admin API write): the parents are made.
+      const created = await fresh.put('new', null);
+      assert.equal(created.ok, true);
+      assert.equal((await fresh.get())?.text, 'new');
+      assert.equal((await fresh.put('again', null)).ok, false, 'create-only refuses once the node exists');
     } finally {
       await fresh.close();
     }
