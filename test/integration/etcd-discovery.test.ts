@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { discoverySchema } from '../../src/config/schemas/discovery.js';
@@ -77,6 +78,8 @@ test('registerEtcd entries appear and leave on revoke and on lease expiry; figur
 });
 
 test('etcd halted -> ok:false; restarted -> the set again; fds return', async () => {
+  const names = (): string[] => readdirSync('/proc/self/fd').map((f) => { try { return `${f} ${readlinkSync(`/proc/self/fd/${f}`)}`; } catch { return f; } });
+  const was = names();
   const baseline = openFds();
   const { d, updates, addresses } = watch('/svc3');
   try {
@@ -89,7 +92,7 @@ test('etcd halted -> ok:false; restarted -> the set again; fds return', async ()
   } finally {
     d.close();
   }
-  await fdsSettle(baseline, 4);
+  await fdsSettle(baseline, 4).catch((err: Error) => { throw new Error(`${err.message}: ${names().filter((n) => !was.includes(n)).join(', ')}`); });
 });
 
 test('registration: pause removes, resume re-adds, survives a wipe, close removes', async () => {
