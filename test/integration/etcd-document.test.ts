@@ -110,3 +110,21 @@ test('get and put while etcd is halted reject with StoreUnavailableError within 
   }
   await fdsSettle(baseline, 4);
 });
+
+test('get and put while etcd is paused (accepts, never answers) reject within the timeout', async () => {
+  const s = store('/t4/config');
+  try {
+    await s.put('z: 1', undefined);
+    etcd.pause();
+    for (const call of [() => s.get(), () => s.put('z: 2', undefined)]) {
+      const t0 = performance.now();
+      await assert.rejects(call(), StoreUnavailableError);
+      const took = performance.now() - t0;
+      console.log(`# paused: rejected in ${Math.round(took)} ms (timeout ${TIMEOUT})`);
+      assert.ok(took < TIMEOUT + 1_000, `took ${took} ms`);
+    }
+  } finally {
+    etcd.resume();
+    await s.close();
+  }
+});
