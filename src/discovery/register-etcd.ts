@@ -86,8 +86,11 @@ export async function registerEtcd(where: EtcdRegistry, spec: RegistrationSpec):
     clearTimeout(retry);
     retry = undefined;
     const old = drop();
-    if (old !== undefined) await etcd.bounded('lease revoke', () => old.revoke()).catch(() => {});
-    await etcd.bounded('delete', () => etcd.client.delete().key(key).exec()).catch(() => {});
+    // Both at once, so removing is bounded by one timeout, not two.
+    await Promise.all([
+      old === undefined ? undefined : etcd.bounded('lease revoke', () => old.revoke()).catch(() => {}),
+      etcd.bounded('delete', () => etcd.client.delete().key(key).exec()).catch(() => {}),
+    ]);
   };
 
   const reg: Registration = {
