@@ -1,89 +1,89 @@
-import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { StoreUnavailableError } from './document-store.js';
 
 /**
- * One etcd3 client per endpoints list in a process, shared by the config
- * source, discovery and registrations that name the same cluster, and
- * closed when the last of them lets go.
- *
- * Every call goes through `bounded`: etcd3 retries a failed call and waits
- * for a connection, so a call while etcd is down would otherwise take as
- * long as its retries; here it rejects with StoreUnavailableError after
- * `timeout` ms. Watch streams reconnect on their own with a backoff of
- * 100 ms doubling to 2 s (etcd3's default grows to 30 s: a fleet would
- * take that long to see a returning store).
+ * One Etcd3 client per endpoints list, shared by reference count: the
+ * config source, discovery and registrations of one process use a single
+ * connection. Every call goes through `bounded()`, so it settles within the
+ * timeout even while etcd3 retries internally (cockatiel).
  */
-export interface EtcdHandle {
+export interface SharedEtcd {
   readonly client: Etcd3;
-  readonly timeout: number;
-  /** `host:port,host:port`, for origins. */
-  readonly hosts: string;
-  /** Runs one call, bounded by the timeout. */
+  readonly timeoutMs: number;
+  /** Runs `call` and rejects with StoreUnavailableError once `timeoutMs` passes. */
   bounded<T>(what: string, call: () => Promise<T>): Promise<T>;
-  /** Lets go of the client (closed with the last handle). */
+  /** Lets go of this reference; the client closes with the last one. */
   release(): void;
 }
 
-const shared = new Map<string, { client: Etcd3; users: number }>();
+interface Entry {
+  client: Etcd3;
+  refs: number;
+}
 
-export function acquireEtcd(endpoints: readonly string[], timeout: number): EtcdHandle {
-  const key = `${endpoints.join(',')}|${timeout}`;
-  let entry = shared.get(key);
+const clients = new Map<string, Entry>();
+
+export function acquireEtcd(endpoints: readonly string[], timeoutMs: number): SharedEtcd {
+  const name = endpoints.join(',');
+  let entry = clients.get(name);
   if (entry === undefined) {
-    const client = new Etcd3({
-      hosts: [...endpoints],
-      dialTimeout: timeout,
-      // Unary calls end at the deadline; streams (watches, keepalives) live on.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      faultHandling: {
-        // One try per host per call: `bounded` is the retry budget the caller sees.
-        host: () => noop,
-        global: retry(handleWhen(isRecoverableError), { maxAttempts: 1 }),
-        // etcd3 takes the factory and calls next() itself (its typing names the product).
-        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as never,
-      },
-    });
-    entry = { client, users: 0 };
-    shared.set(key, entry);
+    entry = {
+      client: new Etcd3({
+        hosts: [...endpoints],
+        dialTimeout: timeoutMs,
+        // A channel of its own: grpc-js's global subchannel pool would keep
+        // the sockets of a closed client open until its 10 s sweep.
+        grpcOptions: { 'grpc.use_local_subchannel_pool': 1 },
+        defaultCallOptions: (context) => (context.isStream ? {} : { deadline: new Date(Date.now() + timeoutMs) }),
+      }),
+      refs: 0,
+    };
+    clients.set(name, entry);
   }
-  entry.users++;
-  const e = entry;
+  entry.refs++;
+  const held = entry;
   let released = false;
   return {
-    client: e.client,
-    timeout,
-    hosts: endpoints.map((u) => u.replace(/^https?:\/\//, '').replace(/\/$/, '')).join(','),
-    bounded: (what, call) => bounded(what, call, timeout),
+    client: held.client,
+    timeoutMs,
+    bounded: (what, call) => bounded(what, timeoutMs, call),
     release: () => {
       if (released) return;
       released = true;
-      if (--e.users > 0) return;
-      shared.delete(key);
-      e.client.close();
+      held.refs--;
+      if (held.refs === 0) {
+        if (clients.get(name) === held) clients.delete(name);
+        held.client.close();
+      }
     },
   };
 }
 
-/** `call()`, or StoreUnavailableError once `ms` passed or when it fails for want of etcd. */
-export function bounded<T>(what: string, call: () => Promise<T>, ms: number): Promise<T> {
+function bounded<T>(what: string, timeoutMs: number, call: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer ${what} within ${ms} ms`)), ms);
-    let p: Promise<T>;
+    const timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer ${what} within ${timeoutMs} ms`)), timeoutMs);
+    let started: Promise<T>;
     try {
-      p = call();
+      started = call();
     } catch (err) {
-      p = Promise.reject(err);
+      clearTimeout(timer);
+      reject(unavailable(what, err));
+      return;
     }
-    p.then(
-      (v) => {
+    started.then(
+      (value) => {
         clearTimeout(timer);
-        resolve(v);
+        resolve(value);
       },
-      (err: Error) => {
+      (err: unknown) => {
         clearTimeout(timer);
-        reject(err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`etcd ${what}: ${err.message}`));
+        reject(unavailable(what, err));
       },
     );
   });
+}
+
+function unavailable(what: string, err: unknown): StoreUnavailableError {
+  if (err instanceof StoreUnavailableError) return err;
+  return new StoreUnavailableError(`etcd ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
 }

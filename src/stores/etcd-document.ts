@@ -1,7 +1,10 @@
+import type { Watcher } from 'etcd3';
 import type { Logger } from '../observability/logger.js';
 import { acquireEtcd, type EtcdHandle } from './etcd-client.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { DocumentStore, PutOutcome, StoredText, StoreWatchHandlers } from './document-store.js';
+import { acquireEtcd, type SharedEtcd } from './etcd-client.js';
+import { EtcdKeyWatch } from './etcd-watch.js';
 
 export interface EtcdDocumentOptions {
   readonly endpoints: readonly string[];
@@ -12,15 +15,16 @@ export interface EtcdDocumentOptions {
 }
 
 /**
- * A config document in one etcd key (v3 API). Its revision is the key's
- * ModRevision; a compare-and-set write is a transaction on it (RFC-like
- * optimistic concurrency: `If(mod_revision == N) Then(put)`).
+ * The config document in one etcd key. The revision is the key's
+ * mod_revision. Compare-and-set is a txn: `If mod_revision == N` (a
+ * revision), `If create_revision == 0` (null: absent). The watch is an
+ * EtcdKeyWatch (an etcd watch for speed, a probe for outages, wipes and
+ * compactions).
  */
 export class EtcdDocumentStore implements DocumentStore {
   readonly origin: string;
-  private readonly etcd: EtcdHandle;
-  private watcher: EtcdWatch | undefined;
-
+  #etcd: SharedEtcd | undefined;
+  #watch: EtcdKeyWatch | undefined;
   constructor(
     readonly options: EtcdDocumentOptions,
     readonly logger: Logger,
@@ -29,36 +33,48 @@ export class EtcdDocumentStore implements DocumentStore {
     this.origin = `etcd://${this.etcd.hosts}${options.key}`;
   }
 
+  #client(): SharedEtcd {
+    this.#etcd ??= acquireEtcd(this.options.endpoints, this.options.timeout);
+    return this.#etcd;
+  }
+
   async get(): Promise<StoredText | undefined> {
-    const res = await this.etcd.bounded(`a read of ${this.options.key}`, () => this.etcd.client.get(this.options.key).exec());
+    const etcd = this.#client();
+    const res = await etcd.bounded('get', () => etcd.client.get(this.options.key).exec());
     const kv = res.kvs[0];
-    return kv === undefined ? undefined : { text: kv.value.toString('utf8'), revision: String(kv.mod_revision) };
+    if (kv === undefined) return undefined;
+    return { text: kv.value.toString('utf8'), revision: kv.mod_revision };
   }
 
   async put(text: string, ifRevision: string | null | undefined): Promise<PutOutcome> {
-    const { client } = this.etcd;
+    const etcd = this.#client();
     const key = this.options.key;
     if (ifRevision === undefined) {
-      const res = await this.etcd.bounded(`a write of ${key}`, () => client.put(key).value(text).exec());
-      return { ok: true, revision: String(res.header.revision) };
+      const res = await etcd.bounded('put', () => etcd.client.put(key).value(text).exec());
+      return { ok: true, revision: res.header.revision };
     }
-    const res = await this.etcd.bounded(`a write of ${key}`, () =>
-      (ifRevision === null ? client.if(key, 'Create', '==', 0) : client.if(key, 'Mod', '==', Number(ifRevision))).then(client.put(key).value(text)).commit(),
-    );
-    if (res.succeeded) return { ok: true, revision: String(res.header.revision) };
-    const now = await this.get().catch(() => undefined);
-    return { ok: false, reason: 'stale', revision: now?.revision };
+    const cmp = ifRevision === null ? etcd.client.if(key, 'Create', '==', 0) : etcd.client.if(key, 'Mod', '==', ifRevision);
+    const res = await etcd.bounded('put', () => cmp.then(etcd.client.put(key).value(text)).else(etcd.client.get(key)).commit());
+    if (res.succeeded) return { ok: true, revision: res.header.revision };
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    return { ok: false, reason: 'stale', revision: kv?.mod_revision };
   }
 
   watch(handlers: StoreWatchHandlers): void {
-    if (this.watcher !== undefined) return;
-    this.watcher = new EtcdWatch(this.etcd, { key: this.options.key }, handlers);
-    this.watcher.start();
+    if (this.#watch !== undefined) return;
+    this.#watch = new EtcdKeyWatch(this.#client(), this.options.key, false, this.logger, this.origin, {
+      onChange: () => handlers.onChange(),
+      onConnection: (up, reason) => handlers.onConnection(up, reason),
+    });
   }
 
   close(): Promise<void> {
-    this.watcher?.close();
-    this.etcd.release();
+    this.#watch?.close();
+    this.#watch = undefined;
+    this.#etcd?.release();
+    this.#etcd = undefined;
     return Promise.resolve();
   }
 }
+
+export type { Watcher };

@@ -1,100 +1,137 @@
 import type { Watcher } from 'etcd3';
-import type { EtcdHandle } from './etcd-client.js';
+import type { Logger } from '../observability/logger.js';
+import type { SharedEtcd } from './etcd-client.js';
 
 export interface EtcdWatchHandlers {
-  /** Something under the watched key or prefix changed, or the watch was re-made (read again). */
+  /** The key (or prefix) may have changed: read it again. */
   onChange(): void;
-  /** etcd reachability changed (told once each way). */
   onConnection(up: boolean, reason?: string): void;
 }
 
+/** How often the probe reads the watched key or prefix (ms), at most. */
+const PROBE_MS = 1_000;
+
 /**
- * A watch on one key or one prefix that keeps itself alive until `close()`.
- *
- * etcd3 re-attaches a watch after a lost stream from the last revision it
- * saw; that misses nothing after a plain restart, but after a compaction
- * etcd cancels the watch, and after a restart with a wiped data folder the
- * revisions start again from 1, so a watch from an old revision would see
- * nothing until the counter caught up. So after every loss the watch is
- * made anew from the current revision and `onChange` is called: the caller
- * reads the current state, and nothing in between is missed.
+ * Watches one etcd key or prefix until close(); never throws. Two parts:
+ * - an etcd watch (etcd3 Watcher) for prompt notice of each put/delete;
+ *   on its `error` (e.g. the watch's revision was compacted) it is
+ *   re-created and onChange() is called;
+ * - a probe: a bounded range read (keys only) every PROBE_MS. A failed
+ *   probe reports onConnection(false, reason) once; the next good one
+ *   reports onConnection(true) and onChange(). It also sees what the watch
+ *   cannot: the cluster's revision going backwards (etcd restarted with a
+ *   wiped data folder: the watch would wait for revisions that come much
+ *   later) and a changed set of mod_revisions (events missed); both re-arm
+ *   the watch and call onChange().
  */
-export class EtcdWatch {
-  private watcher: Watcher | undefined;
-  private down = false;
-  private closed = false;
-  private rearm: NodeJS.Timeout | undefined;
+export class EtcdKeyWatch {
+  #watcher: Watcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #up: boolean | undefined;
+  #clusterRevision = 0n;
+  #fingerprint: string | undefined;
+  #arming = false;
 
   constructor(
-    private readonly etcd: EtcdHandle,
-    private readonly target: { readonly key: string } | { readonly prefix: string },
-    private readonly handlers: EtcdWatchHandlers,
-  ) {}
+    readonly etcd: SharedEtcd,
+    readonly key: string,
+    readonly prefix: boolean,
+    readonly logger: Logger,
+    readonly origin: string,
+    readonly handlers: EtcdWatchHandlers,
+  ) {
+    void this.#probe();
+  }
 
-  start(): void {
-    this.arm();
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => void this.#probe(), Math.min(PROBE_MS, this.etcd.timeoutMs));
+    this.#timer.unref();
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const client = this.etcd.client;
+      const res = await this.etcd.bounded('watch probe', () => (this.prefix ? client.getAll().prefix(this.key).exec() : client.get(this.key).exec()));
+      if (this.#closed) return;
+      const revision = BigInt(res.header.revision);
+      const fingerprint = res.kvs.map((kv) => `${kv.key.toString()}@${kv.mod_revision}`).join(',');
+      const wiped = revision < this.#clusterRevision;
+      const changed = this.#fingerprint !== undefined && fingerprint !== this.#fingerprint;
+      this.#clusterRevision = revision;
+      this.#fingerprint = fingerprint;
+      if (this.#up !== true) {
+        this.#up = true;
+        this.handlers.onConnection(true);
+        await this.#arm();
+        this.handlers.onChange();
+      } else if (wiped || changed) {
+        if (wiped) this.logger.warn({ origin: this.origin }, 'etcd revision went backwards (data wiped?): watch re-armed');
+        await this.#arm();
+        this.handlers.onChange();
+      }
+    } catch (err) {
+      if (this.#closed) return;
+      if (this.#up !== false) {
+        this.#up = false;
+        const reason = err instanceof Error ? err.message : String(err);
+        this.handlers.onConnection(false, reason);
+      }
+    } finally {
+      this.#schedule();
+    }
+  }
+
+  /** (Re-)creates the etcd watch from the current revision. */
+  async #arm(): Promise<void> {
+    if (this.#arming || this.#closed) return;
+    this.#arming = true;
+    try {
+      this.#drop();
+      const builder = this.prefix ? this.etcd.client.watch().prefix(this.key) : this.etcd.client.watch().key(this.key);
+      const watcher = await this.etcd.bounded('watch', () => builder.create());
+      if (this.#closed) {
+        void watcher.cancel().catch(() => {});
+        return;
+      }
+      this.#watcher = watcher;
+      watcher.on('put', () => this.#event());
+      watcher.on('delete', () => this.#event());
+      watcher.on('error', (err: Error) => {
+        if (this.#watcher !== watcher) return;
+        this.logger.warn({ origin: this.origin, error: err.message }, 'etcd watch error: re-arming');
+        this.#drop();
+        void this.#arm().then(() => {
+          if (!this.#closed) this.handlers.onChange();
+        });
+      });
+    } catch {
+      // The probe reports the outage and re-arms once etcd answers.
+      this.#up = undefined;
+    } finally {
+      this.#arming = false;
+    }
+  }
+
+  #event(): void {
+    if (!this.#closed) this.handlers.onChange();
+  }
+
+  #drop(): void {
+    const w = this.#watcher;
+    this.#watcher = undefined;
+    if (w !== undefined) {
+      w.removeAllListeners();
+      w.on('error', () => {});
+      void w.cancel().catch(() => {});
+    }
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.rearm);
-    const w = this.watcher;
-    this.watcher = undefined;
-    void w?.cancel().catch(() => undefined);
-  }
-
-  /**
-   * Attaches a watcher at once (etcd3 connects it in the background and
-   * reconnects it with its backoff); its first `connected` means the store
-   * answers. The watcher object is always held here, so close() detaches it
-   * whatever state it is in (an orphaned watcher would keep etcd3 retrying).
-   */
-  private arm(): void {
-    if (this.closed) return;
-    const builder = this.etcd.client.watch();
-    const w = ('key' in this.target ? builder.key(this.target.key) : builder.prefix(this.target.prefix)).watcher();
-    this.watcher = w;
-    let connected = false;
-    w.on('connected', () => {
-      if (!connected) {
-        connected = true;
-        this.setUp();
-        this.handlers.onChange();
-      } else if (this.down) {
-        // Back after a loss: a fresh watch from now (see the class comment), then read again.
-        this.replace();
-      }
-    });
-    w.on('put', () => this.handlers.onChange());
-    w.on('delete', () => this.handlers.onChange());
-    w.on('disconnected', (err) => this.setDown(err.message));
-    // etcd cancelled the watch (compacted past its revision…): make a new one.
-    w.on('error', () => this.replace());
-  }
-
-  private replace(): void {
-    const w = this.watcher;
-    this.watcher = undefined;
-    void w?.cancel().catch(() => undefined);
-    this.again(0);
-  }
-
-  private again(ms: number): void {
-    if (this.closed) return;
-    clearTimeout(this.rearm);
-    this.rearm = setTimeout(() => this.arm(), ms);
-    this.rearm.unref();
-  }
-
-  private setDown(reason: string): void {
-    if (this.down || this.closed) return;
-    this.down = true;
-    this.handlers.onConnection(false, reason);
-  }
-
-  private setUp(): void {
-    if (!this.down) return;
-    this.down = false;
-    this.handlers.onConnection(true);
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#drop();
   }
 }
