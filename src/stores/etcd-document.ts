@@ -1,7 +1,5 @@
 import type { Watcher } from 'etcd3';
 import type { Logger } from '../observability/logger.js';
-import { acquireEtcd, type EtcdHandle } from './etcd-client.js';
-import { EtcdWatch } from './etcd-watch.js';
 import type { DocumentStore, PutOutcome, StoredText, StoreWatchHandlers } from './document-store.js';
 import { acquireEtcd, type SharedEtcd } from './etcd-client.js';
 import { EtcdKeyWatch } from './etcd-watch.js';
@@ -29,8 +27,7 @@ export class EtcdDocumentStore implements DocumentStore {
     readonly options: EtcdDocumentOptions,
     readonly logger: Logger,
   ) {
-    this.etcd = acquireEtcd(options.endpoints, options.timeout);
-    this.origin = `etcd://${this.etcd.hosts}${options.key}`;
+    this.origin = `etcd://${options.endpoints[0]!.replace(/^https?:\/\//, '').replace(/\/$/, '')}${options.key}`;
   }
 
   #client(): SharedEtcd {

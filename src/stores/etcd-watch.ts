@@ -91,11 +91,9 @@ export class EtcdKeyWatch {
     try {
       this.#drop();
       const builder = this.prefix ? this.etcd.client.watch().prefix(this.key) : this.etcd.client.watch().key(this.key);
-      const watcher = await this.etcd.bounded('watch', () => builder.create());
-      if (this.#closed) {
-        void watcher.cancel().catch(() => {});
-        return;
-      }
+      // Attached at once and always held here (etcd3 connects it in the background): a watcher left
+      // behind by a timed-out create() would keep etcd3 reconnecting, and the process from exiting.
+      const watcher = builder.watcher();
       this.#watcher = watcher;
       watcher.on('put', () => this.#event());
       watcher.on('delete', () => this.#event());
