@@ -2,9 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isMap, parseDocument } from 'yaml';
 import { formatConfigErrors, type ConfigError } from '../config/errors.js';
-import { readConfigText, validateConfig } from '../config/load.js';
+import { readConfigMapping, validateConfig } from '../config/load.js';
 import { configSourceSchema } from '../config/schemas/stores.js';
-import { readYaml } from '../config/yaml-document.js';
 import { createLogger } from '../observability/logger.js';
 import { checkConfigFiles } from '../sources/check-files.js';
 import { checkStoredShape, mergeDocuments, SHARED_SECTIONS } from '../sources/shared-sections.js';
@@ -166,13 +165,8 @@ function sharedText(file: string, text: string): string {
 }
 
 function readDocument(file: string): { raw: Record<string, unknown>; text: string } | { errors: ConfigError[] } {
-  const text = readConfigText(file);
-  if (typeof text !== 'string') return { errors: [text] };
-  const parsed = readYaml(text);
-  if (!parsed.ok) return { errors: [{ path: '(document)', ...parsed.problem }] };
-  const raw = parsed.data ?? {};
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { errors: [{ path: '(root)', message: 'must be a mapping' }] };
-  return { raw: raw as Record<string, unknown>, text };
+  const read = readConfigMapping(file);
+  return 'error' in read ? { errors: [read.error] } : read;
 }
 
 function invalid(file: string, errors: ConfigError[]): number {

@@ -21,6 +21,17 @@ export function readConfigText(file: string): string | ConfigError {
   }
 }
 
+/** A config file read and parsed, not validated: its text and its top-level mapping, or why it is neither. */
+export function readConfigMapping(file: string): { text: string; raw: Record<string, unknown> } | { error: ConfigError } {
+  const text = readConfigText(file);
+  if (typeof text !== 'string') return { error: text };
+  const parsed = readYaml(text);
+  if (!parsed.ok) return { error: { path: '(document)', ...parsed.problem } };
+  const raw = parsed.data ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { error: { path: '(root)', message: `${file} is not a mapping of keys such as listeners, upstreams, routes` } };
+  return { text, raw: raw as Record<string, unknown> };
+}
+
 export function loadConfigText(text: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const read = readYaml(text);
   if (!read.ok) return { ok: false, errors: [{ path: '(document)', ...read.problem }] };

@@ -1,5 +1,5 @@
 import type { ConfigError } from '../config/errors.js';
-import { readConfigText, validateConfig } from '../config/load.js';
+import { readConfigMapping, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { readYaml } from '../config/yaml-document.js';
 import type { Logger } from '../observability/logger.js';
@@ -249,13 +249,8 @@ export class StoreSource implements ConfigSource {
 
   /** The local file's document, parsed (not validated: it is validated merged). */
   private readLocal(): { raw: Raw } | { errors: ConfigError[] } {
-    const text = readConfigText(this.file);
-    if (typeof text !== 'string') return { errors: [text] };
-    const parsed = readYaml(text);
-    if (!parsed.ok) return { errors: [{ path: '(document)', ...parsed.problem }] };
-    const raw = parsed.data ?? {};
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return { errors: [{ path: '(root)', message: `${this.file} is not a mapping` }] };
-    return { raw: raw as Raw };
+    const read = readConfigMapping(this.file);
+    return 'error' in read ? { errors: [read.error] } : read;
   }
 
   private parseStored(text: string): { raw: Raw } | { errors: ConfigError[] } {

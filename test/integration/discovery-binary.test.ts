@@ -126,6 +126,9 @@ routes:
     const d = JSON.stringify(status.json);
     assert.match(d, /"discovery":\{"type":"zookeeper"/);
     assert.match(d, /"discovery":\{"type":"etcd"/);
+    const metrics = (await send(gw.admin!, { path: '/metrics' })).body;
+    assert.match(metrics, /portico_discovery_targets\{upstream="real-servers",type="zookeeper"\} 0/);
+    assert.match(metrics, /portico_discovery_up\{upstream="orders",type="etcd"\} 1/);
     t.diagnostic(
       `zookeeper: join ${zkJoin.toFixed(0)} ms, leave after SIGKILL (2 s session) ${zkLeave.toFixed(0)} ms, after SIGTERM ${cleanLeave.toFixed(0)} ms; ` +
         `etcd: join ${etcdJoin.toFixed(0)} ms, leave after SIGKILL (2 s lease) ${etcdLeave.toFixed(0)} ms; failing check → gone ${checkLeave.toFixed(0)} ms`,
