@@ -50,8 +50,17 @@ export class ZookeeperDiscovery implements DiscoveryBackend {
     if (!this.closed) this.onUpdate?.(u);
   }
 
+  /** When the pending read (timer) fires. */
+  private due = 0;
+
   private schedule(ms: number): void {
-    if (this.closed || this.timer) return;
+    if (this.closed) return;
+    // A read already due sooner stands; one due later is brought forward.
+    if (this.timer !== undefined) {
+      if (this.due <= Date.now() + ms) return;
+      clearTimeout(this.timer);
+    }
+    this.due = Date.now() + ms;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.read();
@@ -68,6 +77,8 @@ export class ZookeeperDiscovery implements DiscoveryBackend {
       this.report(await this.readOnce());
     } catch (err) {
       this.report({ ok: false, error: describe(err, this.config.path) });
+      // A missing path sets no child watch: exists() does, so its creation is seen at once (the retry stays as a backstop).
+      if (zkCode(err) === ZK.NO_NODE && this.zk !== undefined) this.zk.client.exists(this.config.path, () => this.schedule(0), () => undefined);
       this.schedule(RETRY_MS);
     } finally {
       this.reading = false;
