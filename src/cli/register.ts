@@ -50,10 +50,13 @@ export async function runRegister(argv: string[]): Promise<number> {
   }
   process.stderr.write(`portico: registered ${options.address} at ${reg.origin}\n`);
   return new Promise<number>((resolve) => {
+    // The registry clients' retry timers are unref'd: this keeps the process up while the registry is unreachable.
+    const alive = setInterval(() => undefined, 1 << 30);
     let stopping = false;
     const stop = () => {
       if (stopping) return;
       stopping = true;
+      clearInterval(alive);
       void reg.close().then(() => {
         process.stderr.write(`portico: deregistered ${options.address}\n`);
         resolve(0);
