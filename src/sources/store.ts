@@ -91,7 +91,7 @@ export class StoreSource implements ConfigSource {
     let note: string;
     try {
       stored = await this.store.get();
-      note = stored === undefined ? `${this.origin} holds no document yet: serving the sections of ${this.file}` : `from ${this.origin} at revision ${stored.revision}`;
+      note = stored === undefined ? `${this.origin} holds no document yet: serving the sections of ${this.file}` : `shared config read from ${this.origin} (revision ${stored.revision})`;
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
       const cached = readCache(this.cacheFile, this.origin);
