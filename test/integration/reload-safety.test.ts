@@ -119,6 +119,8 @@ test('watch: a truncate-then-write, a file written in slow pieces and an atomic 
   fs.writeFileSync(file, doc(port, 'v2', 'watch: true\n'));
   await waitFor(async () => (await get(web)).body === 'v2', 'v2 to be applied');
   assert.equal(gw.child.exitCode, null);
+  // The log line of that reload may reach this process after the gateway serves v2 (asynchronous log, a pipe): wait for it before counting.
+  await waitFor(() => reloads() >= 1, 'the v2 reload to be logged');
 
   // A document written in three pieces 40 ms apart: only the whole one is applied.
   const whole = `${doc(port, 'v3')}  - { name: extra, listener: web, match: { path: /extra }, respond: { body: "extra" } }\nwatch: true\n`;
