@@ -19,6 +19,20 @@ export interface FileGateway {
   close(): Promise<void>;
 }
 
+/** One admin API request to `base`: a JSON body unless `body` is a string (sent as is); the answer with its body parsed as JSON where it is. */
+export async function adminRequest(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply & { json: any }> {
+  const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  const h: Record<string, string> = { ...(text !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}), ...headers };
+  const r = await send(base, { method, path, headers: h, ...(text !== undefined ? { body: text } : {}) });
+  let json: unknown;
+  try {
+    json = JSON.parse(r.body);
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
 /**
  * A real gateway served from a config FILE, as `portico start` runs it: the
  * file source attached, so admin API changes are written back to the file.
@@ -47,18 +61,7 @@ export async function startFromFile(text: string, name = 'portico.yaml', logger:
       return `http://${formatHostPort(a)}`;
     },
     admin,
-    async api(method, path, body, headers = {}) {
-      const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-      const h: Record<string, string> = { ...(text !== undefined && typeof body !== 'string' ? { 'content-type': 'application/json' } : {}), ...headers };
-      const r = await send(admin(), { method, path, headers: h, ...(text !== undefined ? { body: text } : {}) });
-      let json: unknown;
-      try {
-        json = JSON.parse(r.body);
-      } catch {
-        json = undefined;
-      }
-      return { ...r, json };
-    },
+    api: (method, path, body, headers = {}) => adminRequest(admin(), method, path, body, headers),
     async close() {
       source.close();
       await gateway.stop(1000);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { adminRequest } from './admin.js';
 import { runCli, startCli, stopAfter, type Running } from './cli.js';
 import { send, type Reply } from './http.js';
 import { waitFor } from './wait.js';
@@ -77,16 +78,9 @@ export async function until(base: string, path: string, status: number, body?: s
   return performance.now() - t0;
 }
 
-export async function api(admin: string, method: string, path: string, body?: unknown): Promise<Reply & { json: any }> {
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  const r = await send(admin, { method, path, headers: text === undefined ? {} : { 'content-type': 'application/json' }, ...(text !== undefined ? { body: text } : {}) });
-  let json: unknown;
-  try {
-    json = JSON.parse(r.body);
-  } catch {
-    json = undefined;
-  }
-  return { ...r, json };
+/** One admin API request to an instance (a JSON body). */
+export function api(admin: string, method: string, path: string, body?: unknown): Promise<Reply & { json: any }> {
+  return adminRequest(admin, method, path, body);
 }
 
 /** Log lines of an instance whose `msg` matches. */
